@@ -1,0 +1,881 @@
+"""Per-request overhead of flask-rampart and peer Flask security extensions.
+
+Run from the repository root::
+
+    .venv/bin/python bench/overhead.py            # ~4 s per config and route
+    .venv/bin/python bench/overhead.py --quick    # ~1 s per config and route
+
+Every configuration runs in its own freshly spawned process. Inside it, a bare
+Flask app and the app under test are driven directly through their WSGI
+callables with a prebuilt environ, in alternating batches, and the per-request
+times are reported as medians, p99 and ratios to bare Flask. Peers that are not
+installed are listed as such (``pip install -r bench/requirements-peers.txt``).
+A full run of every configuration also writes the report to
+``bench/results/latest.md``; ``--quick`` and ``--only`` runs only print it
+unless ``--out`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import inspect
+import io
+import json
+import math
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, request
+from werkzeug.test import EnvironBuilder
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_OUT = HERE / "results" / "latest.md"
+
+FULL_SECONDS = 4.0
+QUICK_SECONDS = 1.0
+MAX_BATCH = 200
+MIN_ROUNDS = 3
+TARGET_ROUNDS = 20
+WARMUP_REQUESTS = 500
+RAMPART_TARGET_US = 5.0
+WHOLE_US_FROM = 1000.0
+WHOLE_RATIO_FROM = 100.0
+
+CLIENT_ADDR = "127.0.0.1"
+HOST = "api.example.com"
+BROWSER_HEADERS: dict[str, str] = {
+    "Host": HOST,
+    "User-Agent": (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+    ),
+    "Accept": "application/json, text/plain, */*",
+    "Accept-Encoding": "gzip, deflate, br, zstd",
+    "Accept-Language": "en-GB,en-US;q=0.9,en;q=0.8",
+    "X-Forwarded-Proto": "https",
+    "Origin": "https://app.example.com",
+}
+
+
+class BenchError(RuntimeError):
+    """A configuration did not answer the way the benchmark requires."""
+
+
+# --------------------------------------------------------------------------
+# Requests and the app
+# --------------------------------------------------------------------------
+
+
+def order_document() -> dict[str, Any]:
+    """Return a ~10 KB JSON order: a customer and 23 line items."""
+    items = [
+        {
+            "sku": f"SKU-{1000 + i}",
+            "name": f"Stainless steel widget, model {i}",
+            "description": (
+                "A durable, dishwasher-safe widget with a brushed stainless finish, "
+                "suitable for everyday use in home and professional kitchens. "
+                f"Batch {i:04d}, inspected twice before shipping; see the care sheet."
+            ),
+            "tags": ["kitchen", "steel", "bestseller", "gift-idea", f"batch-{i % 5}"],
+            "dimensions_mm": {"width": 40 + i, "height": 120, "depth": 35},
+            "price": round(4.99 + i * 1.25, 2),
+            "quantity": 1 + i % 4,
+            "in_stock": i % 7 != 0,
+        }
+        for i in range(23)
+    ]
+    customer = {
+        "id": "c-58213",
+        "name": "Ada Example",
+        "email": "ada@example.com",
+        "address": {
+            "street": "1 Example Road",
+            "city": "Exampleton",
+            "postcode": "EX1 2AB",
+            "country": "GB",
+        },
+    }
+    return {
+        "order_id": "o-77231",
+        "currency": "EUR",
+        "customer": customer,
+        "items": items,
+    }
+
+
+@dataclass(frozen=True)
+class Route:
+    """One benchmarked request: a prebuilt environ plus the expected answer."""
+
+    label: str
+    environ: dict[str, Any]
+    body: bytes
+    expected_json: object
+
+    def fresh_environ(self) -> dict[str, Any]:
+        """Copy the environ for one request, with an unread body stream."""
+        environ = dict(self.environ)
+        environ["wsgi.input"] = io.BytesIO(self.body)
+        return environ
+
+
+def build_route(
+    method: str, path: str, payload: object, expected_json: object
+) -> Route:
+    """Build the environ once with werkzeug; it is copied for every request."""
+    body = json.dumps(payload).encode() if payload is not None else b""
+    builder = EnvironBuilder(
+        path=path,
+        method=method,
+        headers=list(BROWSER_HEADERS.items()),
+        data=body or None,
+        content_type="application/json" if body else None,
+        environ_overrides={"REMOTE_ADDR": CLIENT_ADDR, "REMOTE_PORT": "50123"},
+    )
+    try:
+        environ = builder.get_environ()
+    finally:
+        builder.close()
+    environ.pop("wsgi.input", None)
+    label = f"{method} {path}"
+    if body:
+        label += f" ({len(body) / 1024:.1f} KB JSON)"
+    return Route(label=label, environ=environ, body=body, expected_json=expected_json)
+
+
+def build_routes() -> list[Route]:
+    """Build the two benchmarked requests."""
+    order = order_document()
+    return [
+        build_route("GET", "/hello", None, {"message": "hello"}),
+        build_route("POST", "/submit", order, {"items": len(order["items"])}),
+    ]
+
+
+def make_app(name: str) -> Flask:
+    """Build the app every configuration wraps: /hello and /submit."""
+    app = Flask(name)
+
+    @app.get("/hello")
+    def hello() -> dict[str, str]:
+        return {"message": "hello"}
+
+    @app.post("/submit")
+    def submit() -> dict[str, int]:
+        data = request.get_json()
+        return {"items": len(data["items"])}
+
+    return app
+
+
+# --------------------------------------------------------------------------
+# Configurations
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    """A configuration under test.
+
+    ``setup`` installs the extension(s) on an app and may return a callable
+    that describes the extension's state after a route (shown as a note).
+    ``expect_headers`` are response headers that prove the extension is active.
+    """
+
+    name: str
+    description: str
+    modules: tuple[str, ...]
+    packages: tuple[str, ...]
+    setup: Callable[[Flask], Callable[[], str] | None]
+    expect_headers: tuple[str, ...] = ()
+
+
+def load(module: str, name: str) -> Callable[..., Any]:
+    """Import ``module.name`` lazily: each worker loads only its extension."""
+    loaded: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return loaded
+
+
+def setup_rampart(app: Flask) -> None:
+    """Set up Rampart with the issue's target configuration."""
+    rampart, security_config = (
+        load("flask_rampart", "Rampart"),
+        load("flask_rampart", "SecurityConfig"),
+    )
+    config = security_config(
+        blacklist=["203.0.113.0/24", "2001:db8::/32"],
+        whitelist=None,
+        trusted_proxies=["10.0.0.0/8"],
+        blocked_user_agents=["sqlmap", "nikto", "masscan"],
+        enable_cors=True,
+        cors_allow_origins=["https://app.example.com"],
+        enforce_https=False,
+    )
+    rampart(app, config=config)
+
+
+def setup_rampart_headers_only(app: Flask) -> None:
+    """Set up Rampart with default settings: security headers only."""
+    rampart, security_config = (
+        load("flask_rampart", "Rampart"),
+        load("flask_rampart", "SecurityConfig"),
+    )
+    rampart(app, config=security_config())
+
+
+def setup_talisman_cors(app: Flask) -> None:
+    """Set up flask-talisman (force_https=False) plus flask-cors defaults."""
+    load("flask_talisman", "Talisman")(app, force_https=False)
+    load("flask_cors", "CORS")(app)
+
+
+def setup_limiter(app: Flask) -> None:
+    """Set up flask-limiter, in memory, with a limit that is never reached."""
+    limiter = load("flask_limiter", "Limiter")
+    limiter(
+        load("flask_limiter.util", "get_remote_address"),
+        app=app,
+        default_limits=["1000000000 per minute"],
+        storage_uri="memory://",
+    )
+
+
+def setup_gatekeeper(app: Flask) -> Callable[[], str]:
+    """Set up flask-gatekeeper with a global limit that is never reached."""
+    gatekeeper = load("flask_gatekeeper", "GateKeeper")
+    if "rate_limit_rules" in inspect.signature(gatekeeper).parameters:
+        # 1.x: a list of {"count", "window"} rules
+        keeper = gatekeeper(app, rate_limit_rules=[{"count": 10**9, "window": 60}])
+    else:
+        # 0.x: a single [count, window] rule
+        keeper = gatekeeper(app, rate_limit_rule=[10**9, 60])
+
+    def remembered() -> str:
+        ips = getattr(keeper, "ips", {})
+        count = sum(len(getattr(ip, "rate_entries", ())) for ip in ips.values())
+        return f"{count:,} request timestamps remembered for the client IP"
+
+    return remembered
+
+
+def setup_guard(*, detection: bool) -> Callable[[Flask], None]:
+    """Set up flaskapi-guard in memory, penetration detection on or off."""
+
+    def setup(app: Flask) -> None:
+        options: dict[str, Any] = {
+            "enable_redis": False,
+            "rate_limit": 10**9,
+            "rate_limit_window": 60,
+        }
+        if not detection:
+            options["enable_penetration_detection"] = False
+        config = load("flaskapi_guard", "SecurityConfig")(**options)
+        load("flaskapi_guard", "FlaskAPIGuard")(app, config=config)
+
+    return setup
+
+
+RAMPART = ("flask_rampart",)
+GUARD = ("flaskapi_guard",)
+GUARD_PACKAGES = ("flaskapi-guard", "guard-core")
+
+CONFIGS: tuple[Config, ...] = (
+    Config(
+        "rampart",
+        "blacklist (v4+v6), trusted proxies, 3 blocked UAs, CORS for one origin, "
+        "default security headers",
+        RAMPART,
+        ("flask-rampart",),
+        setup_rampart,
+        ("X-Content-Type-Options", "Access-Control-Allow-Origin"),
+    ),
+    Config(
+        "rampart-headers-only",
+        "`SecurityConfig()` defaults: security headers only",
+        RAMPART,
+        ("flask-rampart",),
+        setup_rampart_headers_only,
+        ("X-Content-Type-Options",),
+    ),
+    Config(
+        "talisman+cors",
+        "`Talisman(app, force_https=False)` + `CORS(app)`",
+        ("flask_talisman", "flask_cors"),
+        ("flask-talisman", "flask-cors"),
+        setup_talisman_cors,
+        ("Content-Security-Policy", "Access-Control-Allow-Origin"),
+    ),
+    Config(
+        "limiter",
+        "memory://, 1000000000 per minute, `get_remote_address`",
+        ("flask_limiter",),
+        ("Flask-Limiter", "limits"),
+        setup_limiter,
+    ),
+    Config(
+        "gatekeeper",
+        "global rate limit 10**9 per 60 s",
+        ("flask_gatekeeper",),
+        ("flask-gatekeeper",),
+        setup_gatekeeper,
+    ),
+    Config(
+        "guard-nodetect",
+        "in-memory, rate limit 10**9/60 s, penetration detection OFF",
+        GUARD,
+        GUARD_PACKAGES,
+        setup_guard(detection=False),
+        ("X-Content-Type-Options",),
+    ),
+    Config(
+        "guard-detect",
+        "in-memory, rate limit 10**9/60 s, penetration detection ON (default)",
+        GUARD,
+        GUARD_PACKAGES,
+        setup_guard(detection=True),
+        ("X-Content-Type-Options",),
+    ),
+)
+CONFIG_BY_NAME = {config.name: config for config in CONFIGS}
+
+
+def is_installed(config: Config) -> bool:
+    """Whether every module the configuration needs can be imported."""
+    return all(
+        importlib.util.find_spec(module) is not None for module in config.modules
+    )
+
+
+# --------------------------------------------------------------------------
+# Driving one request
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class Response:
+    """What one WSGI call produced."""
+
+    status: str = ""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+
+def call_app(
+    app: Flask, environ: dict[str, Any], *, keep_body: bool = False
+) -> Response:
+    """Call the WSGI app, drain and close the iterable, return the response."""
+    response = Response()
+
+    def start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: object = None
+    ) -> Callable[[bytes], object]:
+        del exc_info
+        response.status = status
+        response.headers = headers
+        return lambda _data: None
+
+    chunks = app(environ, start_response)
+    try:
+        if keep_body:
+            response.body = b"".join(chunks)
+        else:
+            for _chunk in chunks:
+                pass
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    return response
+
+
+def check_response(app: Flask, route: Route, expect_headers: Iterable[str]) -> None:
+    """Fail unless the app answers 200 with the right JSON and headers."""
+    response = call_app(app, route.fresh_environ(), keep_body=True)
+    if not response.status.startswith("200"):
+        msg = f"{route.label}: status {response.status!r}, body {response.body[:200]!r}"
+        raise BenchError(msg)
+    try:
+        payload = json.loads(response.body)
+    except ValueError:
+        payload = None
+    if payload != route.expected_json:
+        msg = f"{route.label}: unexpected body {response.body[:200]!r}"
+        raise BenchError(msg)
+    present = {name.lower() for name, _value in response.headers}
+    missing = [name for name in expect_headers if name.lower() not in present]
+    if missing:
+        msg = f"{route.label}: extension not active, missing headers {missing}"
+        raise BenchError(msg)
+
+
+def timed_batch(app: Flask, route: Route, count: int, out: list[int]) -> None:
+    """Serve ``count`` requests, appending each call's duration in ns."""
+    clock = time.perf_counter_ns
+    for _ in range(count):
+        environ = route.fresh_environ()
+        start = clock()
+        response = call_app(app, environ)
+        elapsed = clock() - start
+        if not response.status.startswith("200"):
+            msg = f"{route.label}: status {response.status!r} during the timed run"
+            raise BenchError(msg)
+        out.append(elapsed)
+
+
+# --------------------------------------------------------------------------
+# Interleaved measurement (worker side)
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    """Distribution of one app's per-request times on one route, in µs."""
+
+    n: int
+    median_us: float
+    p99_us: float
+
+
+@dataclass
+class RouteResult:
+    """Bare vs configuration on one route."""
+
+    route: str
+    bare: Summary
+    config: Summary
+    rounds: int
+    batches: tuple[int, int]
+    round_added_p25_us: float
+    round_added_p75_us: float
+    note: str | None = None
+
+
+@dataclass
+class WorkerResult:
+    """Everything a worker sends back to the parent."""
+
+    config: str
+    routes: list[RouteResult] = field(default_factory=list)
+    error: str | None = None
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of unsorted values."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summarize(samples_ns: Sequence[int]) -> Summary:
+    """Median and p99 of a list of ns timings, in µs."""
+    return Summary(
+        n=len(samples_ns),
+        median_us=statistics.median(samples_ns) / 1000,
+        p99_us=percentile(samples_ns, 0.99) / 1000,
+    )
+
+
+def warm_up(apps: Sequence[Flask], route: Route, seconds: float) -> list[float]:
+    """Alternate single requests until time or count runs out; return medians in ns."""
+    samples: list[list[int]] = [[] for _ in apps]
+    deadline = time.perf_counter() + seconds
+    while len(samples[0]) < WARMUP_REQUESTS and time.perf_counter() < deadline:
+        for app, out in zip(apps, samples, strict=True):
+            timed_batch(app, route, 1, out)
+    return [statistics.median(out) for out in samples]
+
+
+def batch_size(cost_ns: float, seconds: float) -> int:
+    """Size one app's batch so that it fills half a round.
+
+    A round lasts about ``seconds / TARGET_ROUNDS``; both apps get the same
+    share of wall time, so a slow configuration gets small batches (down to one
+    request) while bare Flask still gets a batch long enough to be measured away
+    from the slow app's after-effects.
+    """
+    half_round_ns = seconds * 1e9 / TARGET_ROUNDS / 2
+    return max(1, min(MAX_BATCH, int(half_round_ns / max(1.0, cost_ns))))
+
+
+def measure_route(bare: Flask, app: Flask, route: Route, seconds: float) -> RouteResult:
+    """Alternate batches of bare and configured requests for ``seconds``."""
+    bare_cost, app_cost = warm_up((bare, app), route, seconds / 4)
+    bare_batch, app_batch = (
+        batch_size(bare_cost, seconds),
+        batch_size(app_cost, seconds),
+    )
+    bare_ns: list[int] = []
+    app_ns: list[int] = []
+    round_added: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while len(round_added) < MIN_ROUNDS or time.perf_counter() < deadline:
+        bare_start, app_start = len(bare_ns), len(app_ns)
+        if len(round_added) % 2:
+            timed_batch(app, route, app_batch, app_ns)
+            timed_batch(bare, route, bare_batch, bare_ns)
+        else:
+            timed_batch(bare, route, bare_batch, bare_ns)
+            timed_batch(app, route, app_batch, app_ns)
+        added = statistics.median(app_ns[app_start:]) - statistics.median(
+            bare_ns[bare_start:]
+        )
+        round_added.append(added / 1000)
+    return RouteResult(
+        route=route.label,
+        bare=summarize(bare_ns),
+        config=summarize(app_ns),
+        rounds=len(round_added),
+        batches=(bare_batch, app_batch),
+        round_added_p25_us=percentile(round_added, 0.25),
+        round_added_p75_us=percentile(round_added, 0.75),
+    )
+
+
+def run_worker(name: str, seconds: float) -> WorkerResult:
+    """Measure one configuration against bare Flask, in this (fresh) process."""
+    config = CONFIG_BY_NAME[name]
+    result = WorkerResult(config=name)
+    try:
+        bare = make_app("bare")
+        app = make_app(name)
+        describe = config.setup(app)
+        routes = build_routes()
+        for route in routes:
+            check_response(bare, route, ())
+            check_response(app, route, config.expect_headers)
+        for route in routes:
+            route_result = measure_route(bare, app, route, seconds)
+            if describe is not None:
+                route_result.note = describe()
+            result.routes.append(route_result)
+    except Exception as exc:  # noqa: BLE001 - a failing extension is reported, not fatal
+        result.error = f"{type(exc).__name__}: {exc}"
+    return result
+
+
+# --------------------------------------------------------------------------
+# Orchestration (parent side)
+# --------------------------------------------------------------------------
+
+
+def run_config(config: Config, seconds: float) -> WorkerResult:
+    """Run one configuration in a freshly spawned process (its own heap and GC)."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        future = pool.submit(run_worker, config.name, seconds)
+        try:
+            return future.result()
+        except BrokenProcessPool as exc:
+            return WorkerResult(config.name, error=f"worker process died: {exc}")
+
+
+def run_all(
+    configs: Sequence[Config], seconds: float
+) -> dict[str, WorkerResult | None]:
+    """Run each installed configuration; None marks one that is not installed."""
+    results: dict[str, WorkerResult | None] = {}
+    for config in configs:
+        if not is_installed(config):
+            results[config.name] = None
+            log(f"{config.name}: not installed")
+            continue
+        started = time.perf_counter()
+        log(f"{config.name}: running ...")
+        results[config.name] = run_config(config, seconds)
+        log(f"{config.name}: done in {time.perf_counter() - started:.1f} s")
+    return results
+
+
+def log(message: str) -> None:
+    """Progress goes to stderr so stdout stays pure markdown."""
+    print(message, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------
+
+
+def package_version(name: str) -> str:
+    """Installed version of a distribution, or 'not installed'."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo, or the platform's guess."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (what `nproc` prints)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def machine_section(seconds: float, *, quick: bool) -> list[str]:
+    """Header, machine table and package versions."""
+    mode = "quick" if quick else "full"
+    flask_versions = f"{package_version('flask')} / {package_version('werkzeug')}"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# flask-rampart: per-request overhead vs bare Flask",
+        "",
+        (
+            f"Generated {stamp} by `bench/overhead.py` ({mode} mode: about "
+            f"{seconds:g} s of interleaved measurement per configuration and route, "
+            "after warm-up)."
+        ),
+        "",
+        "## Machine",
+        "",
+        "| item | value |",
+        "|---|---|",
+        f"| CPU | {cpu_model()} |",
+        f"| nproc | {usable_cpus()} |",
+        f"| OS | {platform.system()} {platform.release()} ({platform.machine()}) |",
+        f"| Python | {platform.python_implementation()} {platform.python_version()} |",
+        f"| flask / werkzeug | {flask_versions} |",
+        "",
+        "## Configurations and package versions",
+        "",
+        "| configuration | setup | packages |",
+        "|---|---|---|",
+    ]
+    for config in CONFIGS:
+        versions = ", ".join(
+            f"{name} {package_version(name)}" for name in config.packages
+        )
+        lines.append(f"| `{config.name}` | {config.description} | {versions} |")
+    return [*lines, ""]
+
+
+def fmt_us(value: float) -> str:
+    """µs with one decimal below 1 ms, whole µs with separators above."""
+    return f"{value:.1f}" if abs(value) < WHOLE_US_FROM else f"{value:,.0f}"
+
+
+def fmt_added(value: float) -> str:
+    """Signed µs."""
+    sign = "+" if value >= 0 else "-"
+    return sign + fmt_us(abs(value))
+
+
+def fmt_ratio(value: float) -> str:
+    """Ratio to bare Flask."""
+    return f"{value:.2f}x" if value < WHOLE_RATIO_FROM else f"{value:,.0f}x"
+
+
+def result_rows(route: str, results: dict[str, WorkerResult | None]) -> list[str]:
+    """One table row per configuration for one route."""
+    rows = []
+    for config in CONFIGS:
+        if config.name not in results:
+            continue
+        result = results[config.name]
+        label = f"`{config.name}`"
+        if result is None:
+            rows.append(f"| {label} | not installed | | | | | | |")
+            continue
+        if result.error is not None:
+            rows.append(f"| {label} | error: {result.error} | | | | | | |")
+            continue
+        found = next((r for r in result.routes if r.route == route), None)
+        if found is None:
+            rows.append(f"| {label} | no result | | | | | | |")
+            continue
+        rows.append(format_row(label, found))
+    return rows
+
+
+def format_row(label: str, result: RouteResult) -> str:
+    """Format a measured row: medians, p99, added µs, ratio, sample counts."""
+    bare, config = result.bare, result.config
+    added = config.median_us - bare.median_us
+    low, high = result.round_added_p25_us, result.round_added_p75_us
+    spread = f"{fmt_added(low)} .. {fmt_added(high)}"
+    cells = [
+        label,
+        fmt_us(bare.median_us),
+        fmt_us(config.median_us),
+        fmt_us(config.p99_us),
+        f"**{fmt_added(added)}**",
+        fmt_ratio(config.median_us / bare.median_us),
+        spread,
+        f"{bare.n:,} / {config.n:,}",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+TABLE_HEADER = (
+    "| configuration | bare median | config median | config p99 | added "
+    "| ratio | added, per-round p25 .. p75 | n (bare / config) |"
+)
+
+
+def tables_section(
+    routes: Sequence[str], results: dict[str, WorkerResult | None]
+) -> list[str]:
+    """One markdown table per route."""
+    lines = ["## Per-request cost (µs)", ""]
+    for route in routes:
+        lines += [
+            f"### {route}",
+            "",
+            TABLE_HEADER,
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            *result_rows(route, results),
+            "",
+        ]
+    return lines
+
+
+def target_section(results: dict[str, WorkerResult | None]) -> list[str]:
+    """Check the issue's target: rampart adds at most 5 µs per request."""
+    result = results.get("rampart")
+    lines = ["## Target", ""]
+    if result is None or result.error is not None or not result.routes:
+        return [
+            *lines,
+            "`rampart` was not measured, so the target was not checked.",
+            "",
+        ]
+    for route in result.routes:
+        added = route.config.median_us - route.bare.median_us
+        verdict = "met" if added <= RAMPART_TARGET_US else "**missed**"
+        lines.append(
+            f"- `rampart`, {route.route}: {fmt_added(added)} µs added "
+            f"(target ≤ {RAMPART_TARGET_US:g} µs): {verdict}"
+        )
+    return [*lines, ""]
+
+
+def notes_section(results: dict[str, WorkerResult | None]) -> list[str]:
+    """State notes some configurations report after each route."""
+    notes = [
+        f"- `{name}` after {route.route}: {route.note}"
+        for name, result in results.items()
+        if result is not None
+        for route in result.routes
+        if route.note
+    ]
+    if not notes:
+        return []
+    return ["## Notes", "", *notes, ""]
+
+
+HOW_TO_READ = """\
+## How to read this
+
+Each configuration ran in its own Python process, next to a bare Flask app with
+the same two routes built in that process; both apps were called directly
+through their WSGI callables (no server, no sockets, no HTTP parsing) with a
+prebuilt environ carrying the same seven browser-like headers, in alternating
+batches (bare first on even rounds, configuration first on odd ones) after a
+warm-up. Every response had to be 200, and once per route the JSON body and the
+extension's marker headers were checked, so a misconfigured app cannot look
+fast. "bare median" is bare Flask measured inside the same process, so it varies
+a little from row to row; "added" (configuration median minus that bare median)
+and "ratio" (configuration median / bare median) are the numbers to compare.
+"added, per-round p25 .. p75" is the same difference computed within each round:
+a few µs between two configurations is noise unless these ranges are apart. p99
+includes garbage-collection pauses and machine noise. Absolute µs depend on the
+machine; the ratios and the differences between configurations are the
+transferable part. Every configuration is bounded by time, not by request count,
+and both apps get the same wall time per round, so slow configurations show a
+small n. flask-gatekeeper keeps every request timestamp per IP and filters them
+all on each request, so its cost grows with the requests already served (see
+Notes).
+"""
+
+
+def render(
+    results: dict[str, WorkerResult | None], seconds: float, *, quick: bool
+) -> str:
+    """Render the whole markdown report."""
+    routes = [route.label for route in build_routes()]
+    lines = [
+        *machine_section(seconds, quick=quick),
+        *tables_section(routes, results),
+        *target_section(results),
+        *notes_section(results),
+        HOW_TO_READ,
+    ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="about 1 s per config and route"
+    )
+    parser.add_argument(
+        "--seconds", type=float, help="measurement time per config and route"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(CONFIG_BY_NAME),
+        help="run only this configuration (repeatable)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help=f"also write the report here (a full run defaults to {DEFAULT_OUT})",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print (and maybe save) the report."""
+    args = parse_args(argv)
+    seconds = args.seconds or (QUICK_SECONDS if args.quick else FULL_SECONDS)
+    configs = (
+        [CONFIG_BY_NAME[name] for name in args.only] if args.only else list(CONFIGS)
+    )
+    results = run_all(configs, seconds)
+    report = render(results, seconds, quick=args.quick)
+    sys.stdout.write(report)
+    out = args.out or (None if args.quick or args.only else DEFAULT_OUT)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report)
+        log(f"report written to {out}")
+    failed = [name for name, result in results.items() if result and result.error]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,730 @@
+//! The typed policy and its validation.
+//!
+//! The Python package hands over a JSON object holding only the fields the user set (through
+//! `SecurityConfig(...)` or `RAMPART_*` keys). [`Config::from_json`] checks every field, fills in
+//! defaults and reports **every** problem at once in [`ConfigErrors`]. Field names are those of
+//! flaskapi-guard's `SecurityConfig`; [`FIELDS`] is the one list of them, with their defaults.
+
+use ipnet::IpNet;
+use serde_json::{Map, Value};
+
+use crate::error::ConfigErrors;
+use crate::net::cidr::{self, IpSet};
+use crate::net::client_ip::ProxyPolicy;
+use crate::respond::cors::CorsPolicy;
+use crate::respond::headers::HeaderPolicy;
+
+/// Whether a field works in this release, or belongs to a feature still to come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    Yes,
+    /// Accepted only with its default or an "off" value; names the feature it belongs to.
+    Later(&'static str),
+    /// Part of the reference's API but not of Rampart; accepted only when off.
+    Never(&'static str),
+}
+
+/// A configuration field: name, default (as JSON), support status.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldSpec {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub support: Support,
+}
+
+const RL: Support = Support::Later("rate limiting and IP banning");
+const DET: Support = Support::Later("penetration-attempt detection");
+const RED: Support = Support::Later("shared state (Redis)");
+const GEO: Support = Support::Later("country and cloud-provider blocking");
+const AGENT: Support = Support::Never("the reference's telemetry agent is not part of Rampart");
+
+const fn f(name: &'static str, default: &'static str, support: Support) -> FieldSpec {
+    FieldSpec {
+        name,
+        default,
+        support,
+    }
+}
+
+/// Every configuration field, in documentation order.
+pub const FIELDS: &[FieldSpec] = &[
+    f("trusted_proxies", "[]", Support::Yes),
+    f("trusted_proxy_depth", "1", Support::Yes),
+    f("trust_x_forwarded_proto", "true", Support::Yes),
+    f("whitelist", "null", Support::Yes),
+    f("blacklist", "[]", Support::Yes),
+    f("blocked_user_agents", "[]", Support::Yes),
+    f(
+        "exclude_paths",
+        r#"["/docs", "/redoc", "/openapi.json", "/openapi.yaml", "/favicon.ico", "/static"]"#,
+        Support::Yes,
+    ),
+    f("emergency_mode", "false", Support::Yes),
+    f("emergency_whitelist", "[]", Support::Yes),
+    f("passive_mode", "false", Support::Yes),
+    f("enforce_https", "false", Support::Yes),
+    f("custom_request_check", "null", Support::Yes),
+    f("custom_response_modifier", "null", Support::Yes),
+    f("custom_error_responses", "{}", Support::Yes),
+    f("fail_secure", "true", Support::Yes),
+    f("security_headers", HeaderPolicy::DEFAULT_JSON, Support::Yes),
+    f("enable_cors", "false", Support::Yes),
+    f("cors_allow_origins", r#"["*"]"#, Support::Yes),
+    f(
+        "cors_allow_methods",
+        r#"["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]"#,
+        Support::Yes,
+    ),
+    f("cors_allow_headers", r#"["*"]"#, Support::Yes),
+    f("cors_allow_credentials", "false", Support::Yes),
+    f("cors_expose_headers", "[]", Support::Yes),
+    f("cors_max_age", "600", Support::Yes),
+    f("custom_log_file", "null", Support::Yes),
+    f("log_suspicious_level", r#""WARNING""#, Support::Yes),
+    f("log_request_level", "null", Support::Yes),
+    f("log_format", r#""text""#, Support::Yes),
+    f("enable_rate_limiting", "false", RL),
+    f("rate_limit", "null", RL),
+    f("rate_limit_window", "60", RL),
+    f("endpoint_rate_limits", "{}", RL),
+    f("enable_ip_banning", "false", RL),
+    f("auto_ban_threshold", "10", RL),
+    f("auto_ban_duration", "3600", RL),
+    f("enable_penetration_detection", "false", DET),
+    f("detection_compiler_timeout", "2.0", DET),
+    f("detection_max_content_length", "10000", DET),
+    f("detection_preserve_attack_patterns", "true", DET),
+    f("detection_semantic_threshold", "0.7", DET),
+    f("detection_anomaly_threshold", "3.0", DET),
+    f("detection_slow_pattern_threshold", "0.1", DET),
+    f("detection_monitor_history_size", "1000", DET),
+    f("detection_max_tracked_patterns", "1000", DET),
+    f("enable_redis", "false", RED),
+    f("redis_url", "null", RED),
+    f("redis_prefix", r#""rampart:""#, RED),
+    f("geo_ip_handler", "null", GEO),
+    f("blocked_countries", "[]", GEO),
+    f("whitelist_countries", "[]", GEO),
+    f("block_cloud_providers", "[]", GEO),
+    f("cloud_ip_refresh_interval", "3600", GEO),
+    f("ipinfo_token", "null", GEO),
+    f("ipinfo_db_path", "null", GEO),
+    f("enable_agent", "false", AGENT),
+    f("agent_api_key", "null", AGENT),
+    f("agent_endpoint", "null", AGENT),
+    f("agent_project_id", "null", AGENT),
+    f("agent_buffer_size", "100", AGENT),
+    f("agent_flush_interval", "30", AGENT),
+    f("agent_enable_events", "true", AGENT),
+    f("agent_enable_metrics", "true", AGENT),
+    f("agent_timeout", "30", AGENT),
+    f("agent_retry_attempts", "3", AGENT),
+    f("agent_guard_version", "null", AGENT),
+    f("enable_dynamic_rules", "false", AGENT),
+    f("dynamic_rule_interval", "300", AGENT),
+];
+
+/// The defaults of every field, as one JSON object (for the Python side's attribute access).
+#[must_use]
+pub fn defaults_json() -> String {
+    let mut map = Map::new();
+    for spec in FIELDS {
+        let value = serde_json::from_str(spec.default).unwrap_or(Value::Null);
+        map.insert(spec.name.to_owned(), value);
+    }
+    Value::Object(map).to_string()
+}
+
+/// Log levels accepted by the logging fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Debug,
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+impl Level {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warning => "WARNING",
+            Level::Error => "ERROR",
+            Level::Critical => "CRITICAL",
+        }
+    }
+}
+
+/// Where and how security events are logged (carried out by the Python side).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggingConfig {
+    pub custom_log_file: Option<String>,
+    pub suspicious_level: Option<Level>,
+    pub request_level: Option<Level>,
+    pub json: bool,
+}
+
+/// The validated policy the engine runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub proxies: ProxyPolicy,
+    pub whitelist: Option<IpSet>,
+    pub blacklist: IpSet,
+    pub blocked_user_agents: Vec<String>,
+    pub exclude_paths: Vec<String>,
+    pub emergency_mode: bool,
+    pub emergency_whitelist: IpSet,
+    pub passive_mode: bool,
+    pub enforce_https: bool,
+    pub custom_error_responses: Vec<(u16, String)>,
+    pub custom_request_check: bool,
+    pub custom_response_modifier: bool,
+    pub fail_secure: bool,
+    pub headers: HeaderPolicy,
+    pub cors: Option<CorsPolicy>,
+    pub logging: LoggingConfig,
+    /// Things that are allowed but probably not what the user meant, logged at start-up.
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Validates a JSON object of explicitly set fields; absent fields take their defaults.
+    ///
+    /// # Errors
+    /// Every bad field, at once.
+    pub fn from_json(json: &str) -> Result<Config, ConfigErrors> {
+        let value: Value = serde_json::from_str(json).map_err(|e| {
+            let mut errs = ConfigErrors::default();
+            errs.push("<config>", format!("not valid JSON: {e}"));
+            errs
+        })?;
+        let Value::Object(map) = value else {
+            let mut errs = ConfigErrors::default();
+            errs.push("<config>", "must be a mapping of field names to values");
+            return Err(errs);
+        };
+        Self::from_map(&map)
+    }
+
+    /// Validates a map of explicitly set fields.
+    ///
+    /// # Errors
+    /// Every bad field, at once.
+    pub fn from_map(map: &Map<String, Value>) -> Result<Config, ConfigErrors> {
+        let mut r = Reader::new(map, "");
+        r.reject_unknown(&FIELDS.iter().map(|s| s.name).collect::<Vec<_>>());
+        for spec in FIELDS {
+            r.check_support(spec);
+        }
+
+        let trusted = r.ip_list("trusted_proxies");
+        for (i, net) in trusted.iter().enumerate() {
+            if cidr::is_everything(net) {
+                r.errors.push(
+                    format!("trusted_proxies[{i}]"),
+                    format!("'{net}' would trust every address; list your proxies instead"),
+                );
+            }
+        }
+        let depth = r.uint("trusted_proxy_depth", 1, 1, 64);
+        let trust_proto = r.bool("trust_x_forwarded_proto", true);
+        let whitelist = r.optional_ip_list("whitelist");
+        let blacklist = r.ip_list("blacklist");
+        let blocked_user_agents = r.string_list("blocked_user_agents", &[]);
+        let exclude_paths = r.string_list(
+            "exclude_paths",
+            &[
+                "/docs",
+                "/redoc",
+                "/openapi.json",
+                "/openapi.yaml",
+                "/favicon.ico",
+                "/static",
+            ],
+        );
+        for (i, p) in exclude_paths.iter().enumerate() {
+            if !p.starts_with('/') {
+                r.errors.push(
+                    format!("exclude_paths[{i}]"),
+                    format!("'{p}' must start with '/'"),
+                );
+            }
+        }
+        let emergency_mode = r.bool("emergency_mode", false);
+        let emergency_whitelist = r.ip_list("emergency_whitelist");
+        let passive_mode = r.bool("passive_mode", false);
+        let enforce_https = r.bool("enforce_https", false);
+        let custom_request_check = r.callable("custom_request_check");
+        let custom_response_modifier = r.callable("custom_response_modifier");
+        let custom_error_responses = r.error_responses("custom_error_responses");
+        let fail_secure = r.bool("fail_secure", true);
+        let headers = HeaderPolicy::parse(&mut r, "security_headers");
+        let cors = CorsPolicy::parse(&mut r);
+        let logging = LoggingConfig {
+            custom_log_file: r.opt_string("custom_log_file"),
+            suspicious_level: r.level("log_suspicious_level", Some(Level::Warning)),
+            request_level: r.level("log_request_level", None),
+            json: match r.opt_string("log_format").as_deref() {
+                None | Some("text") => false,
+                Some("json") => true,
+                Some(other) => {
+                    r.errors.push(
+                        "log_format",
+                        format!("must be 'text' or 'json', not '{other}'"),
+                    );
+                    false
+                }
+            },
+        };
+        let mut warnings = std::mem::take(&mut r.warnings);
+        if passive_mode {
+            warnings.push(
+                "passive_mode is on: Rampart logs what it would block and blocks nothing".into(),
+            );
+        }
+
+        if !r.errors.is_empty() {
+            return Err(r.errors);
+        }
+        Ok(Config {
+            proxies: ProxyPolicy {
+                trusted: IpSet::from_nets(&trusted),
+                depth: usize::try_from(depth).unwrap_or(1),
+                trust_forwarded_proto: trust_proto,
+            },
+            whitelist: whitelist
+                .filter(|w| !w.is_empty())
+                .map(|w| IpSet::from_nets(&w)),
+            blacklist: IpSet::from_nets(&blacklist),
+            blocked_user_agents,
+            exclude_paths,
+            emergency_mode,
+            emergency_whitelist: IpSet::from_nets(&emergency_whitelist),
+            passive_mode,
+            enforce_https,
+            custom_error_responses,
+            custom_request_check,
+            custom_response_modifier,
+            fail_secure,
+            headers,
+            cors,
+            logging,
+            warnings,
+        })
+    }
+}
+
+/// Reads fields out of a JSON object, recording every problem instead of stopping.
+pub(crate) struct Reader<'a> {
+    map: &'a Map<String, Value>,
+    prefix: String,
+    pub(crate) errors: ConfigErrors,
+    pub(crate) warnings: Vec<String>,
+}
+
+/// How a JSON value reads in an error message. The Python side marks values JSON cannot carry as
+/// `{"$callable": name}` or `{"$object": type}`.
+pub(crate) fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(_) => "a bool".into(),
+        Value::Number(n) if n.is_i64() || n.is_u64() => "an int".into(),
+        Value::Number(_) => "a float".into(),
+        Value::String(_) => "a string".into(),
+        Value::Array(_) => "a list".into(),
+        Value::Object(o) => {
+            if let Some(Value::String(name)) = o.get("$callable") {
+                format!("the callable {name}")
+            } else if let Some(Value::String(t)) = o.get("$object") {
+                format!("a {t} object")
+            } else {
+                "a dict".into()
+            }
+        }
+    }
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(map: &'a Map<String, Value>, prefix: &str) -> Self {
+        Self {
+            map,
+            prefix: prefix.to_owned(),
+            errors: ConfigErrors::default(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// A reader over a nested mapping; its errors must be merged back with [`Reader::absorb`].
+    pub(crate) fn nested(&self, map: &'a Map<String, Value>, key: &str) -> Reader<'a> {
+        Reader::new(map, &self.path(key))
+    }
+
+    pub(crate) fn absorb(&mut self, other: Reader<'_>) {
+        self.errors.0.extend(other.errors.0);
+        self.warnings.extend(other.warnings);
+    }
+
+    pub(crate) fn path(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.prefix)
+        }
+    }
+
+    pub(crate) fn err(&mut self, key: &str, message: impl Into<String>) {
+        let path = self.path(key);
+        self.errors.push(path, message);
+    }
+
+    /// The value of a field, `None` when absent or JSON null.
+    pub(crate) fn get(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+
+    pub(crate) fn reject_unknown(&mut self, known: &[&str]) {
+        let mut unknown: Vec<&String> = self
+            .map
+            .keys()
+            .filter(|k| !known.contains(&k.as_str()))
+            .collect();
+        unknown.sort();
+        for key in unknown {
+            let msg = match did_you_mean(key, known) {
+                Some(s) => format!("unknown field; did you mean '{s}'?"),
+                None => "unknown field".to_owned(),
+            };
+            self.err(key, msg);
+        }
+    }
+
+    fn check_support(&mut self, spec: &FieldSpec) {
+        let (feature, later) = match spec.support {
+            Support::Yes => return,
+            Support::Later(feature) => (feature, true),
+            Support::Never(why) => (why, false),
+        };
+        let Some(v) = self.map.get(spec.name) else {
+            return;
+        };
+        let default: Value = serde_json::from_str(spec.default).unwrap_or(Value::Null);
+        if is_off(v) || *v == default || numbers_equal(v, &default) {
+            return;
+        }
+        let msg = if later {
+            format!(
+                "{} is not supported in this release of Rampart ({feature} comes in a later release); \
+                 remove it or set it to {}",
+                spec.name, spec.default
+            )
+        } else {
+            format!(
+                "not supported: {feature}; remove it or set it to {}",
+                spec.default
+            )
+        };
+        self.err(spec.name, msg);
+    }
+
+    pub(crate) fn bool(&mut self, key: &str, default: bool) -> bool {
+        match self.get(key) {
+            None => default,
+            Some(Value::Bool(b)) => *b,
+            Some(v) => {
+                let d = describe(v);
+                self.err(key, format!("must be True or False, not {d}"));
+                default
+            }
+        }
+    }
+
+    pub(crate) fn uint(&mut self, key: &str, default: u64, min: u64, max: u64) -> u64 {
+        match self.get(key) {
+            None => default,
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(x) if (min..=max).contains(&x) => x,
+                _ => {
+                    self.err(
+                        key,
+                        format!("must be a whole number from {min} to {max}, not {n}"),
+                    );
+                    default
+                }
+            },
+            Some(v) => {
+                let d = describe(v);
+                self.err(key, format!("must be a whole number, not {d}"));
+                default
+            }
+        }
+    }
+
+    pub(crate) fn opt_string(&mut self, key: &str) -> Option<String> {
+        match self.get(key) {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(v) => {
+                let d = describe(v);
+                self.err(key, format!("must be a string or None, not {d}"));
+                None
+            }
+        }
+    }
+
+    /// A list of strings (a Python list, tuple or set); a lone string is refused, since
+    /// `["curl"]` written as `"curl"` would otherwise mean four one-letter entries.
+    pub(crate) fn string_list(&mut self, key: &str, default: &[&str]) -> Vec<String> {
+        match self.get(key) {
+            None => default.iter().map(|s| (*s).to_owned()).collect(),
+            Some(Value::Array(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Value::String(s) => out.push(s.clone()),
+                        other => {
+                            let d = describe(other);
+                            self.err(&format!("{key}[{i}]"), format!("must be a string, not {d}"));
+                        }
+                    }
+                }
+                out
+            }
+            Some(v) => {
+                let d = describe(v);
+                self.err(key, format!("must be a list of strings, not {d}"));
+                default.iter().map(|s| (*s).to_owned()).collect()
+            }
+        }
+    }
+
+    pub(crate) fn ip_list(&mut self, key: &str) -> Vec<IpNet> {
+        self.optional_ip_list(key).unwrap_or_default()
+    }
+
+    pub(crate) fn optional_ip_list(&mut self, key: &str) -> Option<Vec<IpNet>> {
+        self.get(key)?;
+        let entries = self.string_list(key, &[]);
+        let mut nets = Vec::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            match cidr::parse_entry(e) {
+                Ok(net) => nets.push(net),
+                Err(bad) => self.err(&format!("{key}[{i}]"), bad.0),
+            }
+        }
+        Some(nets)
+    }
+
+    fn callable(&mut self, key: &str) -> bool {
+        match self.get(key) {
+            None => false,
+            Some(Value::Object(o)) if o.contains_key("$callable") => true,
+            Some(v) => {
+                let d = describe(v);
+                self.err(key, format!("must be a callable or None, not {d}"));
+                false
+            }
+        }
+    }
+
+    fn level(&mut self, key: &str, default: Option<Level>) -> Option<Level> {
+        if !self.has(key) {
+            return default;
+        }
+        match self.get(key) {
+            None => None,
+            Some(Value::String(s)) => match s.to_ascii_uppercase().as_str() {
+                "DEBUG" => Some(Level::Debug),
+                "INFO" => Some(Level::Info),
+                "WARNING" | "WARN" => Some(Level::Warning),
+                "ERROR" => Some(Level::Error),
+                "CRITICAL" => Some(Level::Critical),
+                _ => {
+                    self.err(
+                        key,
+                        format!("'{s}' is not a log level (DEBUG, INFO, WARNING, ERROR, CRITICAL or None)"),
+                    );
+                    default
+                }
+            },
+            Some(v) => {
+                let d = describe(v);
+                self.err(key, format!("must be a log level name or None, not {d}"));
+                default
+            }
+        }
+    }
+
+    fn error_responses(&mut self, key: &str) -> Vec<(u16, String)> {
+        match self.get(key) {
+            None => Vec::new(),
+            Some(Value::Object(o)) => {
+                let mut out = Vec::new();
+                for (k, v) in o {
+                    let status = k
+                        .trim()
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|s| (100..=599).contains(s));
+                    let Some(status) = status else {
+                        self.err(
+                            &format!("{key}[{k}]"),
+                            "the key must be an HTTP status code from 100 to 599",
+                        );
+                        continue;
+                    };
+                    match v {
+                        Value::String(body) => out.push((status, body.clone())),
+                        other => {
+                            let d = describe(other);
+                            self.err(
+                                &format!("{key}[{k}]"),
+                                format!("the body must be a string, not {d}"),
+                            );
+                        }
+                    }
+                }
+                out
+            }
+            Some(v) => {
+                let d = describe(v);
+                self.err(
+                    key,
+                    format!("must be a dict of status code to body text, not {d}"),
+                );
+                Vec::new()
+            }
+        }
+    }
+}
+
+fn is_off(v: &Value) -> bool {
+    match v {
+        Value::Null | Value::Bool(false) => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::String(s) => s.is_empty(),
+        Value::Number(_) | Value::Bool(true) => false,
+    }
+}
+
+fn numbers_equal(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => (x - y).abs() < f64::EPSILON,
+        _ => false,
+    }
+}
+
+/// The closest known name to a misspelt one, if it is close enough to be a typo.
+#[must_use]
+pub fn did_you_mean<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
+    let lower = name.to_ascii_lowercase();
+    let best = known
+        .iter()
+        .map(|k| (levenshtein(&lower, k), *k))
+        .min_by_key(|(d, _)| *d)?;
+    let limit = (name.chars().count() / 3).max(2);
+    (best.0 <= limit).then_some(best.1)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(json: &str) -> Vec<(String, String)> {
+        match Config::from_json(json) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.into_iter().map(|e| (e.field, e.message)).collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::from_json("{}").expect("defaults are valid");
+        assert!(c.whitelist.is_none());
+        assert_eq!(c.exclude_paths.len(), 6);
+        assert_eq!(c.proxies.depth, 1);
+        assert!(c.cors.is_none());
+        assert_eq!(c.logging.suspicious_level, Some(Level::Warning));
+        let all: Value = serde_json::from_str(&defaults_json()).expect("json");
+        assert_eq!(all.as_object().map(Map::len), Some(FIELDS.len()));
+        assert!(
+            Config::from_json(&defaults_json()).is_ok(),
+            "the defaults, passed explicitly, validate"
+        );
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_at_once() {
+        let errs = errors(
+            r#"{"blacklist": ["10.0.0.1", "10.0.0.300"], "trusted_proxy_depth": 0,
+                "trusted_proxies": ["0.0.0.0/0"], "rate_limt": 5, "passive_mode": "yes",
+                "log_request_level": "LOUD", "custom_request_check": 3}"#,
+        );
+        let fields: Vec<&str> = errs.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "rate_limt",
+                "trusted_proxies[0]",
+                "trusted_proxy_depth",
+                "blacklist[1]",
+                "passive_mode",
+                "custom_request_check",
+                "log_request_level"
+            ]
+        );
+        assert!(
+            errs[0].1.contains("did you mean 'rate_limit'?"),
+            "{}",
+            errs[0].1
+        );
+    }
+
+    #[test]
+    fn later_fields_accept_only_off_or_default() {
+        assert!(
+            errors(r#"{"rate_limit": null, "enable_redis": false, "blocked_countries": []}"#)
+                .is_empty()
+        );
+        assert!(errors(r#"{"rate_limit_window": 60, "auto_ban_threshold": 10, "detection_compiler_timeout": 2}"#)
+            .is_empty());
+        let errs = errors(r#"{"rate_limit": 100, "enable_redis": true, "enable_agent": true}"#);
+        assert_eq!(errs.len(), 3);
+        assert!(errs
+            .iter()
+            .any(|(f, m)| f == "rate_limit" && m.contains("later release")));
+        assert!(errs
+            .iter()
+            .any(|(f, m)| f == "enable_agent" && m.contains("not supported")));
+    }
+
+    #[test]
+    fn typos_get_suggestions() {
+        let known = ["blacklist", "whitelist", "rate_limit"];
+        assert_eq!(did_you_mean("blacklst", &known), Some("blacklist"));
+        assert_eq!(did_you_mean("BLACKLIST", &known), Some("blacklist"));
+        assert_eq!(did_you_mean("zzzzzzzz", &known), None);
+    }
+}

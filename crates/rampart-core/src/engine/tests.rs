@@ -1,0 +1,267 @@
+use super::*;
+
+fn engine(json: &str) -> Engine {
+    Engine::from_json(json).expect("valid config")
+}
+
+fn req<'a>(peer: &'a str, path: &'a str) -> RequestView<'a> {
+    RequestView {
+        method: "GET",
+        path,
+        scheme: "http",
+        peer: Some(peer),
+        host: Some("example.test"),
+        ..RequestView::default()
+    }
+}
+
+fn status(e: &Engine, r: &RequestView<'_>) -> u16 {
+    e.inspect(r)
+        .and_then(|v| v.respond)
+        .map_or(200, |resp| resp.status)
+}
+
+fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    h.iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn plain_allow_path_returns_none() {
+    let e = engine(r#"{"blacklist": ["10.0.0.0/8"], "blocked_user_agents": ["sqlmap"]}"#);
+    let mut r = req("192.0.2.1", "/");
+    r.user_agent = Some("Mozilla/5.0");
+    assert!(e.inspect(&r).is_none());
+}
+
+#[test]
+fn access_lists() {
+    let e = engine(
+        r#"{"blacklist": ["10.0.0.0/8", "2001:db8::/32"], "whitelist": ["10.1.2.3", "192.0.2.0/24"]}"#,
+    );
+    let cases = [
+        ("192.0.2.9", 200),
+        ("10.1.2.3", 403),
+        ("198.51.100.1", 403),
+        ("2001:db8::5", 403),
+        ("::ffff:192.0.2.9", 200),
+        ("not-an-ip", 403),
+    ];
+    for (peer, want) in cases {
+        assert_eq!(status(&e, &req(peer, "/x")), want, "{peer}");
+    }
+    let v = e.inspect(&req("10.1.2.3", "/x")).expect("blocked");
+    assert_eq!(v.events[0].action, "ip_blacklisted");
+    assert_eq!(v.events[0].rule, "ip.blacklist");
+    let resp = v.respond.expect("response");
+    assert_eq!(resp.body, "Forbidden");
+    assert_eq!(resp.status_line(), "403 Forbidden");
+    assert_eq!(header(&resp.headers, "X-Frame-Options"), Some("SAMEORIGIN"));
+    assert_eq!(header(&resp.headers, "Content-Length"), Some("9"));
+}
+
+#[test]
+fn empty_whitelist_means_none() {
+    let e = engine(r#"{"whitelist": []}"#);
+    assert_eq!(status(&e, &req("198.51.100.1", "/")), 200);
+}
+
+#[test]
+fn excluded_paths_skip_checks() {
+    let e = engine(r#"{"blacklist": ["192.0.2.1"]}"#);
+    assert_eq!(status(&e, &req("192.0.2.1", "/static/app.css")), 200);
+    assert_eq!(status(&e, &req("192.0.2.1", "/static")), 200);
+    assert_eq!(status(&e, &req("192.0.2.1", "/staticfoo")), 403);
+    assert_eq!(status(&e, &req("192.0.2.1", "/docs")), 200);
+    let e = engine(r#"{"blacklist": ["192.0.2.1"], "exclude_paths": ["/health/"]}"#);
+    assert_eq!(status(&e, &req("192.0.2.1", "/health")), 200);
+    assert_eq!(status(&e, &req("192.0.2.1", "/static/x")), 403);
+}
+
+#[test]
+fn emergency_mode_before_lists() {
+    let e = engine(
+        r#"{"emergency_mode": true, "emergency_whitelist": ["10.0.0.0/8"], "blacklist": ["10.9.9.9"]}"#,
+    );
+    assert_eq!(status(&e, &req("192.0.2.1", "/")), 503);
+    assert_eq!(status(&e, &req("10.0.0.1", "/")), 200);
+    assert_eq!(status(&e, &req("10.9.9.9", "/")), 403);
+}
+
+#[test]
+fn user_agents() {
+    let e = engine(r#"{"blocked_user_agents": ["curl", "^bad"]}"#);
+    let mut r = req("192.0.2.1", "/");
+    r.user_agent = Some("curl/8.0");
+    let v = e.inspect(&r).expect("blocked");
+    assert_eq!(v.respond.expect("resp").body, "User-Agent not allowed");
+    assert_eq!(v.events[0].rule, "user_agent:curl");
+    r.user_agent = Some("not bad");
+    assert!(e.inspect(&r).is_none());
+    r.user_agent = None;
+    assert!(e.inspect(&r).is_none());
+}
+
+#[test]
+fn https_redirects() {
+    let e = engine(r#"{"enforce_https": true, "trusted_proxies": ["10.0.0.1"]}"#);
+    let mut r = req("192.0.2.1", "/a b/é");
+    r.query = "q=1&x=%20";
+    r.host = Some("example.test:80");
+    let resp = e.inspect(&r).and_then(|v| v.respond).expect("redirect");
+    assert_eq!(resp.status, 301);
+    assert_eq!(
+        header(&resp.headers, "Location"),
+        Some("https://example.test/a%20b/%E9?q=1&x=%20")
+    );
+    r.forwarded_proto = Some("https");
+    assert_eq!(
+        status(&e, &r),
+        301,
+        "untrusted peer's X-Forwarded-Proto is ignored"
+    );
+    r.peer = Some("10.0.0.1");
+    assert_eq!(status(&e, &r), 200);
+    r.scheme = "https";
+    r.peer = Some("192.0.2.1");
+    assert_eq!(status(&e, &r), 200);
+    let mut bad = req("192.0.2.1", "/");
+    bad.host = Some("evil.test\r\nX: y");
+    assert_eq!(status(&e, &bad), 400);
+}
+
+#[test]
+fn passive_mode_logs_everything_and_blocks_nothing() {
+    let e = engine(
+        r#"{"passive_mode": true, "blacklist": ["192.0.2.1"], "blocked_user_agents": ["curl"]}"#,
+    );
+    let mut r = req("192.0.2.1", "/");
+    r.user_agent = Some("curl/8");
+    let v = e.inspect(&r).expect("events");
+    assert!(v.respond.is_none());
+    let actions: Vec<_> = v.events.iter().map(|ev| (ev.action, ev.outcome)).collect();
+    assert_eq!(
+        actions,
+        [
+            ("ip_blacklisted", Outcome::Passive),
+            ("user_agent_blocked", Outcome::Passive)
+        ]
+    );
+}
+
+#[test]
+fn custom_error_bodies() {
+    let e = engine(r#"{"blacklist": ["192.0.2.1"], "custom_error_responses": {"403": "Go away"}}"#);
+    let resp = e
+        .inspect(&req("192.0.2.1", "/"))
+        .and_then(|v| v.respond)
+        .expect("resp");
+    assert_eq!(resp.body, "Go away");
+    assert_eq!(
+        e.error_response(500, "Internal Server Error", &req("1.1.1.1", "/"))
+            .status,
+        500
+    );
+}
+
+#[test]
+fn trusted_proxy_resolution_reaches_lists() {
+    let e = engine(r#"{"trusted_proxies": ["10.0.0.0/8"], "blacklist": ["203.0.113.9"]}"#);
+    let mut r = req("10.0.0.2", "/");
+    r.forwarded_for = Some("1.1.1.1, 203.0.113.9");
+    assert_eq!(status(&e, &r), 403);
+    r.peer = Some("192.0.2.50");
+    assert_eq!(
+        status(&e, &r),
+        200,
+        "spoofed header from an untrusted peer changes nothing"
+    );
+    assert!(e.needs().forwarded_for);
+}
+
+#[test]
+fn cors_actual_and_preflight() {
+    let e = engine(
+        r#"{"enable_cors": true, "cors_allow_origins": ["https://app.test"], "blacklist": ["192.0.2.66"]}"#,
+    );
+    let mut r = req("192.0.2.1", "/api");
+    r.origin = Some("https://app.test");
+    let v = e.inspect(&r).expect("cors headers");
+    let h = v.headers.expect("headers");
+    assert_eq!(
+        header(&h, "Access-Control-Allow-Origin"),
+        Some("https://app.test")
+    );
+    assert_eq!(
+        header(&h, "X-Frame-Options"),
+        Some("SAMEORIGIN"),
+        "static headers kept"
+    );
+
+    r.method = "OPTIONS";
+    r.access_control_request_method = Some("PUT");
+    let resp = e
+        .inspect(&r)
+        .and_then(|v| v.respond)
+        .expect("preflight answered");
+    assert_eq!(resp.status, 204);
+    assert_eq!(header(&resp.headers, "Access-Control-Max-Age"), Some("600"));
+
+    r.peer = Some("192.0.2.66");
+    let resp = e.inspect(&r).and_then(|v| v.respond).expect("blocked");
+    assert_eq!(resp.status, 403, "preflight runs the checks first");
+    assert_eq!(
+        header(&resp.headers, "Access-Control-Allow-Origin"),
+        Some("https://app.test"),
+        "blocks carry CORS headers so the browser can read them"
+    );
+
+    r.peer = Some("192.0.2.1");
+    r.origin = Some("https://evil.test");
+    let v = e.inspect(&r).expect("vary");
+    assert!(
+        v.respond.is_none(),
+        "a disallowed preflight goes on to the app"
+    );
+    assert_eq!(
+        header(&v.headers.expect("h"), "Access-Control-Allow-Origin"),
+        None
+    );
+}
+
+#[test]
+fn nonce_per_request() {
+    let e = engine(
+        r#"{"security_headers": {"csp": {"script-src": ["'self'"]}, "csp_nonce_in": ["script-src"]}}"#,
+    );
+    let r = req("192.0.2.1", "/");
+    let a = e.inspect(&r).expect("nonce");
+    let b = e.inspect(&r).expect("nonce");
+    let (na, nb) = (a.nonce.expect("a"), b.nonce.expect("b"));
+    assert_ne!(na, nb);
+    assert_eq!(na.len(), 24);
+    let csp = header(a.headers.as_deref().expect("h"), "Content-Security-Policy").expect("csp");
+    assert_eq!(csp, format!("script-src 'self' 'nonce-{na}'"));
+}
+
+#[test]
+fn base64_matches_rfc4648_vectors() {
+    for (input, want) in [
+        ("", ""),
+        ("f", "Zg=="),
+        ("fo", "Zm8="),
+        ("foo", "Zm9v"),
+        ("foobar", "Zm9vYmFy"),
+    ] {
+        assert_eq!(base64(input.as_bytes()), want);
+    }
+}
+
+#[test]
+fn bad_patterns_are_reported_with_other_errors() {
+    let e = Engine::from_json(r#"{"blocked_user_agents": ["("], "blacklist": ["nope"]}"#)
+        .expect_err("bad");
+    let fields: Vec<_> = e.0.iter().map(|x| x.field.as_str()).collect();
+    assert_eq!(fields, ["blacklist[0]", "blocked_user_agents[0]"]);
+}

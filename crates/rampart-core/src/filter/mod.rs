@@ -1,0 +1,3 @@
+//! Request filters that need compiled matchers.
+
+pub mod user_agent;

@@ -1,0 +1,241 @@
+//! Sets of IP addresses and CIDR ranges.
+//!
+//! A set is stored as sorted, merged, non-overlapping inclusive ranges per family, so a lookup is a
+//! binary search: O(log n) whatever the number of entries, no allocation.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+/// A set of IPv4 and IPv6 addresses built from addresses and CIDR ranges.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpSet {
+    v4: Vec<(u32, u32)>,
+    v6: Vec<(u128, u128)>,
+}
+
+/// Why an entry is not an address or a range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadEntry(pub String);
+
+/// Parses one entry: `192.0.2.1`, `192.0.2.0/24`, `2001:db8::/32`, `::ffff:192.0.2.1`.
+/// Host bits in a CIDR are allowed and dropped (`10.0.0.1/8` is `10.0.0.0/8`).
+pub fn parse_entry(entry: &str) -> Result<IpNet, BadEntry> {
+    let s = entry.trim();
+    if s.contains('/') {
+        match s.parse::<IpNet>() {
+            Ok(net) => Ok(canonical_net(net.trunc())),
+            Err(_) => Err(BadEntry(format!(
+                "'{entry}' is not an IP address or CIDR range"
+            ))),
+        }
+    } else {
+        match s.parse::<IpAddr>() {
+            Ok(ip) => Ok(IpNet::from(canonical(ip))),
+            Err(_) => Err(BadEntry(format!(
+                "'{entry}' is not an IP address or CIDR range"
+            ))),
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) are the IPv4 address.
+#[must_use]
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        IpAddr::V4(_) => ip,
+    }
+}
+
+fn canonical_net(net: IpNet) -> IpNet {
+    if let IpNet::V6(v6) = net {
+        if let Some(v4) = v6.network().to_ipv4_mapped() {
+            if v6.prefix_len() >= 96 {
+                if let Ok(n) = ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96) {
+                    return IpNet::V4(n);
+                }
+            }
+        }
+    }
+    net
+}
+
+impl IpSet {
+    /// Builds a set from parsed networks.
+    #[must_use]
+    pub fn from_nets(nets: &[IpNet]) -> Self {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for net in nets {
+            match net {
+                IpNet::V4(n) => v4.push((u32::from(n.network()), u32::from(n.broadcast()))),
+                IpNet::V6(n) => v6.push((u128::from(n.network()), u128::from(n.broadcast()))),
+            }
+        }
+        Self {
+            v4: merge(v4),
+            v6: merge(v6),
+        }
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty()
+    }
+
+    #[must_use]
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match canonical(ip) {
+            IpAddr::V4(a) => lookup(&self.v4, u32::from(a)),
+            IpAddr::V6(a) => lookup(&self.v6, u128::from(a)),
+        }
+    }
+
+    /// Number of merged ranges (for diagnostics).
+    #[must_use]
+    pub fn ranges(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+}
+
+fn merge<T: Ord + Copy + Bump>(mut ranges: Vec<(T, T)>) -> Vec<(T, T)> {
+    ranges.sort_unstable();
+    let mut out: Vec<(T, T)> = Vec::with_capacity(ranges.len());
+    for (start, end) in ranges {
+        if let Some(last) = out.last_mut() {
+            if start <= last.1.bump() {
+                if end > last.1 {
+                    last.1 = end;
+                }
+                continue;
+            }
+        }
+        out.push((start, end));
+    }
+    out
+}
+
+fn lookup<T: Ord + Copy>(ranges: &[(T, T)], x: T) -> bool {
+    let i = ranges.partition_point(|r| r.1 < x);
+    ranges.get(i).is_some_and(|r| r.0 <= x)
+}
+
+trait Bump {
+    fn bump(self) -> Self;
+}
+impl Bump for u32 {
+    fn bump(self) -> Self {
+        self.saturating_add(1)
+    }
+}
+impl Bump for u128 {
+    fn bump(self) -> Self {
+        self.saturating_add(1)
+    }
+}
+
+/// Whether a network covers the whole address family (`0.0.0.0/0`, `::/0`).
+#[must_use]
+pub fn is_everything(net: &IpNet) -> bool {
+    net.prefix_len() == 0
+}
+
+/// Parses a peer address as WSGI servers give it, leniently: `192.0.2.1`, `::1`, `[::1]:8080`,
+/// `192.0.2.1:1234`.
+#[must_use]
+pub fn parse_peer(s: &str) -> Option<IpAddr> {
+    let s = s.trim();
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(canonical(ip));
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        let end = rest.find(']')?;
+        return rest[..end]
+            .parse::<Ipv6Addr>()
+            .ok()
+            .map(|a| canonical(IpAddr::V6(a)));
+    }
+    let (host, port) = s.rsplit_once(':')?;
+    if port.bytes().all(|b| b.is_ascii_digit()) {
+        return host.parse::<Ipv4Addr>().ok().map(IpAddr::V4);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(entries: &[&str]) -> IpSet {
+        let nets: Vec<IpNet> = entries
+            .iter()
+            .map(|e| parse_entry(e).expect("valid"))
+            .collect();
+        IpSet::from_nets(&nets)
+    }
+
+    #[test]
+    fn membership_table() {
+        let s = set(&["10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "10.1.0.0/16"]);
+        let cases = [
+            ("10.0.0.0", true),
+            ("10.255.255.255", true),
+            ("11.0.0.0", false),
+            ("9.255.255.255", false),
+            ("192.0.2.7", true),
+            ("192.0.2.8", false),
+            ("2001:db8::1", true),
+            ("2001:db9::1", false),
+            ("::ffff:10.2.3.4", true),
+            ("::ffff:11.2.3.4", false),
+        ];
+        for (ip, want) in cases {
+            let ip: IpAddr = ip.parse().expect("ip");
+            assert_eq!(s.contains(ip), want, "{ip}");
+        }
+        assert_eq!(s.ranges(), 3, "10.1/16 merges into 10/8");
+    }
+
+    #[test]
+    fn entries_are_validated() {
+        assert!(parse_entry("10.0.0.300").is_err());
+        assert!(parse_entry("10.0.0.0/33").is_err());
+        assert!(parse_entry("example.com").is_err());
+        assert!(parse_entry("").is_err());
+        assert_eq!(
+            parse_entry("10.0.0.1/8").expect("ok").to_string(),
+            "10.0.0.0/8"
+        );
+        assert_eq!(
+            parse_entry("::ffff:1.2.3.4").expect("ok").to_string(),
+            "1.2.3.4/32"
+        );
+        assert_eq!(
+            parse_entry("::ffff:1.2.3.0/120").expect("ok").to_string(),
+            "1.2.3.0/24"
+        );
+    }
+
+    #[test]
+    fn adjacent_ranges_merge() {
+        let s = set(&["10.0.0.0/25", "10.0.0.128/25"]);
+        assert_eq!(s.ranges(), 1);
+        let s = set(&["0.0.0.0/0", "255.255.255.255"]);
+        assert!(s.contains("255.255.255.255".parse().expect("ip")));
+    }
+
+    #[test]
+    fn peers_parse_leniently() {
+        assert_eq!(parse_peer("192.0.2.1"), "192.0.2.1".parse().ok());
+        assert_eq!(parse_peer("192.0.2.1:5000"), "192.0.2.1".parse().ok());
+        assert_eq!(parse_peer("[::1]:80"), "::1".parse().ok());
+        assert_eq!(parse_peer(" ::ffff:192.0.2.1 "), "192.0.2.1".parse().ok());
+        assert_eq!(parse_peer("unknown"), None);
+        assert_eq!(parse_peer(""), None);
+        assert_eq!(parse_peer("[::1"), None);
+    }
+}

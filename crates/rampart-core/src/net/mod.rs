@@ -1,0 +1,4 @@
+//! Network facts about a request: address sets and client IP resolution.
+
+pub mod cidr;
+pub mod client_ip;

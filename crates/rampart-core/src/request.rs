@@ -1,0 +1,28 @@
+//! The engine's view of a request: borrowed strings, nothing copied.
+//!
+//! The web adapter fills in what it has; header fields are `None` when the header is absent. Only
+//! the headers the engine needs are read (see [`crate::engine::Engine::needs`]).
+
+/// A request, as the checks see it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestView<'a> {
+    pub method: &'a str,
+    /// The path below the application root (WSGI `PATH_INFO`).
+    pub path: &'a str,
+    /// Where the application is mounted (WSGI `SCRIPT_NAME`), for building redirect URLs.
+    pub script_name: &'a str,
+    /// The raw query string, without `?`.
+    pub query: &'a str,
+    /// `http` or `https` as the server saw it.
+    pub scheme: &'a str,
+    /// The direct peer address (WSGI `REMOTE_ADDR`).
+    pub peer: Option<&'a str>,
+    /// `Host` header, or the server name when absent.
+    pub host: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub forwarded_for: Option<&'a str>,
+    pub forwarded_proto: Option<&'a str>,
+    pub origin: Option<&'a str>,
+    pub access_control_request_method: Option<&'a str>,
+    pub access_control_request_headers: Option<&'a str>,
+}

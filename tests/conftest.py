@@ -1,0 +1,166 @@
+"""Shared fixtures for the flask-rampart end-to-end suite.
+
+Every test builds a real Flask app protected by a real Rampart engine and drives it
+through ``app.test_client()``. Nothing of Rampart is mocked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import pytest
+from flask import Flask, Response, current_app, render_template_string, request
+
+LOGGER_NAME = "flask_rampart"
+
+
+class AppFactory(Protocol):
+    def __call__(
+        self,
+        config: Any = None,
+        *,
+        flask_config: dict[str, Any] | None = None,
+        **routes: Callable[[], Any],
+    ) -> Flask: ...
+
+
+def build_app(
+    config: Any = None,
+    *,
+    flask_config: dict[str, Any] | None = None,
+    **routes: Callable[[], Any],
+) -> Flask:
+    """A small Flask app with a fixed set of routes, protected by Rampart.
+
+    Extra ``routes`` are added as ``/<name>`` (GET and POST) with the given view.
+    """
+    from flask_rampart import Rampart, csp_nonce
+
+    app = Flask("rampart_test_app", static_folder=None)
+    app.config["TESTING"] = True
+    if flask_config:
+        app.config.update(flask_config)
+
+    @app.get("/")
+    def index() -> str:
+        return "index"
+
+    @app.get("/hello")
+    def hello() -> str:
+        return "hello"
+
+    @app.get("/static/x")
+    def static_x() -> str:
+        return "static x"
+
+    @app.get("/staticfoo")
+    def staticfoo() -> str:
+        return "staticfoo"
+
+    @app.get("/docs")
+    def docs() -> str:
+        return "docs"
+
+    @app.get("/admin")
+    def admin() -> str:
+        return "admin"
+
+    @app.post("/submit")
+    def submit() -> str:
+        return "submitted:" + request.get_data(as_text=True)
+
+    @app.get("/template")
+    def template() -> str:
+        return render_template_string("{{ csp_nonce() }}")
+
+    @app.get("/nonce")
+    def nonce() -> str:
+        return csp_nonce() or ""
+
+    @app.get("/ip")
+    def client_ip() -> str:
+        ip = current_app.extensions["rampart"].extension.client_ip()
+        return "None" if ip is None else str(ip)
+
+    @app.get("/view-header")
+    def view_header() -> Response:
+        resp = Response("view header")
+        resp.headers["X-Frame-Options"] = "DENY"
+        return resp
+
+    for name, view in routes.items():
+        app.add_url_rule(f"/{name}", endpoint=name, view_func=view, methods=["GET", "POST"])
+
+    Rampart(app, config=config)
+    return app
+
+
+@pytest.fixture
+def make_app() -> AppFactory:
+    """Factory fixture: ``make_app(SecurityConfig(...), flask_config={...}, **routes)``."""
+    return build_app
+
+
+@pytest.fixture(autouse=True)
+def _isolate_rampart_logger() -> Iterator[None]:
+    """Undo whatever a test (or Rampart's init_app) did to the ``flask_rampart`` logger."""
+    logger = logging.getLogger(LOGGER_NAME)
+    handlers = list(logger.handlers)
+    level, propagate, disabled = logger.level, logger.propagate, logger.disabled
+    yield
+    for handler in list(logger.handlers):
+        if handler not in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+    logger.setLevel(level)
+    logger.propagate = propagate
+    logger.disabled = disabled
+
+
+class RampartLog:
+    """Records that reached the ``flask_rampart`` logger, captured through ``caplog``."""
+
+    def __init__(self, caplog: pytest.LogCaptureFixture) -> None:
+        self._caplog = caplog
+
+    @property
+    def records(self) -> list[logging.LogRecord]:
+        seen: set[int] = set()
+        out: list[logging.LogRecord] = []
+        for record in self._caplog.records:
+            if id(record) in seen:
+                continue
+            if record.name == LOGGER_NAME or record.name.startswith(LOGGER_NAME + "."):
+                seen.add(id(record))
+                out.append(record)
+        return out
+
+    @property
+    def events(self) -> list[logging.LogRecord]:
+        """Records carrying a structured security event (``record.rampart``)."""
+        return [r for r in self.records if isinstance(getattr(r, "rampart", None), dict)]
+
+    @property
+    def event_dicts(self) -> list[dict[str, Any]]:
+        return [dict(r.rampart) for r in self.events]  # type: ignore[attr-defined]
+
+    def clear(self) -> None:
+        self._caplog.clear()
+
+
+@pytest.fixture
+def rampart_log(caplog: pytest.LogCaptureFixture) -> Iterator[RampartLog]:
+    """Attach caplog's handler directly to ``flask_rampart`` (works whether or not it propagates).
+
+    Must be requested before the app is built: Rampart only adds its console handler when the
+    logger has none, so the test sees exactly the records Rampart emits.
+    """
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.addHandler(caplog.handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield RampartLog(caplog)
+    finally:
+        logger.removeHandler(caplog.handler)
