@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 from flask import Flask
-from werkzeug.test import TestResponse
-
 from flask_rampart import SecurityConfig
+from werkzeug.test import TestResponse
 
 if TYPE_CHECKING:
     from conftest import RampartLog
@@ -30,7 +29,9 @@ def get(
 
 
 def is_plain_text(resp: TestResponse) -> bool:
-    return resp.mimetype == "text/plain" and resp.mimetype_params.get("charset", "").lower() in (
+    return resp.mimetype == "text/plain" and resp.mimetype_params.get(
+        "charset", ""
+    ).lower() in (
         "utf-8",
         "utf8",
     )
@@ -43,9 +44,16 @@ def is_plain_text(resp: TestResponse) -> bool:
     ("entry", "blocked", "allowed"),
     [
         pytest.param("203.0.113.5", "203.0.113.5", "203.0.113.6", id="ipv4"),
-        pytest.param("198.51.100.0/24", "198.51.100.77", "198.51.101.1", id="ipv4-cidr"),
+        pytest.param(
+            "198.51.100.0/24", "198.51.100.77", "198.51.101.1", id="ipv4-cidr"
+        ),
         pytest.param("2001:db8::2", "2001:db8::2", "2001:db8::3", id="ipv6"),
-        pytest.param("2001:db8:abcd::/48", "2001:db8:abcd:12::1", "2001:db8:abce::1", id="v6-cidr"),
+        pytest.param(
+            "2001:db8:abcd::/48",
+            "2001:db8:abcd:12::1",
+            "2001:db8:abce::1",
+            id="v6-cidr",
+        ),
     ],
 )
 def test_blacklist_blocks_with_403_forbidden(
@@ -110,7 +118,9 @@ def test_blacklist_beats_whitelist(make_app: AppFactory) -> None:
 # --------------------------------------------------------------------------- client IP
 
 
-def test_without_trusted_proxies_spoofed_xff_changes_nothing(make_app: AppFactory) -> None:
+def test_without_trusted_proxies_spoofed_xff_changes_nothing(
+    make_app: AppFactory,
+) -> None:
     app = make_app(SecurityConfig(blacklist=["203.0.113.9"]))
     resp = get(app, ip="198.51.100.1", headers={"X-Forwarded-For": "203.0.113.9"})
     assert resp.status_code == 200
@@ -118,11 +128,16 @@ def test_without_trusted_proxies_spoofed_xff_changes_nothing(make_app: AppFactor
     assert ip.data == b"198.51.100.1"
     # and a blacklisted peer cannot hide behind a forged header
     app2 = make_app(SecurityConfig(blacklist=["198.51.100.1"]))
-    assert get(app2, ip="198.51.100.1", headers={"X-Forwarded-For": "8.8.8.8"}).status_code == 403
+    assert (
+        get(app2, ip="198.51.100.1", headers={"X-Forwarded-For": "8.8.8.8"}).status_code
+        == 403
+    )
 
 
 def test_untrusted_peer_xff_is_ignored(make_app: AppFactory) -> None:
-    app = make_app(SecurityConfig(trusted_proxies=["10.0.0.1"], blacklist=["203.0.113.9"]))
+    app = make_app(
+        SecurityConfig(trusted_proxies=["10.0.0.1"], blacklist=["203.0.113.9"])
+    )
     headers = {"X-Forwarded-For": "203.0.113.9"}
     assert get(app, ip="10.0.0.2", headers=headers).status_code == 200
     assert get(app, "/ip", ip="10.0.0.2", headers=headers).data == b"10.0.0.2"
@@ -130,7 +145,9 @@ def test_untrusted_peer_xff_is_ignored(make_app: AppFactory) -> None:
 
 def test_trusted_proxy_depth_1_uses_the_rightmost_entry(make_app: AppFactory) -> None:
     headers = {"X-Forwarded-For": "1.1.1.1, 203.0.113.9"}
-    app = make_app(SecurityConfig(trusted_proxies=["10.0.0.0/8"], trusted_proxy_depth=1))
+    app = make_app(
+        SecurityConfig(trusted_proxies=["10.0.0.0/8"], trusted_proxy_depth=1)
+    )
     assert get(app, "/ip", ip="10.0.0.1", headers=headers).data == b"203.0.113.9"
 
     blocks_client = make_app(
@@ -139,11 +156,15 @@ def test_trusted_proxy_depth_1_uses_the_rightmost_entry(make_app: AppFactory) ->
     assert get(blocks_client, ip="10.0.0.1", headers=headers).status_code == 403
 
     # the client-controlled leftmost entry is not trusted
-    blocks_spoof = make_app(SecurityConfig(trusted_proxies=["10.0.0.0/8"], blacklist=["1.1.1.1"]))
+    blocks_spoof = make_app(
+        SecurityConfig(trusted_proxies=["10.0.0.0/8"], blacklist=["1.1.1.1"])
+    )
     assert get(blocks_spoof, ip="10.0.0.1", headers=headers).status_code == 200
 
     # nor is the proxy itself treated as the client
-    blocks_proxy = make_app(SecurityConfig(trusted_proxies=["10.0.0.0/8"], blacklist=["10.0.0.1"]))
+    blocks_proxy = make_app(
+        SecurityConfig(trusted_proxies=["10.0.0.0/8"], blacklist=["10.0.0.1"])
+    )
     assert get(blocks_proxy, ip="10.0.0.1", headers=headers).status_code == 200
 
 
@@ -153,7 +174,9 @@ def test_trusted_proxy_depth_2_uses_the_second_entry_from_the_right(
     headers = {"X-Forwarded-For": "1.1.1.1, 203.0.113.9, 10.0.0.2"}
     app = make_app(
         SecurityConfig(
-            trusted_proxies=["10.0.0.0/8"], trusted_proxy_depth=2, blacklist=["203.0.113.9"]
+            trusted_proxies=["10.0.0.0/8"],
+            trusted_proxy_depth=2,
+            blacklist=["203.0.113.9"],
         )
     )
     assert get(app, "/ip", ip="10.0.0.1", headers=headers).data == b"203.0.113.9"
@@ -161,7 +184,9 @@ def test_trusted_proxy_depth_2_uses_the_second_entry_from_the_right(
 
 
 def test_short_xff_uses_the_leftmost_entry(make_app: AppFactory) -> None:
-    app = make_app(SecurityConfig(trusted_proxies=["10.0.0.0/8"], trusted_proxy_depth=3))
+    app = make_app(
+        SecurityConfig(trusted_proxies=["10.0.0.0/8"], trusted_proxy_depth=3)
+    )
     headers = {"X-Forwarded-For": "203.0.113.9, 10.0.0.2"}
     assert get(app, "/ip", ip="10.0.0.1", headers=headers).data == b"203.0.113.9"
 
@@ -172,7 +197,9 @@ def test_short_xff_uses_the_leftmost_entry(make_app: AppFactory) -> None:
     ids=["garbage", "bad-rightmost", "bad-octet", "empty"],
 )
 def test_malformed_xff_falls_back_to_the_peer(make_app: AppFactory, xff: str) -> None:
-    app = make_app(SecurityConfig(trusted_proxies=["10.0.0.0/8"], blacklist=["10.0.0.1"]))
+    app = make_app(
+        SecurityConfig(trusted_proxies=["10.0.0.0/8"], blacklist=["10.0.0.1"])
+    )
     headers = {"X-Forwarded-For": xff}
     assert get(app, "/ip", ip="10.0.0.1", headers=headers).status_code == 403
     app2 = make_app(SecurityConfig(trusted_proxies=["10.0.0.0/8"]))
@@ -193,7 +220,9 @@ def test_ipv4_mapped_peer_matches_ipv4_cidr_and_whitelist(make_app: AppFactory) 
     assert get(app, ip="::ffff:10.0.1.7").status_code == 403
 
 
-def test_client_ip_of_ipv4_mapped_peer_is_the_ipv4_address(make_app: AppFactory) -> None:
+def test_client_ip_of_ipv4_mapped_peer_is_the_ipv4_address(
+    make_app: AppFactory,
+) -> None:
     app = make_app(SecurityConfig())
     assert get(app, "/ip", ip="::ffff:10.0.0.1").data == b"10.0.0.1"
 
@@ -214,16 +243,24 @@ def _client_without_peer(app: Flask, garbage: str | None) -> TestResponse:
     return client.get("/hello", environ_base=environ)
 
 
-@pytest.mark.parametrize("remote_addr", [None, "not-an-ip", ""], ids=["missing", "garbage", "empty"])
-def test_unknown_peer_passes_blacklist(make_app: AppFactory, remote_addr: str | None) -> None:
+@pytest.mark.parametrize(
+    "remote_addr", [None, "not-an-ip", ""], ids=["missing", "garbage", "empty"]
+)
+def test_unknown_peer_passes_blacklist(
+    make_app: AppFactory, remote_addr: str | None
+) -> None:
     app = make_app(SecurityConfig(blacklist=["10.0.0.0/8"]))
     resp = _client_without_peer(app, remote_addr)
     assert resp.status_code == 200
     assert resp.data == b"hello"
 
 
-@pytest.mark.parametrize("remote_addr", [None, "not-an-ip", ""], ids=["missing", "garbage", "empty"])
-def test_unknown_peer_fails_whitelist(make_app: AppFactory, remote_addr: str | None) -> None:
+@pytest.mark.parametrize(
+    "remote_addr", [None, "not-an-ip", ""], ids=["missing", "garbage", "empty"]
+)
+def test_unknown_peer_fails_whitelist(
+    make_app: AppFactory, remote_addr: str | None
+) -> None:
     app = make_app(SecurityConfig(whitelist=["10.0.0.0/8"]))
     resp = _client_without_peer(app, remote_addr)
     assert resp.status_code == 403
@@ -231,8 +268,12 @@ def test_unknown_peer_fails_whitelist(make_app: AppFactory, remote_addr: str | N
 
 
 @pytest.mark.parametrize("remote_addr", [None, "not-an-ip"], ids=["missing", "garbage"])
-def test_unknown_peer_fails_emergency_mode(make_app: AppFactory, remote_addr: str | None) -> None:
-    app = make_app(SecurityConfig(emergency_mode=True, emergency_whitelist=["10.0.0.0/8"]))
+def test_unknown_peer_fails_emergency_mode(
+    make_app: AppFactory, remote_addr: str | None
+) -> None:
+    app = make_app(
+        SecurityConfig(emergency_mode=True, emergency_whitelist=["10.0.0.0/8"])
+    )
     assert _client_without_peer(app, remote_addr).status_code == 503
 
 
@@ -250,9 +291,16 @@ def test_client_ip_is_none_without_peer(make_app: AppFactory) -> None:
 
 @pytest.mark.parametrize(
     "ua",
-    ["curl/8.0", "CURL/7.1", "Mozilla/5.0 (compatible; Curl-ish)", "python-requests/2.31"],
+    [
+        "curl/8.0",
+        "CURL/7.1",
+        "Mozilla/5.0 (compatible; Curl-ish)",
+        "python-requests/2.31",
+    ],
 )
-def test_blocked_user_agents_case_insensitive_search(make_app: AppFactory, ua: str) -> None:
+def test_blocked_user_agents_case_insensitive_search(
+    make_app: AppFactory, ua: str
+) -> None:
     app = make_app(SecurityConfig(blocked_user_agents=["curl", r"python-requests/\d+"]))
     resp = get(app, headers={"User-Agent": ua})
     assert resp.status_code == 403
@@ -320,7 +368,9 @@ def test_emergency_mode_refuses_everyone_but_the_emergency_whitelist(
     make_app: AppFactory,
 ) -> None:
     app = make_app(
-        SecurityConfig(emergency_mode=True, emergency_whitelist=["10.0.0.0/24", "2001:db8::1"])
+        SecurityConfig(
+            emergency_mode=True, emergency_whitelist=["10.0.0.0/24", "2001:db8::1"]
+        )
     )
     resp = get(app, ip="198.51.100.7")
     assert resp.status_code == 503
@@ -336,10 +386,14 @@ def test_emergency_mode_comes_before_the_blacklist(make_app: AppFactory) -> None
     assert get(app, ip="198.51.100.7").status_code == 503
 
 
-def test_emergency_whitelisted_client_still_faces_the_blacklist(make_app: AppFactory) -> None:
+def test_emergency_whitelisted_client_still_faces_the_blacklist(
+    make_app: AppFactory,
+) -> None:
     app = make_app(
         SecurityConfig(
-            emergency_mode=True, emergency_whitelist=["10.0.0.0/24"], blacklist=["10.0.0.5"]
+            emergency_mode=True,
+            emergency_whitelist=["10.0.0.0/24"],
+            blacklist=["10.0.0.5"],
         )
     )
     assert get(app, ip="10.0.0.5").status_code == 403
@@ -374,7 +428,9 @@ def test_passive_mode_covers_user_agents_and_whitelist(
     rampart_log: RampartLog, make_app: AppFactory
 ) -> None:
     app = make_app(
-        SecurityConfig(passive_mode=True, whitelist=["10.0.0.1"], blocked_user_agents=["curl"])
+        SecurityConfig(
+            passive_mode=True, whitelist=["10.0.0.1"], blocked_user_agents=["curl"]
+        )
     )
     resp = get(app, ip="203.0.113.5", headers={"User-Agent": "curl/8"})
     assert resp.status_code == 200
@@ -422,10 +478,14 @@ def test_untrusted_forwarded_proto_is_ignored(make_app: AppFactory) -> None:
     assert resp.status_code == 301
 
 
-def test_forwarded_proto_ignored_when_not_trusted_by_config(make_app: AppFactory) -> None:
+def test_forwarded_proto_ignored_when_not_trusted_by_config(
+    make_app: AppFactory,
+) -> None:
     app = make_app(
         SecurityConfig(
-            enforce_https=True, trusted_proxies=["10.0.0.1"], trust_x_forwarded_proto=False
+            enforce_https=True,
+            trusted_proxies=["10.0.0.1"],
+            trust_x_forwarded_proto=False,
         )
     )
     resp = get(app, ip="10.0.0.1", headers={"X-Forwarded-Proto": "https"})
@@ -436,7 +496,9 @@ def test_https_redirect_comes_before_the_blacklist(make_app: AppFactory) -> None
     app = make_app(SecurityConfig(enforce_https=True, blacklist=["203.0.113.5"]))
     assert get(app, ip="203.0.113.5").status_code == 301
     https = app.test_client().get(
-        "/hello", base_url="https://localhost", environ_base={"REMOTE_ADDR": "203.0.113.5"}
+        "/hello",
+        base_url="https://localhost",
+        environ_base={"REMOTE_ADDR": "203.0.113.5"},
     )
     assert https.status_code == 403
 
@@ -461,7 +523,9 @@ def test_custom_error_responses_replace_the_body(make_app: AppFactory) -> None:
 
 
 def test_custom_error_responses_only_for_their_status(make_app: AppFactory) -> None:
-    app = make_app(SecurityConfig(emergency_mode=True, custom_error_responses={403: "Go away"}))
+    app = make_app(
+        SecurityConfig(emergency_mode=True, custom_error_responses={403: "Go away"})
+    )
     resp = get(app)
     assert resp.status_code == 503
     assert resp.data == b"Service temporarily unavailable"

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask
-from werkzeug.test import TestResponse
-
 from flask_rampart import SecurityConfig
+from werkzeug.test import TestResponse
 
 if TYPE_CHECKING:
     from conftest import RampartLog
@@ -28,7 +28,9 @@ def get(
     app: Flask, origin: str | None, path: str = "/hello", ip: str = "198.51.100.7"
 ) -> TestResponse:
     headers = {} if origin is None else {"Origin": origin}
-    return app.test_client().get(path, headers=headers, environ_base={"REMOTE_ADDR": ip})
+    return app.test_client().get(
+        path, headers=headers, environ_base={"REMOTE_ADDR": ip}
+    )
 
 
 def preflight(
@@ -42,7 +44,9 @@ def preflight(
     headers = {"Origin": origin, "Access-Control-Request-Method": method}
     if request_headers is not None:
         headers["Access-Control-Request-Headers"] = request_headers
-    return app.test_client().options(path, headers=headers, environ_base={"REMOTE_ADDR": ip})
+    return app.test_client().options(
+        path, headers=headers, environ_base={"REMOTE_ADDR": ip}
+    )
 
 
 def csv(resp: TestResponse, name: str) -> list[str]:
@@ -51,7 +55,9 @@ def csv(resp: TestResponse, name: str) -> list[str]:
 
 
 def cors_headers(resp: TestResponse) -> list[str]:
-    return [k for k, _ in resp.headers.items() if k.lower().startswith("access-control-")]
+    return [
+        k for k, _ in resp.headers.items() if k.lower().startswith("access-control-")
+    ]
 
 
 def test_cors_off_by_default(make_app: AppFactory) -> None:
@@ -71,7 +77,9 @@ def test_allowed_origin_is_reflected_with_vary(make_app: AppFactory) -> None:
 
 
 def test_disallowed_origin_gets_no_cors_headers(make_app: AppFactory) -> None:
-    app = make_app(cors(cors_allow_origins=[APP_ORIGIN], cors_expose_headers=["X-Trace"]))
+    app = make_app(
+        cors(cors_allow_origins=[APP_ORIGIN], cors_expose_headers=["X-Trace"])
+    )
     resp = get(app, EVIL_ORIGIN)
     assert resp.status_code == 200
     assert resp.data == b"hello"
@@ -92,12 +100,13 @@ def test_wildcard_without_credentials_answers_star(make_app: AppFactory) -> None
 
 
 def test_wildcard_with_credentials_answers_star_without_credentials(
-    rampart_log: RampartLog, make_app: AppFactory
+    rampart_log: RampartLog, caplog: pytest.LogCaptureFixture, make_app: AppFactory
 ) -> None:
     app = make_app(cors(cors_allow_origins=["*"], cors_allow_credentials=True))
-    warnings = [r for r in rampart_log.records if r.levelname == "WARNING"]
+    # "logs a warning at start-up" (any logger; flask_rampart is the expected one)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert any("credential" in r.getMessage().lower() for r in warnings), [
-        r.getMessage() for r in rampart_log.records
+        r.getMessage() for r in caplog.records
     ]
     resp = get(app, EVIL_ORIGIN)
     assert resp.headers.getlist("Access-Control-Allow-Origin") == ["*"]
@@ -120,10 +129,16 @@ def test_explicit_origin_with_credentials(make_app: AppFactory) -> None:
 
 def test_expose_headers(make_app: AppFactory) -> None:
     app = make_app(
-        cors(cors_allow_origins=[APP_ORIGIN], cors_expose_headers=["X-Custom-Header", "X-Trace"])
+        cors(
+            cors_allow_origins=[APP_ORIGIN],
+            cors_expose_headers=["X-Custom-Header", "X-Trace"],
+        )
     )
     resp = get(app, APP_ORIGIN)
-    assert csv(resp, "Access-Control-Expose-Headers") == ["x-custom-header", "x-trace"]
+    assert set(csv(resp, "Access-Control-Expose-Headers")) == {
+        "x-custom-header",
+        "x-trace",
+    }
 
 
 @pytest.mark.parametrize(
@@ -149,7 +164,11 @@ def test_subdomain_wildcard(make_app: AppFactory, origin: str, allowed: bool) ->
 
 def test_preflight_is_answered_204(make_app: AppFactory) -> None:
     app = make_app(
-        cors(cors_allow_origins=[APP_ORIGIN], cors_allow_methods=["GET", "POST"], cors_max_age=123)
+        cors(
+            cors_allow_origins=[APP_ORIGIN],
+            cors_allow_methods=["GET", "POST"],
+            cors_max_age=123,
+        )
     )
     resp = preflight(app, APP_ORIGIN, "POST", "X-Requested-With, Content-Type")
     assert resp.status_code == 204
@@ -157,7 +176,9 @@ def test_preflight_is_answered_204(make_app: AppFactory) -> None:
     assert resp.headers.getlist("Access-Control-Allow-Origin") == [APP_ORIGIN]
     assert set(csv(resp, "Access-Control-Allow-Methods")) == {"get", "post"}
     assert resp.headers["Access-Control-Max-Age"] == "123"
-    assert {"x-requested-with", "content-type"} <= set(csv(resp, "Access-Control-Allow-Headers"))
+    assert {"x-requested-with", "content-type"} <= set(
+        csv(resp, "Access-Control-Allow-Headers")
+    )
 
 
 def test_preflight_default_max_age_and_methods(make_app: AppFactory) -> None:
@@ -179,7 +200,10 @@ def test_preflight_explicit_allowed_headers(make_app: AppFactory) -> None:
     app = make_app(cors(cors_allow_headers=["Content-Type", "X-Api-Key"]))
     resp = preflight(app, APP_ORIGIN, "POST", "X-Api-Key")
     assert resp.status_code == 204
-    assert set(csv(resp, "Access-Control-Allow-Headers")) == {"content-type", "x-api-key"}
+    assert set(csv(resp, "Access-Control-Allow-Headers")) == {
+        "content-type",
+        "x-api-key",
+    }
 
 
 def test_preflight_from_disallowed_origin_goes_to_the_app(make_app: AppFactory) -> None:
@@ -196,7 +220,7 @@ def test_preflight_for_disallowed_method_is_not_answered(make_app: AppFactory) -
     app = make_app(cors(cors_allow_origins=[APP_ORIGIN], cors_allow_methods=["GET"]))
     resp = preflight(app, APP_ORIGIN, "DELETE")
     assert resp.status_code != 204
-    assert "Access-Control-Allow-Methods" not in resp.headers
+    assert cors_headers(resp) == []
 
 
 def test_preflight_from_blacklisted_ip_is_refused(make_app: AppFactory) -> None:
@@ -221,7 +245,9 @@ def test_preflight_from_blocked_user_agent_is_refused(make_app: AppFactory) -> N
     assert resp.status_code == 403
 
 
-def test_plain_options_without_preflight_headers_goes_to_the_app(make_app: AppFactory) -> None:
+def test_plain_options_without_preflight_headers_goes_to_the_app(
+    make_app: AppFactory,
+) -> None:
     app = make_app(cors(cors_allow_origins=[APP_ORIGIN]))
     resp = app.test_client().options("/submit", headers={"Origin": APP_ORIGIN})
     assert resp.status_code == 200
@@ -247,7 +273,9 @@ def test_excluded_path_carries_cors_headers(make_app: AppFactory) -> None:
 
 
 def test_cors_works_with_security_headers_off(make_app: AppFactory) -> None:
-    app = make_app(cors(cors_allow_origins=[APP_ORIGIN], security_headers={"enabled": False}))
+    app = make_app(
+        cors(cors_allow_origins=[APP_ORIGIN], security_headers={"enabled": False})
+    )
     resp = get(app, APP_ORIGIN)
     assert resp.headers.getlist("Access-Control-Allow-Origin") == [APP_ORIGIN]
     assert "X-Frame-Options" not in resp.headers

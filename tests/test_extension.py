@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import flask_rampart
 import pytest
 from flask import Flask, current_app
-
-import flask_rampart
 from flask_rampart import ConfigError, FlaskAPIGuard, Rampart, SecurityConfig
-
 
 BAD = "203.0.113.5"
 GOOD = "198.51.100.7"
@@ -138,7 +136,9 @@ def test_rampart_config_keys_are_merged_with_explicit_config() -> None:
     effective = app.extensions["rampart"].config
     assert effective.blocked_user_agents == ["sqlmap", "nikto"]
     assert effective.blacklist == [BAD]
-    resp = client.get("/hello", environ_base=peer(GOOD), headers={"User-Agent": "sqlmap/1.7"})
+    resp = client.get(
+        "/hello", environ_base=peer(GOOD), headers={"User-Agent": "sqlmap/1.7"}
+    )
     assert resp.status_code == 403
     assert resp.data == b"User-Agent not allowed"
     assert client.get("/hello", environ_base=peer(BAD)).status_code == 403
@@ -193,7 +193,9 @@ def test_unknown_rampart_key_is_a_config_error_at_init_app() -> None:
     app.config["RAMPART_RATE_LIMT"] = 5
     with pytest.raises(ConfigError) as excinfo:
         Rampart(app)
-    text = " ".join(f"{field} {message}" for field, message in excinfo.value.errors).lower()
+    text = " ".join(
+        f"{field} {message}" for field, message in excinfo.value.errors
+    ).lower()
     assert "rate_limt" in text
 
 
@@ -233,9 +235,14 @@ def test_version_is_a_string() -> None:
     assert flask_rampart.__version__
 
 
-def test_conftest_factory_builds_a_protected_app(make_app: Callable[..., Flask]) -> None:
+def test_conftest_factory_builds_a_protected_app(
+    make_app: Callable[..., Flask],
+) -> None:
     app = make_app(SecurityConfig(blacklist=[BAD]))
     client = app.test_client()
     assert client.get("/", environ_base=peer(BAD)).status_code == 403
     assert client.get("/", environ_base=peer(GOOD)).data == b"index"
-    assert client.post("/submit", data="abc", environ_base=peer(GOOD)).data == b"submitted:abc"
+    assert (
+        client.post("/submit", data="abc", environ_base=peer(GOOD)).data
+        == b"submitted:abc"
+    )

@@ -7,9 +7,8 @@ from collections.abc import Callable
 
 import pytest
 from flask import Flask
-from werkzeug.test import TestResponse
-
 from flask_rampart import SecurityConfig
+from werkzeug.test import TestResponse
 
 AppFactory = Callable[..., Flask]
 
@@ -40,7 +39,9 @@ def get(
     https: bool = True,
 ) -> TestResponse:
     base_url = "https://localhost" if https else "http://localhost"
-    return app.test_client().get(path, base_url=base_url, environ_base={"REMOTE_ADDR": ip})
+    return app.test_client().get(
+        path, base_url=base_url, environ_base={"REMOTE_ADDR": ip}
+    )
 
 
 def assert_default_headers(resp: TestResponse, *, hsts: bool = True) -> None:
@@ -135,7 +136,10 @@ def test_csp_from_a_string(make_app: AppFactory) -> None:
 def test_csp_report_only(make_app: AppFactory) -> None:
     app = make_app(
         SecurityConfig(
-            security_headers={"csp": {"default-src": ["'self'"]}, "csp_report_only": True}
+            security_headers={
+                "csp": {"default-src": ["'self'"]},
+                "csp_report_only": True,
+            }
         )
     )
     resp = get(app)
@@ -173,7 +177,11 @@ def test_overriding_one_key_keeps_the_other_defaults(make_app: AppFactory) -> No
         SecurityConfig(
             security_headers={
                 "frame_options": "DENY",
-                "hsts": {"max_age": 63072000, "include_subdomains": True, "preload": True},
+                "hsts": {
+                    "max_age": 63072000,
+                    "include_subdomains": True,
+                    "preload": True,
+                },
                 "cross_origin_embedder_policy": "require-corp",
             }
         )
@@ -237,7 +245,11 @@ def test_header_set_by_the_view_case_insensitive(make_app: AppFactory) -> None:
 # --------------------------------------------------------------------------- nonces
 
 NONCE_CONFIG = {
-    "csp": {"default-src": ["'self'"], "script-src": ["'self'"], "style-src": ["'self'"]},
+    "csp": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+    },
     "csp_nonce_in": ["script-src"],
 }
 

@@ -212,7 +212,9 @@ impl Engine {
         }
     }
 
-    fn is_excluded(&self, path: &str) -> bool {
+    /// Whether `path` is under one of `exclude_paths` (the path itself or below it).
+    #[must_use]
+    pub fn is_excluded(&self, path: &str) -> bool {
         self.config.exclude_paths.iter().any(|p| {
             let p = p.strip_suffix('/').unwrap_or(p);
             p.is_empty()

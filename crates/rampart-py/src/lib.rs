@@ -1,1 +1,304 @@
+//! `flask_rampart._native`: the PyO3 binding of `rampart-core`.
+//!
+//! Translation only: a config string in, a `Decision` (or `None`) out, core errors mapped to the
+//! Python `ConfigError`. The WSGI environ is read in place; only the keys the engine needs are
+//! looked up, with interned key strings.
 
+use std::borrow::Cow;
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyType};
+use rampart_core::config::{defaults_json, Level};
+use rampart_core::decision::{Event, Headers, Verdict};
+use rampart_core::{ConfigErrors, Engine as CoreEngine, Needs, RequestView, FIELDS};
+
+/// Maps core validation errors to `flask_rampart.errors.ConfigError(message, [(field, reason)])`.
+fn config_error(py: Python<'_>, errors: &ConfigErrors) -> PyErr {
+    let pairs: Vec<(String, String)> = errors
+        .0
+        .iter()
+        .map(|e| (e.field.clone(), e.message.clone()))
+        .collect();
+    let class = py
+        .import("flask_rampart.errors")
+        .and_then(|m| m.getattr("ConfigError"))
+        .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from));
+    match class {
+        Ok(cls) => PyErr::from_type(cls, (errors.to_string(), pairs)),
+        Err(e) => e,
+    }
+}
+
+/// A compiled security policy.
+#[pyclass(frozen, module = "flask_rampart._native")]
+struct Engine {
+    core: CoreEngine,
+    needs: Needs,
+}
+
+/// What to do with a request that is not on the plain allow path.
+#[pyclass(frozen, module = "flask_rampart._native")]
+struct Decision {
+    verdict: Verdict,
+}
+
+/// An environ value as text (lossy for strings Python cannot encode).
+fn env_str<'py>(env: &Bound<'py, PyDict>, key: &Bound<'py, PyString>) -> Option<Bound<'py, PyString>> {
+    env.get_item(key).ok().flatten().and_then(|v| v.cast_into::<PyString>().ok())
+}
+
+fn text<'a>(s: Option<&'a Bound<'_, PyString>>) -> Option<Cow<'a, str>> {
+    s.map(|s| s.to_cow().unwrap_or_else(|_| Cow::Owned(s.to_string_lossy().into_owned())))
+}
+
+/// Reads the environ keys the engine needs, then runs `f` on the borrowed view.
+fn with_view<R>(
+    py: Python<'_>,
+    needs: Needs,
+    env: &Bound<'_, PyDict>,
+    f: impl FnOnce(&RequestView<'_>) -> R,
+) -> R {
+    let method = env_str(env, intern!(py, "REQUEST_METHOD"));
+    let path = env_str(env, intern!(py, "PATH_INFO"));
+    let script = env_str(env, intern!(py, "SCRIPT_NAME"));
+    let query = env_str(env, intern!(py, "QUERY_STRING"));
+    let scheme = env_str(env, intern!(py, "wsgi.url_scheme"));
+    let peer = env_str(env, intern!(py, "REMOTE_ADDR"));
+    let ua = needs
+        .user_agent
+        .then(|| env_str(env, intern!(py, "HTTP_USER_AGENT")))
+        .flatten();
+    let xff = needs
+        .forwarded_for
+        .then(|| env_str(env, intern!(py, "HTTP_X_FORWARDED_FOR")))
+        .flatten();
+    let xfp = needs
+        .forwarded_proto
+        .then(|| env_str(env, intern!(py, "HTTP_X_FORWARDED_PROTO")))
+        .flatten();
+    let host = needs
+        .host
+        .then(|| env_str(env, intern!(py, "HTTP_HOST")).or_else(|| env_str(env, intern!(py, "SERVER_NAME"))))
+        .flatten();
+    let (origin, acrm, acrh) = if needs.origin {
+        (
+            env_str(env, intern!(py, "HTTP_ORIGIN")),
+            env_str(env, intern!(py, "HTTP_ACCESS_CONTROL_REQUEST_METHOD")),
+            env_str(env, intern!(py, "HTTP_ACCESS_CONTROL_REQUEST_HEADERS")),
+        )
+    } else {
+        (None, None, None)
+    };
+    let (method, path, script, query, scheme) = (
+        text(method.as_ref()),
+        text(path.as_ref()),
+        text(script.as_ref()),
+        text(query.as_ref()),
+        text(scheme.as_ref()),
+    );
+    let (peer, ua, xff, xfp, host) = (
+        text(peer.as_ref()),
+        text(ua.as_ref()),
+        text(xff.as_ref()),
+        text(xfp.as_ref()),
+        text(host.as_ref()),
+    );
+    let (origin, acrm, acrh) = (text(origin.as_ref()), text(acrm.as_ref()), text(acrh.as_ref()));
+    let view = RequestView {
+        method: method.as_deref().unwrap_or("GET"),
+        path: path.as_deref().unwrap_or("/"),
+        script_name: script.as_deref().unwrap_or(""),
+        query: query.as_deref().unwrap_or(""),
+        scheme: scheme.as_deref().unwrap_or("http"),
+        peer: peer.as_deref(),
+        host: host.as_deref(),
+        user_agent: ua.as_deref(),
+        forwarded_for: xff.as_deref(),
+        forwarded_proto: xfp.as_deref(),
+        origin: origin.as_deref(),
+        access_control_request_method: acrm.as_deref(),
+        access_control_request_headers: acrh.as_deref(),
+    };
+    f(&view)
+}
+
+fn level(l: Option<Level>) -> Option<&'static str> {
+    l.map(Level::as_str)
+}
+
+fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("event.action", e.action)?;
+    d.set_item("event.outcome", e.outcome.as_str())?;
+    d.set_item("source.ip", e.client_ip.map(|ip| ip.to_string()))?;
+    d.set_item("http.request.method", &e.method)?;
+    d.set_item("url.path", &e.path)?;
+    d.set_item("http.response.status_code", e.status)?;
+    d.set_item("rule.id", &e.rule)?;
+    d.set_item("message", &e.message)?;
+    Ok(d)
+}
+
+#[pymethods]
+impl Engine {
+    #[new]
+    fn new(py: Python<'_>, config_json: &str) -> PyResult<Self> {
+        let core = CoreEngine::from_json(config_json).map_err(|e| config_error(py, &e))?;
+        let needs = core.needs();
+        Ok(Engine { core, needs })
+    }
+
+    /// `None` to allow with `static_headers`; otherwise a `Decision`.
+    fn inspect(&self, py: Python<'_>, environ: &Bound<'_, PyDict>) -> Option<Decision> {
+        with_view(py, self.needs, environ, |view| self.core.inspect(view)).map(|verdict| Decision { verdict })
+    }
+
+    /// The client IP after trusted-proxy resolution, or `None`.
+    fn client_ip(&self, py: Python<'_>, environ: &Bound<'_, PyDict>) -> Option<String> {
+        let needs = Needs {
+            forwarded_for: self.needs.forwarded_for,
+            ..Needs::default()
+        };
+        with_view(py, needs, environ, |view| self.core.client_ip(view)).map(|ip| ip.to_string())
+    }
+
+    /// Whether `path` is under one of `exclude_paths`.
+    fn is_excluded(&self, path: &str) -> bool {
+        self.core.is_excluded(path)
+    }
+
+    /// A response Rampart sends itself for `status` (custom body, security and CORS headers).
+    fn error_response(&self, py: Python<'_>, status: u16, environ: &Bound<'_, PyDict>) -> PyResult<Decision> {
+        if !(100..=599).contains(&status) {
+            return Err(PyRuntimeError::new_err(format!("invalid status {status}")));
+        }
+        let body = rampart_core::decision::reason_phrase(status);
+        let response = with_view(py, self.needs, environ, |view| self.core.error_response(status, body, view));
+        Ok(Decision {
+            verdict: Verdict {
+                respond: Some(response),
+                ..Verdict::default()
+            },
+        })
+    }
+
+    /// Headers for every response on the plain allow path: `[(name, value), ...]`.
+    #[getter]
+    fn static_headers(&self) -> Headers {
+        self.core.static_headers().clone()
+    }
+
+    /// Warnings about the configuration, to log at start-up.
+    #[getter]
+    fn warnings(&self) -> Vec<String> {
+        self.core.config().warnings.clone()
+    }
+
+    /// Settings the Python side acts on (logging, hooks, passive mode).
+    fn settings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let c = self.core.config();
+        let d = PyDict::new(py);
+        d.set_item("passive_mode", c.passive_mode)?;
+        d.set_item("fail_secure", c.fail_secure)?;
+        d.set_item("custom_request_check", c.custom_request_check)?;
+        d.set_item("custom_response_modifier", c.custom_response_modifier)?;
+        d.set_item("custom_log_file", c.logging.custom_log_file.clone())?;
+        d.set_item("log_suspicious_level", level(c.logging.suspicious_level))?;
+        d.set_item("log_request_level", level(c.logging.request_level))?;
+        d.set_item("log_json", c.logging.json)?;
+        d.set_item("csp_nonce", c.headers.nonce_csp.is_some())?;
+        d.set_item("exclude_paths", c.exclude_paths.clone())?;
+        Ok(d)
+    }
+}
+
+#[pymethods]
+impl Decision {
+    /// Whether Rampart answers this request itself (`status`, `body`, `headers`).
+    #[getter]
+    fn respond(&self) -> bool {
+        self.verdict.respond.is_some()
+    }
+
+    #[getter]
+    fn status(&self) -> u16 {
+        self.verdict.respond.as_ref().map_or(200, |r| r.status)
+    }
+
+    #[getter]
+    fn status_line(&self) -> String {
+        self.verdict
+            .respond
+            .as_ref()
+            .map_or_else(|| "200 OK".to_owned(), rampart_core::Response::status_line)
+    }
+
+    #[getter]
+    fn body<'py>(&self, py: Python<'py>) -> Bound<'py, pyo3::types::PyBytes> {
+        let body = self.verdict.respond.as_ref().map_or("", |r| r.body.as_str());
+        pyo3::types::PyBytes::new(py, body.as_bytes())
+    }
+
+    /// The response headers: of Rampart's own response, or (`None` = the static list) for the
+    /// application's.
+    #[getter]
+    fn headers(&self) -> Option<Headers> {
+        match &self.verdict.respond {
+            Some(r) => Some(r.headers.clone()),
+            None => self.verdict.headers.clone(),
+        }
+    }
+
+    #[getter]
+    fn nonce(&self) -> Option<String> {
+        self.verdict.nonce.clone()
+    }
+
+    /// Structured events, ECS-style keys.
+    #[getter]
+    fn events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for e in &self.verdict.events {
+            list.append(event_dict(py, e)?)?;
+        }
+        Ok(list)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Decision(status={}, respond={}, events={})",
+            self.status(),
+            self.respond(),
+            self.verdict.events.len()
+        )
+    }
+}
+
+/// Every field's default, as a JSON object.
+#[pyfunction]
+fn config_defaults() -> String {
+    defaults_json()
+}
+
+/// Every configuration field name.
+#[pyfunction]
+fn field_names() -> Vec<&'static str> {
+    FIELDS.iter().map(|f| f.name).collect()
+}
+
+#[pymodule(gil_used = false)]
+mod _native {
+    #[pymodule_export]
+    use super::config_defaults;
+    #[pymodule_export]
+    use super::field_names;
+    #[pymodule_export]
+    use super::Decision;
+    #[pymodule_export]
+    use super::Engine;
+
+    #[pymodule_export]
+    const VERSION: &str = rampart_core::VERSION;
+}

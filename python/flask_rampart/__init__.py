@@ -1,0 +1,35 @@
+"""Rampart: a fast security layer for Flask, with its engine in Rust.
+
+Public API::
+
+    from flask_rampart import Rampart, SecurityConfig
+
+    Rampart(app, config=SecurityConfig(blacklist=["203.0.113.0/24"]))
+
+``FlaskAPIGuard`` is an alias of :class:`Rampart` for users of flaskapi-guard.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .config import SecurityConfig
+from .errors import ConfigError
+from .extension import Rampart, RampartState, csp_nonce
+
+try:
+    __version__: str = version("flask-rampart")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    from ._native import VERSION as __version__
+
+FlaskAPIGuard = Rampart
+
+__all__ = [
+    "ConfigError",
+    "FlaskAPIGuard",
+    "Rampart",
+    "RampartState",
+    "SecurityConfig",
+    "__version__",
+    "csp_nonce",
+]

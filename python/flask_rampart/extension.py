@@ -1,0 +1,313 @@
+"""The Flask extension: wires the engine into the WSGI stack and Flask's hooks."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, current_app, request
+
+from . import _native
+from .config import SecurityConfig
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from flask import Response
+
+EXTENSION_KEY = "rampart"
+NONCE_KEY = "rampart.csp_nonce"
+LOGGER_NAME = "flask_rampart"
+# Headers that may legitimately appear several times; Rampart appends rather than skips them.
+_REPEATABLE = frozenset({"vary"})
+
+logger = logging.getLogger(LOGGER_NAME)
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object a line: timestamp, level, logger, message and the event's keys."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "timestamp": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        data.update(getattr(record, "rampart", {}) or {})
+        return json.dumps(data)
+
+
+_TEXT_FORMAT = "[%(name)s] %(asctime)s - %(levelname)s - %(message)s"
+
+
+def _formatter(as_json: bool) -> logging.Formatter:
+    return _JsonFormatter() if as_json else logging.Formatter(_TEXT_FORMAT)
+
+
+def _ensure_console(as_json: bool) -> None:
+    """Console output is always on (as in the reference), unless logging is already set up."""
+    base = logging.getLogger(LOGGER_NAME)
+    if base.level == logging.NOTSET:
+        base.setLevel(logging.DEBUG)
+    if base.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(_formatter(as_json))
+    base.addHandler(handler)
+
+
+def _level(name: str | None) -> int | None:
+    return None if name is None else logging.getLevelName(name)
+
+
+@dataclass
+class RampartState:
+    """What Rampart keeps per app, in ``app.extensions["rampart"]``."""
+
+    extension: Rampart
+    config: SecurityConfig
+    engine: _native.Engine
+    logger: logging.Logger
+    suspicious_level: int | None
+    request_level: int | None
+    passive_mode: bool
+    fail_secure: bool
+    handlers: list[logging.Handler] = field(default_factory=list)
+
+    def log_events(self, events: Iterable[dict[str, Any]]) -> None:
+        level = self.suspicious_level
+        if level is None:
+            return
+        for event in events:
+            self.logger.log(
+                level,
+                "%s %s: %s (%s %s from %s, rule %s)",
+                event["event.outcome"],
+                event["event.action"],
+                event["message"],
+                event["http.request.method"],
+                event["url.path"],
+                event["source.ip"],
+                event["rule.id"],
+                extra={"rampart": event},
+            )
+
+
+def _merge(headers: list[tuple[str, str]], extra: Iterable[tuple[str, str]]) -> None:
+    """Appends Rampart's headers to a response's, leaving those the view set alone."""
+    present = {name.lower() for name, _ in headers}
+    for item in extra:
+        lower = item[0].lower()
+        if lower not in present or lower in _REPEATABLE:
+            headers.append(item)
+
+
+class RampartMiddleware:
+    """The WSGI wrapper around ``app.wsgi_app``: the hot path of every request."""
+
+    __slots__ = ("_app", "_flask", "_inspect", "_state", "_static")
+
+    def __init__(self, wsgi_app: WSGIApplication, flask_app: Flask, state: RampartState) -> None:
+        self._app = wsgi_app
+        self._flask = flask_app
+        self._state = state
+        self._inspect = state.engine.inspect
+        self._static = state.engine.static_headers
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        decision = self._inspect(environ)
+        if self._state.request_level is not None:
+            self._log_request(environ)
+        if decision is None:
+            static = self._static
+            if not static:
+                return self._app(environ, start_response)
+
+            def add_static(
+                status: str, headers: list[tuple[str, str]], exc_info: Any = None
+            ) -> Callable[[bytes], object]:
+                _merge(headers, static)
+                return start_response(status, headers, exc_info)
+
+            return self._app(environ, add_static)
+        return self._decided(environ, start_response, decision)
+
+    def _decided(
+        self,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        decision: _native.Decision,
+    ) -> Iterable[bytes]:
+        events = decision.events
+        if events:
+            self._state.log_events(events)
+        if decision.respond:
+            return self.respond(environ, start_response, decision)
+        nonce = decision.nonce
+        if nonce is not None:
+            environ[NONCE_KEY] = nonce
+        extra = decision.headers or self._static
+
+        def add_headers(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], object]:
+            _merge(headers, extra)
+            return start_response(status, headers, exc_info)
+
+        return self._app(environ, add_headers)
+
+    def respond(
+        self,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        decision: _native.Decision,
+    ) -> Iterable[bytes]:
+        """Sends Rampart's own response, through ``custom_response_modifier`` when configured."""
+        modifier = self._state.config.custom_response_modifier
+        if modifier is None:
+            start_response(decision.status_line, decision.headers or [])
+            return [decision.body]
+        with self._flask.request_context(environ):
+            response = self._flask.response_class(
+                decision.body, status=decision.status, headers=decision.headers or []
+            )
+            response = modifier(response)
+            return response(environ, start_response)
+
+    def _log_request(self, environ: WSGIEnvironment) -> None:
+        level = self._state.request_level
+        if level is None:
+            return
+        ip = self._state.engine.client_ip(environ)
+        method = environ.get("REQUEST_METHOD", "")
+        path = environ.get("PATH_INFO", "")
+        self._state.logger.log(
+            level,
+            "request %s %s from %s",
+            method,
+            path,
+            ip,
+            extra={
+                "rampart": {
+                    "event.action": "request",
+                    "event.outcome": "seen",
+                    "source.ip": ip,
+                    "http.request.method": method,
+                    "url.path": path,
+                }
+            },
+        )
+
+
+class Rampart:
+    """The Rampart Flask extension.
+
+    ``Rampart(app, config=SecurityConfig(...))`` or, with an app factory,
+    ``rampart = Rampart()`` then ``rampart.init_app(app, config)``. Per-app state lives in
+    ``app.extensions["rampart"]``; the extension object itself keeps no app.
+    """
+
+    def __init__(self, app: Flask | None = None, config: SecurityConfig | None = None) -> None:
+        self._config = config
+        if app is not None:
+            self.init_app(app, config)
+
+    def init_app(self, app: Flask, config: SecurityConfig | None = None) -> None:
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError(f"Rampart is already initialised on app {app.name!r}")
+        base = config if config is not None else self._config
+        if base is not None and not isinstance(base, SecurityConfig):
+            raise TypeError(f"config must be a SecurityConfig, not {type(base).__name__}")
+        effective = (base or SecurityConfig()).merged_with(app.config)
+        engine = _native.Engine(effective.to_json())
+        settings = engine.settings()
+        state = RampartState(
+            extension=self,
+            config=effective,
+            engine=engine,
+            logger=logging.getLogger(f"{LOGGER_NAME}.app.{app.name}"),
+            suspicious_level=_level(settings["log_suspicious_level"]),
+            request_level=_level(settings["log_request_level"]),
+            passive_mode=settings["passive_mode"],
+            fail_secure=settings["fail_secure"],
+        )
+        self._setup_logging(state, settings)
+        app.extensions[EXTENSION_KEY] = state
+        app.wsgi_app = RampartMiddleware(app.wsgi_app, app, state)  # type: ignore[method-assign]
+        app.jinja_env.globals["csp_nonce"] = csp_nonce
+        if effective.custom_request_check is not None:
+            app.before_request_funcs.setdefault(None, []).insert(0, _run_custom_check)
+        if effective.custom_response_modifier is not None:
+            app.after_request(_run_modifier)
+        for warning in engine.warnings:
+            state.logger.warning("configuration: %s", warning)
+
+    @staticmethod
+    def _setup_logging(state: RampartState, settings: dict[str, Any]) -> None:
+        as_json = bool(settings["log_json"])
+        _ensure_console(as_json)
+        path = settings["custom_log_file"]
+        if path:
+            handler = logging.FileHandler(path, encoding="utf-8")
+            handler.setFormatter(_formatter(as_json))
+            state.logger.addHandler(handler)
+            state.handlers.append(handler)
+
+    @staticmethod
+    def client_ip() -> str | None:
+        """The current request's client IP, after trusted-proxy resolution."""
+        state: RampartState = current_app.extensions[EXTENSION_KEY]
+        return state.engine.client_ip(request.environ)
+
+
+def _state() -> RampartState:
+    return current_app.extensions[EXTENSION_KEY]
+
+
+def _run_custom_check() -> Response | None:
+    state = _state()
+    if state.engine.is_excluded(request.path):
+        return None
+    check = state.config.custom_request_check
+    try:
+        response = check(request)
+    except Exception:
+        state.logger.exception("custom_request_check raised")
+        if not state.fail_secure:
+            return None
+        decision = state.engine.error_response(500, request.environ)
+        return current_app.response_class(
+            decision.body, status=decision.status, headers=decision.headers or []
+        )
+    if response is None:
+        return None
+    outcome = "passive" if state.passive_mode else "blocked"
+    status = getattr(response, "status_code", None)
+    state.log_events(
+        [
+            {
+                "event.action": "custom_request_check",
+                "event.outcome": outcome,
+                "source.ip": state.engine.client_ip(request.environ),
+                "http.request.method": request.method,
+                "url.path": request.path,
+                "http.response.status_code": status,
+                "rule.id": "custom_request_check",
+                "message": "custom_request_check returned a response",
+            }
+        ]
+    )
+    return None if state.passive_mode else response
+
+
+def _run_modifier(response: Response) -> Response:
+    modifier = _state().config.custom_response_modifier
+    return modifier(response)
+
+
+def csp_nonce() -> str:
+    """The CSP nonce of the current request (empty when the policy has none)."""
+    return str(request.environ.get(NONCE_KEY, "")) if request else ""
