@@ -33,7 +33,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -136,9 +136,7 @@ class Route:
         return environ
 
 
-def build_route(
-    method: str, path: str, payload: object, expected_json: object
-) -> Route:
+def build_route(method: str, path: str, payload: object, expected_json: object) -> Route:
     """Build the environ once with werkzeug; it is copied for every request."""
     body = json.dumps(payload).encode() if payload is not None else b""
     builder = EnvironBuilder(
@@ -358,9 +356,7 @@ CONFIG_BY_NAME = {config.name: config for config in CONFIGS}
 
 def is_installed(config: Config) -> bool:
     """Whether every module the configuration needs can be imported."""
-    return all(
-        importlib.util.find_spec(module) is not None for module in config.modules
-    )
+    return all(importlib.util.find_spec(module) is not None for module in config.modules)
 
 
 # --------------------------------------------------------------------------
@@ -377,9 +373,7 @@ class Response:
     body: bytes = b""
 
 
-def call_app(
-    app: Flask, environ: dict[str, Any], *, keep_body: bool = False
-) -> Response:
+def call_app(app: Flask, environ: dict[str, Any], *, keep_body: bool = False) -> Response:
     """Call the WSGI app, drain and close the iterable, return the response."""
     response = Response()
 
@@ -533,9 +527,7 @@ def measure_route(bare: Flask, app: Flask, route: Route, seconds: float) -> Rout
         else:
             timed_batch(bare, route, bare_batch, bare_ns)
             timed_batch(app, route, app_batch, app_ns)
-        added = statistics.median(app_ns[app_start:]) - statistics.median(
-            bare_ns[bare_start:]
-        )
+        added = statistics.median(app_ns[app_start:]) - statistics.median(bare_ns[bare_start:])
         round_added.append(added / 1000)
     return RouteResult(
         route=route.label,
@@ -565,7 +557,7 @@ def run_worker(name: str, seconds: float) -> WorkerResult:
             if describe is not None:
                 route_result.note = describe()
             result.routes.append(route_result)
-    except Exception as exc:  # noqa: BLE001 - a failing extension is reported, not fatal
+    except Exception as exc:  # a failing extension is reported, not fatal
         result.error = f"{type(exc).__name__}: {exc}"
     return result
 
@@ -586,9 +578,7 @@ def run_config(config: Config, seconds: float) -> WorkerResult:
             return WorkerResult(config.name, error=f"worker process died: {exc}")
 
 
-def run_all(
-    configs: Sequence[Config], seconds: float
-) -> dict[str, WorkerResult | None]:
+def run_all(configs: Sequence[Config], seconds: float) -> dict[str, WorkerResult | None]:
     """Run each installed configuration; None marks one that is not installed."""
     results: dict[str, WorkerResult | None] = {}
     for config in configs:
@@ -643,7 +633,7 @@ def machine_section(seconds: float, *, quick: bool) -> list[str]:
     """Header, machine table and package versions."""
     mode = "quick" if quick else "full"
     flask_versions = f"{package_version('flask')} / {package_version('werkzeug')}"
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# flask-rampart: per-request overhead vs bare Flask",
         "",
@@ -669,9 +659,7 @@ def machine_section(seconds: float, *, quick: bool) -> list[str]:
         "|---|---|---|",
     ]
     for config in CONFIGS:
-        versions = ", ".join(
-            f"{name} {package_version(name)}" for name in config.packages
-        )
+        versions = ", ".join(f"{name} {package_version(name)}" for name in config.packages)
         lines.append(f"| `{config.name}` | {config.description} | {versions} |")
     return [*lines, ""]
 
@@ -739,9 +727,7 @@ TABLE_HEADER = (
 )
 
 
-def tables_section(
-    routes: Sequence[str], results: dict[str, WorkerResult | None]
-) -> list[str]:
+def tables_section(routes: Sequence[str], results: dict[str, WorkerResult | None]) -> list[str]:
     """One markdown table per route."""
     lines = ["## Per-request cost (µs)", ""]
     for route in routes:
@@ -815,9 +801,7 @@ Notes).
 """
 
 
-def render(
-    results: dict[str, WorkerResult | None], seconds: float, *, quick: bool
-) -> str:
+def render(results: dict[str, WorkerResult | None], seconds: float, *, quick: bool) -> str:
     """Render the whole markdown report."""
     routes = [route.label for route in build_routes()]
     lines = [
@@ -838,12 +822,8 @@ def render(
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument(
-        "--quick", action="store_true", help="about 1 s per config and route"
-    )
-    parser.add_argument(
-        "--seconds", type=float, help="measurement time per config and route"
-    )
+    parser.add_argument("--quick", action="store_true", help="about 1 s per config and route")
+    parser.add_argument("--seconds", type=float, help="measurement time per config and route")
     parser.add_argument(
         "--only",
         action="append",
@@ -862,9 +842,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print (and maybe save) the report."""
     args = parse_args(argv)
     seconds = args.seconds or (QUICK_SECONDS if args.quick else FULL_SECONDS)
-    configs = (
-        [CONFIG_BY_NAME[name] for name in args.only] if args.only else list(CONFIGS)
-    )
+    configs = [CONFIG_BY_NAME[name] for name in args.only] if args.only else list(CONFIGS)
     results = run_all(configs, seconds)
     report = render(results, seconds, quick=args.quick)
     sys.stdout.write(report)

@@ -91,9 +91,7 @@ def build_app(
         return resp
 
     for name, view in routes.items():
-        app.add_url_rule(
-            f"/{name}", endpoint=name, view_func=view, methods=["GET", "POST"]
-        )
+        app.add_url_rule(f"/{name}", endpoint=name, view_func=view, methods=["GET", "POST"])
 
     Rampart(app, config=config)
     return app
@@ -142,9 +140,7 @@ class RampartLog:
     @property
     def events(self) -> list[logging.LogRecord]:
         """Records carrying a structured security event (``record.rampart``)."""
-        return [
-            r for r in self.records if isinstance(getattr(r, "rampart", None), dict)
-        ]
+        return [r for r in self.records if isinstance(getattr(r, "rampart", None), dict)]
 
     @property
     def event_dicts(self) -> list[dict[str, Any]]:

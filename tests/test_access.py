@@ -29,9 +29,7 @@ def get(
 
 
 def is_plain_text(resp: TestResponse) -> bool:
-    return resp.mimetype == "text/plain" and resp.mimetype_params.get(
-        "charset", ""
-    ).lower() in (
+    return resp.mimetype == "text/plain" and resp.mimetype_params.get("charset", "").lower() in (
         "utf-8",
         "utf8",
     )
@@ -44,9 +42,7 @@ def is_plain_text(resp: TestResponse) -> bool:
     ("entry", "blocked", "allowed"),
     [
         pytest.param("203.0.113.5", "203.0.113.5", "203.0.113.6", id="ipv4"),
-        pytest.param(
-            "198.51.100.0/24", "198.51.100.77", "198.51.101.1", id="ipv4-cidr"
-        ),
+        pytest.param("198.51.100.0/24", "198.51.100.77", "198.51.101.1", id="ipv4-cidr"),
         pytest.param("2001:db8::2", "2001:db8::2", "2001:db8::3", id="ipv6"),
         pytest.param(
             "2001:db8:abcd::/48",
@@ -108,9 +104,7 @@ def test_empty_or_missing_whitelist_allows_everyone(
 
 
 def test_blacklist_beats_whitelist(make_app: AppFactory) -> None:
-    app = make_app(
-        SecurityConfig(whitelist=["192.168.1.0/24"], blacklist=["192.168.1.5"])
-    )
+    app = make_app(SecurityConfig(whitelist=["192.168.1.0/24"], blacklist=["192.168.1.5"]))
     assert get(app, ip="192.168.1.5").status_code == 403
     assert get(app, ip="192.168.1.6").status_code == 200
 
@@ -128,16 +122,11 @@ def test_without_trusted_proxies_spoofed_xff_changes_nothing(
     assert ip.data == b"198.51.100.1"
     # and a blacklisted peer cannot hide behind a forged header
     app2 = make_app(SecurityConfig(blacklist=["198.51.100.1"]))
-    assert (
-        get(app2, ip="198.51.100.1", headers={"X-Forwarded-For": "8.8.8.8"}).status_code
-        == 403
-    )
+    assert get(app2, ip="198.51.100.1", headers={"X-Forwarded-For": "8.8.8.8"}).status_code == 403
 
 
 def test_untrusted_peer_xff_is_ignored(make_app: AppFactory) -> None:
-    app = make_app(
-        SecurityConfig(trusted_proxies=["10.0.0.1"], blacklist=["203.0.113.9"])
-    )
+    app = make_app(SecurityConfig(trusted_proxies=["10.0.0.1"], blacklist=["203.0.113.9"]))
     headers = {"X-Forwarded-For": "203.0.113.9"}
     assert get(app, ip="10.0.0.2", headers=headers).status_code == 200
     assert get(app, "/ip", ip="10.0.0.2", headers=headers).data == b"10.0.0.2"
@@ -145,9 +134,7 @@ def test_untrusted_peer_xff_is_ignored(make_app: AppFactory) -> None:
 
 def test_trusted_proxy_depth_1_uses_the_rightmost_entry(make_app: AppFactory) -> None:
     headers = {"X-Forwarded-For": "1.1.1.1, 203.0.113.9"}
-    app = make_app(
-        SecurityConfig(trusted_proxies=["10.0.0.0/8"], trusted_proxy_depth=1)
-    )
+    app = make_app(SecurityConfig(trusted_proxies=["10.0.0.0/8"], trusted_proxy_depth=1))
     assert get(app, "/ip", ip="10.0.0.1", headers=headers).data == b"203.0.113.9"
 
     blocks_client = make_app(
@@ -156,15 +143,11 @@ def test_trusted_proxy_depth_1_uses_the_rightmost_entry(make_app: AppFactory) ->
     assert get(blocks_client, ip="10.0.0.1", headers=headers).status_code == 403
 
     # the client-controlled leftmost entry is not trusted
-    blocks_spoof = make_app(
-        SecurityConfig(trusted_proxies=["10.0.0.0/8"], blacklist=["1.1.1.1"])
-    )
+    blocks_spoof = make_app(SecurityConfig(trusted_proxies=["10.0.0.0/8"], blacklist=["1.1.1.1"]))
     assert get(blocks_spoof, ip="10.0.0.1", headers=headers).status_code == 200
 
     # nor is the proxy itself treated as the client
-    blocks_proxy = make_app(
-        SecurityConfig(trusted_proxies=["10.0.0.0/8"], blacklist=["10.0.0.1"])
-    )
+    blocks_proxy = make_app(SecurityConfig(trusted_proxies=["10.0.0.0/8"], blacklist=["10.0.0.1"]))
     assert get(blocks_proxy, ip="10.0.0.1", headers=headers).status_code == 200
 
 
@@ -172,21 +155,20 @@ def test_trusted_proxy_depth_2_uses_the_second_entry_from_the_right(
     make_app: AppFactory,
 ) -> None:
     headers = {"X-Forwarded-For": "1.1.1.1, 203.0.113.9, 10.0.0.2"}
-    app = make_app(
+    app = make_app(SecurityConfig(trusted_proxies=["10.0.0.0/8"], trusted_proxy_depth=2))
+    assert get(app, "/ip", ip="10.0.0.1", headers=headers).data == b"203.0.113.9"
+    blocking = make_app(
         SecurityConfig(
             trusted_proxies=["10.0.0.0/8"],
             trusted_proxy_depth=2,
             blacklist=["203.0.113.9"],
         )
     )
-    assert get(app, "/ip", ip="10.0.0.1", headers=headers).data == b"203.0.113.9"
-    assert get(app, ip="10.0.0.1", headers=headers).status_code == 403
+    assert get(blocking, ip="10.0.0.1", headers=headers).status_code == 403
 
 
 def test_short_xff_uses_the_leftmost_entry(make_app: AppFactory) -> None:
-    app = make_app(
-        SecurityConfig(trusted_proxies=["10.0.0.0/8"], trusted_proxy_depth=3)
-    )
+    app = make_app(SecurityConfig(trusted_proxies=["10.0.0.0/8"], trusted_proxy_depth=3))
     headers = {"X-Forwarded-For": "203.0.113.9, 10.0.0.2"}
     assert get(app, "/ip", ip="10.0.0.1", headers=headers).data == b"203.0.113.9"
 
@@ -197,9 +179,7 @@ def test_short_xff_uses_the_leftmost_entry(make_app: AppFactory) -> None:
     ids=["garbage", "bad-rightmost", "bad-octet", "empty"],
 )
 def test_malformed_xff_falls_back_to_the_peer(make_app: AppFactory, xff: str) -> None:
-    app = make_app(
-        SecurityConfig(trusted_proxies=["10.0.0.0/8"], blacklist=["10.0.0.1"])
-    )
+    app = make_app(SecurityConfig(trusted_proxies=["10.0.0.0/8"], blacklist=["10.0.0.1"]))
     headers = {"X-Forwarded-For": xff}
     assert get(app, "/ip", ip="10.0.0.1", headers=headers).status_code == 403
     app2 = make_app(SecurityConfig(trusted_proxies=["10.0.0.0/8"]))
@@ -246,9 +226,7 @@ def _client_without_peer(app: Flask, garbage: str | None) -> TestResponse:
 @pytest.mark.parametrize(
     "remote_addr", [None, "not-an-ip", ""], ids=["missing", "garbage", "empty"]
 )
-def test_unknown_peer_passes_blacklist(
-    make_app: AppFactory, remote_addr: str | None
-) -> None:
+def test_unknown_peer_passes_blacklist(make_app: AppFactory, remote_addr: str | None) -> None:
     app = make_app(SecurityConfig(blacklist=["10.0.0.0/8"]))
     resp = _client_without_peer(app, remote_addr)
     assert resp.status_code == 200
@@ -258,9 +236,7 @@ def test_unknown_peer_passes_blacklist(
 @pytest.mark.parametrize(
     "remote_addr", [None, "not-an-ip", ""], ids=["missing", "garbage", "empty"]
 )
-def test_unknown_peer_fails_whitelist(
-    make_app: AppFactory, remote_addr: str | None
-) -> None:
+def test_unknown_peer_fails_whitelist(make_app: AppFactory, remote_addr: str | None) -> None:
     app = make_app(SecurityConfig(whitelist=["10.0.0.0/8"]))
     resp = _client_without_peer(app, remote_addr)
     assert resp.status_code == 403
@@ -268,12 +244,8 @@ def test_unknown_peer_fails_whitelist(
 
 
 @pytest.mark.parametrize("remote_addr", [None, "not-an-ip"], ids=["missing", "garbage"])
-def test_unknown_peer_fails_emergency_mode(
-    make_app: AppFactory, remote_addr: str | None
-) -> None:
-    app = make_app(
-        SecurityConfig(emergency_mode=True, emergency_whitelist=["10.0.0.0/8"])
-    )
+def test_unknown_peer_fails_emergency_mode(make_app: AppFactory, remote_addr: str | None) -> None:
+    app = make_app(SecurityConfig(emergency_mode=True, emergency_whitelist=["10.0.0.0/8"]))
     assert _client_without_peer(app, remote_addr).status_code == 503
 
 
@@ -298,9 +270,7 @@ def test_client_ip_is_none_without_peer(make_app: AppFactory) -> None:
         "python-requests/2.31",
     ],
 )
-def test_blocked_user_agents_case_insensitive_search(
-    make_app: AppFactory, ua: str
-) -> None:
+def test_blocked_user_agents_case_insensitive_search(make_app: AppFactory, ua: str) -> None:
     app = make_app(SecurityConfig(blocked_user_agents=["curl", r"python-requests/\d+"]))
     resp = get(app, headers={"User-Agent": ua})
     assert resp.status_code == 403
@@ -368,9 +338,7 @@ def test_emergency_mode_refuses_everyone_but_the_emergency_whitelist(
     make_app: AppFactory,
 ) -> None:
     app = make_app(
-        SecurityConfig(
-            emergency_mode=True, emergency_whitelist=["10.0.0.0/24", "2001:db8::1"]
-        )
+        SecurityConfig(emergency_mode=True, emergency_whitelist=["10.0.0.0/24", "2001:db8::1"])
     )
     resp = get(app, ip="198.51.100.7")
     assert resp.status_code == 503
@@ -428,9 +396,7 @@ def test_passive_mode_covers_user_agents_and_whitelist(
     rampart_log: RampartLog, make_app: AppFactory
 ) -> None:
     app = make_app(
-        SecurityConfig(
-            passive_mode=True, whitelist=["10.0.0.1"], blocked_user_agents=["curl"]
-        )
+        SecurityConfig(passive_mode=True, whitelist=["10.0.0.1"], blocked_user_agents=["curl"])
     )
     resp = get(app, ip="203.0.113.5", headers={"User-Agent": "curl/8"})
     assert resp.status_code == 200
@@ -523,9 +489,28 @@ def test_custom_error_responses_replace_the_body(make_app: AppFactory) -> None:
 
 
 def test_custom_error_responses_only_for_their_status(make_app: AppFactory) -> None:
-    app = make_app(
-        SecurityConfig(emergency_mode=True, custom_error_responses={403: "Go away"})
-    )
+    app = make_app(SecurityConfig(emergency_mode=True, custom_error_responses={403: "Go away"}))
     resp = get(app)
     assert resp.status_code == 503
     assert resp.data == b"Service temporarily unavailable"
+
+
+def test_custom_error_responses_for_503(make_app: AppFactory) -> None:
+    app = make_app(SecurityConfig(emergency_mode=True, custom_error_responses={503: "Later"}))
+    resp = get(app)
+    assert resp.status_code == 503
+    assert resp.data == b"Later"
+
+
+def test_exclusion_matches_the_prefix_itself(make_app: AppFactory) -> None:
+    app = make_app(SecurityConfig(blacklist=["203.0.113.5"]))
+    # no /static route exists: an excluded path reaches Flask (404), a checked one gets 403
+    assert get(app, "/static", ip="203.0.113.5").status_code == 404
+    assert get(app, "/static/", ip="203.0.113.5").status_code == 404
+    assert get(app, "/static/deep/file.css", ip="203.0.113.5").status_code == 404
+
+
+def test_excluded_paths_skip_https_redirect(make_app: AppFactory) -> None:
+    app = make_app(SecurityConfig(enforce_https=True))
+    assert get(app, "/static/x").status_code == 200
+    assert get(app, "/hello").status_code == 301

@@ -31,9 +31,7 @@ def test_every_bad_field_is_reported_at_once() -> None:
         blacklist=["10.0.0.1", "10.0.0.300"],
         trusted_proxy_depth=0,
         trusted_proxies=["0.0.0.0/0"],
-        security_headers={
-            "custom": {"X-Evil": "a\r\nSet-Cookie: x=1", "Bad Header": "v"}
-        },
+        security_headers={"custom": {"X-Evil": "a\r\nSet-Cookie: x=1", "Bad Header": "v"}},
         rate_limt=5,
         blocked_user_agents=["curl", "(?=lookahead)"],
         log_suspicious_level="LOUD",
@@ -45,9 +43,7 @@ def test_every_bad_field_is_reported_at_once() -> None:
     assert "trusted_proxy_depth" in fields
     assert any(f.startswith("trusted_proxies") for f in fields)
     assert "security_headers.custom.X-Evil" in fields
-    assert any(
-        f.startswith("security_headers.custom") and "X-Evil" not in f for f in fields
-    )
+    assert any(f.startswith("security_headers.custom") and "X-Evil" not in f for f in fields)
     assert "rate_limt" in fields
     assert any(f.startswith("blocked_user_agents") for f in fields)
     assert "log_suspicious_level" in fields
@@ -81,9 +77,7 @@ def test_unknown_field_suggests_the_closest_name() -> None:
 
 
 def test_header_injection_in_custom_header_value() -> None:
-    errors = config_errors(
-        security_headers={"custom": {"X-Evil": "a\r\nSet-Cookie: x=1"}}
-    )
+    errors = config_errors(security_headers={"custom": {"X-Evil": "a\r\nSet-Cookie: x=1"}})
     assert [field for field, _ in errors] == ["security_headers.custom.X-Evil"]
 
 
@@ -91,31 +85,15 @@ def test_header_injection_in_custom_header_value() -> None:
     ("fields", "expected_prefix"),
     [
         pytest.param({"blacklist": ["nope"]}, "blacklist", id="blacklist-garbage"),
-        pytest.param(
-            {"blacklist": ["10.0.0.0/33"]}, "blacklist", id="blacklist-bad-prefix"
-        ),
-        pytest.param(
-            {"blacklist": ["2001:db8::/129"]}, "blacklist", id="blacklist-bad-v6-prefix"
-        ),
+        pytest.param({"blacklist": ["10.0.0.0/33"]}, "blacklist", id="blacklist-bad-prefix"),
+        pytest.param({"blacklist": ["2001:db8::/129"]}, "blacklist", id="blacklist-bad-v6-prefix"),
         pytest.param({"whitelist": ["300.1.1.1"]}, "whitelist", id="whitelist"),
-        pytest.param(
-            {"emergency_whitelist": ["x"]}, "emergency_whitelist", id="emergency-wl"
-        ),
-        pytest.param(
-            {"trusted_proxies": ["10.0.0.256"]}, "trusted_proxies", id="proxy-bad"
-        ),
-        pytest.param(
-            {"trusted_proxies": ["0.0.0.0/0"]}, "trusted_proxies", id="proxy-v4-any"
-        ),
-        pytest.param(
-            {"trusted_proxies": ["::/0"]}, "trusted_proxies", id="proxy-v6-any"
-        ),
-        pytest.param(
-            {"trusted_proxy_depth": 0}, "trusted_proxy_depth", id="depth-zero"
-        ),
-        pytest.param(
-            {"trusted_proxy_depth": -1}, "trusted_proxy_depth", id="depth-negative"
-        ),
+        pytest.param({"emergency_whitelist": ["x"]}, "emergency_whitelist", id="emergency-wl"),
+        pytest.param({"trusted_proxies": ["10.0.0.256"]}, "trusted_proxies", id="proxy-bad"),
+        pytest.param({"trusted_proxies": ["0.0.0.0/0"]}, "trusted_proxies", id="proxy-v4-any"),
+        pytest.param({"trusted_proxies": ["::/0"]}, "trusted_proxies", id="proxy-v6-any"),
+        pytest.param({"trusted_proxy_depth": 0}, "trusted_proxy_depth", id="depth-zero"),
+        pytest.param({"trusted_proxy_depth": -1}, "trusted_proxy_depth", id="depth-negative"),
         pytest.param(
             {"security_headers": {"custom": {"X-Evil": "a\nb"}}},
             "security_headers.custom.X-Evil",
@@ -183,9 +161,7 @@ def test_header_injection_in_custom_header_value() -> None:
             id="frame-options",
         ),
         pytest.param({"rate_limt": 5}, "rate_limt", id="unknown-field"),
-        pytest.param(
-            {"blocked_user_agents": ["("]}, "blocked_user_agents", id="regex-invalid"
-        ),
+        pytest.param({"blocked_user_agents": ["("]}, "blocked_user_agents", id="regex-invalid"),
         pytest.param(
             {"blocked_user_agents": ["(?=bot)"]},
             "blocked_user_agents",
@@ -201,20 +177,12 @@ def test_header_injection_in_custom_header_value() -> None:
             "blocked_user_agents",
             id="regex-backref",
         ),
-        pytest.param(
-            {"log_suspicious_level": "LOUD"}, "log_suspicious_level", id="log-level"
-        ),
-        pytest.param(
-            {"log_request_level": "VERBOSE"}, "log_request_level", id="request-level"
-        ),
+        pytest.param({"log_suspicious_level": "LOUD"}, "log_suspicious_level", id="log-level"),
+        pytest.param({"log_request_level": "VERBOSE"}, "log_request_level", id="request-level"),
         pytest.param({"log_format": "xml"}, "log_format", id="log-format"),
         pytest.param({"cors_max_age": -1}, "cors_max_age", id="cors-max-age"),
-        pytest.param(
-            {"custom_request_check": "nope"}, "custom_request_check", id="check"
-        ),
-        pytest.param(
-            {"custom_response_modifier": 42}, "custom_response_modifier", id="modifier"
-        ),
+        pytest.param({"custom_request_check": "nope"}, "custom_request_check", id="check"),
+        pytest.param({"custom_response_modifier": 42}, "custom_response_modifier", id="modifier"),
     ],
 )
 def test_bad_field_is_rejected(fields: dict[str, Any], expected_prefix: str) -> None:
@@ -227,9 +195,7 @@ def test_bad_field_is_rejected(fields: dict[str, Any], expected_prefix: str) -> 
     [
         pytest.param({"rate_limit": 100}, "rate_limit", id="rate_limit"),
         pytest.param({"enable_redis": True}, "enable_redis", id="enable_redis"),
-        pytest.param(
-            {"blocked_countries": ["CN"]}, "blocked_countries", id="blocked_countries"
-        ),
+        pytest.param({"blocked_countries": ["CN"]}, "blocked_countries", id="blocked_countries"),
         pytest.param(
             {"enable_penetration_detection": True},
             "enable_penetration_detection",

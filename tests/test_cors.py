@@ -28,9 +28,7 @@ def get(
     app: Flask, origin: str | None, path: str = "/hello", ip: str = "198.51.100.7"
 ) -> TestResponse:
     headers = {} if origin is None else {"Origin": origin}
-    return app.test_client().get(
-        path, headers=headers, environ_base={"REMOTE_ADDR": ip}
-    )
+    return app.test_client().get(path, headers=headers, environ_base={"REMOTE_ADDR": ip})
 
 
 def preflight(
@@ -44,9 +42,7 @@ def preflight(
     headers = {"Origin": origin, "Access-Control-Request-Method": method}
     if request_headers is not None:
         headers["Access-Control-Request-Headers"] = request_headers
-    return app.test_client().options(
-        path, headers=headers, environ_base={"REMOTE_ADDR": ip}
-    )
+    return app.test_client().options(path, headers=headers, environ_base={"REMOTE_ADDR": ip})
 
 
 def csv(resp: TestResponse, name: str) -> list[str]:
@@ -55,9 +51,7 @@ def csv(resp: TestResponse, name: str) -> list[str]:
 
 
 def cors_headers(resp: TestResponse) -> list[str]:
-    return [
-        k for k, _ in resp.headers.items() if k.lower().startswith("access-control-")
-    ]
+    return [k for k, _ in resp.headers.items() if k.lower().startswith("access-control-")]
 
 
 def test_cors_off_by_default(make_app: AppFactory) -> None:
@@ -77,9 +71,7 @@ def test_allowed_origin_is_reflected_with_vary(make_app: AppFactory) -> None:
 
 
 def test_disallowed_origin_gets_no_cors_headers(make_app: AppFactory) -> None:
-    app = make_app(
-        cors(cors_allow_origins=[APP_ORIGIN], cors_expose_headers=["X-Trace"])
-    )
+    app = make_app(cors(cors_allow_origins=[APP_ORIGIN], cors_expose_headers=["X-Trace"]))
     resp = get(app, EVIL_ORIGIN)
     assert resp.status_code == 200
     assert resp.data == b"hello"
@@ -176,9 +168,7 @@ def test_preflight_is_answered_204(make_app: AppFactory) -> None:
     assert resp.headers.getlist("Access-Control-Allow-Origin") == [APP_ORIGIN]
     assert set(csv(resp, "Access-Control-Allow-Methods")) == {"get", "post"}
     assert resp.headers["Access-Control-Max-Age"] == "123"
-    assert {"x-requested-with", "content-type"} <= set(
-        csv(resp, "Access-Control-Allow-Headers")
-    )
+    assert {"x-requested-with", "content-type"} <= set(csv(resp, "Access-Control-Allow-Headers"))
 
 
 def test_preflight_default_max_age_and_methods(make_app: AppFactory) -> None:
@@ -273,9 +263,7 @@ def test_excluded_path_carries_cors_headers(make_app: AppFactory) -> None:
 
 
 def test_cors_works_with_security_headers_off(make_app: AppFactory) -> None:
-    app = make_app(
-        cors(cors_allow_origins=[APP_ORIGIN], security_headers={"enabled": False})
-    )
+    app = make_app(cors(cors_allow_origins=[APP_ORIGIN], security_headers={"enabled": False}))
     resp = get(app, APP_ORIGIN)
     assert resp.headers.getlist("Access-Control-Allow-Origin") == [APP_ORIGIN]
     assert "X-Frame-Options" not in resp.headers

@@ -22,9 +22,7 @@ def get(
     ip: str = "198.51.100.7",
     headers: dict[str, str] | None = None,
 ) -> TestResponse:
-    return app.test_client().get(
-        path, environ_base={"REMOTE_ADDR": ip}, headers=headers or {}
-    )
+    return app.test_client().get(path, environ_base={"REMOTE_ADDR": ip}, headers=headers or {})
 
 
 def test_check_returning_a_response_short_circuits(make_app: AppFactory) -> None:
@@ -94,9 +92,7 @@ def test_check_runs_after_the_builtin_checks(make_app: AppFactory) -> None:
     def check(req: flask.Request) -> None:
         calls.append(req.path)
 
-    app = make_app(
-        SecurityConfig(custom_request_check=check, blacklist=["203.0.113.5"])
-    )
+    app = make_app(SecurityConfig(custom_request_check=check, blacklist=["203.0.113.5"]))
     assert get(app, ip="203.0.113.5").status_code == 403
     assert calls == []
     assert get(app).status_code == 200
@@ -149,16 +145,12 @@ def test_response_modifier_applies_to_emergency_and_redirect(
         resp.headers["X-Modified"] = "yes"
         return resp
 
-    emergency = make_app(
-        SecurityConfig(custom_response_modifier=modifier, emergency_mode=True)
-    )
+    emergency = make_app(SecurityConfig(custom_response_modifier=modifier, emergency_mode=True))
     resp = get(emergency)
     assert resp.status_code == 503
     assert resp.headers.getlist("X-Modified") == ["yes"]
 
-    https = make_app(
-        SecurityConfig(custom_response_modifier=modifier, enforce_https=True)
-    )
+    https = make_app(SecurityConfig(custom_response_modifier=modifier, enforce_https=True))
     redirect = get(https)
     assert redirect.status_code == 301
     assert redirect.headers.getlist("X-Modified") == ["yes"]
@@ -170,9 +162,7 @@ def test_response_modifier_can_replace_the_response(make_app: AppFactory) -> Non
         new.headers["X-Wrapped"] = "1"
         return new
 
-    app = make_app(
-        SecurityConfig(custom_response_modifier=modifier, blacklist=["203.0.113.5"])
-    )
+    app = make_app(SecurityConfig(custom_response_modifier=modifier, blacklist=["203.0.113.5"]))
     ok = get(app)
     assert ok.data == b"wrapped 200"
     assert ok.headers["X-Wrapped"] == "1"
@@ -188,9 +178,7 @@ def test_response_modifier_receives_a_flask_response(make_app: AppFactory) -> No
         seen.append(isinstance(resp, flask.Response))
         return resp
 
-    app = make_app(
-        SecurityConfig(custom_response_modifier=modifier, blacklist=["203.0.113.5"])
-    )
+    app = make_app(SecurityConfig(custom_response_modifier=modifier, blacklist=["203.0.113.5"]))
     get(app)
     get(app, ip="203.0.113.5")
     assert seen == [True, True]
@@ -206,9 +194,7 @@ def test_fail_secure_true_answers_500(make_app: AppFactory) -> None:
         view_calls.append("called")
         return "guarded view"
 
-    app = make_app(
-        SecurityConfig(custom_request_check=boom, fail_secure=True), guarded=guarded
-    )
+    app = make_app(SecurityConfig(custom_request_check=boom, fail_secure=True), guarded=guarded)
     resp = get(app, "/guarded")
     assert resp.status_code == 500
     assert view_calls == []
@@ -263,3 +249,14 @@ def test_passive_mode_does_not_disable_the_custom_check(make_app: AppFactory) ->
     app = make_app(SecurityConfig(custom_request_check=check, passive_mode=True))
     assert get(app).status_code == 200
     assert calls == ["/hello"]
+
+
+def test_response_modifier_applies_to_excluded_paths(make_app: AppFactory) -> None:
+    def modifier(resp: Response) -> Response:
+        resp.headers["X-Modified"] = "yes"
+        return resp
+
+    app = make_app(SecurityConfig(custom_response_modifier=modifier))
+    resp = get(app, "/static/x")
+    assert resp.status_code == 200
+    assert resp.headers.getlist("X-Modified") == ["yes"]

@@ -136,9 +136,7 @@ def test_rampart_config_keys_are_merged_with_explicit_config() -> None:
     effective = app.extensions["rampart"].config
     assert effective.blocked_user_agents == ["sqlmap", "nikto"]
     assert effective.blacklist == [BAD]
-    resp = client.get(
-        "/hello", environ_base=peer(GOOD), headers={"User-Agent": "sqlmap/1.7"}
-    )
+    resp = client.get("/hello", environ_base=peer(GOOD), headers={"User-Agent": "sqlmap/1.7"})
     assert resp.status_code == 403
     assert resp.data == b"User-Agent not allowed"
     assert client.get("/hello", environ_base=peer(BAD)).status_code == 403
@@ -193,9 +191,7 @@ def test_unknown_rampart_key_is_a_config_error_at_init_app() -> None:
     app.config["RAMPART_RATE_LIMT"] = 5
     with pytest.raises(ConfigError) as excinfo:
         Rampart(app)
-    text = " ".join(
-        f"{field} {message}" for field, message in excinfo.value.errors
-    ).lower()
+    text = " ".join(f"{field} {message}" for field, message in excinfo.value.errors).lower()
     assert "rate_limt" in text
 
 
@@ -242,7 +238,4 @@ def test_conftest_factory_builds_a_protected_app(
     client = app.test_client()
     assert client.get("/", environ_base=peer(BAD)).status_code == 403
     assert client.get("/", environ_base=peer(GOOD)).data == b"index"
-    assert (
-        client.post("/submit", data="abc", environ_base=peer(GOOD)).data
-        == b"submitted:abc"
-    )
+    assert client.post("/submit", data="abc", environ_base=peer(GOOD)).data == b"submitted:abc"

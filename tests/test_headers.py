@@ -39,9 +39,7 @@ def get(
     https: bool = True,
 ) -> TestResponse:
     base_url = "https://localhost" if https else "http://localhost"
-    return app.test_client().get(
-        path, base_url=base_url, environ_base={"REMOTE_ADDR": ip}
-    )
+    return app.test_client().get(path, base_url=base_url, environ_base={"REMOTE_ADDR": ip})
 
 
 def assert_default_headers(resp: TestResponse, *, hsts: bool = True) -> None:
@@ -204,9 +202,7 @@ def test_overriding_one_key_keeps_the_other_defaults(make_app: AppFactory) -> No
 def test_all_headers_can_be_turned_off(
     make_app: AppFactory, security_headers: dict[str, bool] | None
 ) -> None:
-    app = make_app(
-        SecurityConfig(security_headers=security_headers, blacklist=["203.0.113.5"])
-    )
+    app = make_app(SecurityConfig(security_headers=security_headers, blacklist=["203.0.113.5"]))
     for resp in (get(app), get(app, ip="203.0.113.5")):
         for name in ALL_HEADER_NAMES:
             assert name not in resp.headers, name

@@ -83,9 +83,7 @@ def test_different_blocks_have_different_rules(
     assert events[1]["source.ip"] == "127.0.0.1"
 
 
-def test_emergency_and_https_events(
-    rampart_log: RampartLog, make_app: AppFactory
-) -> None:
+def test_emergency_event(rampart_log: RampartLog, make_app: AppFactory) -> None:
     app = make_app(SecurityConfig(emergency_mode=True))
     rampart_log.clear()
     assert get(app).status_code == 503
@@ -95,9 +93,7 @@ def test_emergency_and_https_events(
     assert events[0]["event.outcome"] == "blocked"
 
 
-def test_log_suspicious_level_error(
-    rampart_log: RampartLog, make_app: AppFactory
-) -> None:
+def test_log_suspicious_level_error(rampart_log: RampartLog, make_app: AppFactory) -> None:
     app = make_app(SecurityConfig(blacklist=[BAD], log_suspicious_level="ERROR"))
     rampart_log.clear()
     assert get(app, ip=BAD).status_code == 403
@@ -143,14 +139,10 @@ def test_log_request_level_debug(rampart_log: RampartLog, make_app: AppFactory) 
     assert [r.levelno for r in rampart_log.records] == [logging.DEBUG]
 
 
-def test_json_log_file(
-    rampart_log: RampartLog, make_app: AppFactory, tmp_path: Path
-) -> None:
+def test_json_log_file(rampart_log: RampartLog, make_app: AppFactory, tmp_path: Path) -> None:
     log_file = tmp_path / "security.log"
     app = make_app(
-        SecurityConfig(
-            blacklist=[BAD], log_format="json", custom_log_file=str(log_file)
-        )
+        SecurityConfig(blacklist=[BAD], log_format="json", custom_log_file=str(log_file))
     )
     rampart_log.clear()
     assert get(app, ip=BAD).status_code == 403
@@ -158,25 +150,17 @@ def test_json_log_file(
     events = rampart_log.event_dicts
     assert len(events) == 2
 
-    lines = [
-        line
-        for line in log_file.read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
+    lines = [line for line in log_file.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert len(lines) >= 2
     objects = [json.loads(line) for line in lines]  # every line is one JSON object
     assert all(isinstance(obj, dict) for obj in objects)
 
     action = events[0]["event.action"]
-    matching = [
-        obj for obj in objects if BAD in json.dumps(obj) and action in json.dumps(obj)
-    ]
+    matching = [obj for obj in objects if BAD in json.dumps(obj) and action in json.dumps(obj)]
     assert len(matching) == 2, lines
 
 
-def test_text_log_file(
-    rampart_log: RampartLog, make_app: AppFactory, tmp_path: Path
-) -> None:
+def test_text_log_file(rampart_log: RampartLog, make_app: AppFactory, tmp_path: Path) -> None:
     log_file = tmp_path / "security.log"
     app = make_app(SecurityConfig(blacklist=[BAD], custom_log_file=str(log_file)))
     assert get(app, ip=BAD).status_code == 403
@@ -191,15 +175,40 @@ def test_text_log_file(
     assert not isinstance(parsed, dict)
 
 
-def test_console_handler_added_when_logger_has_none(make_app: AppFactory) -> None:
-    logger = logging.getLogger("flask_rampart")
-    # precondition: the autouse fixture keeps the logger bare
-    assert logger.handlers == []
-    make_app(SecurityConfig())
-    assert any(
-        isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+def _console_handlers(logger: logging.Logger) -> list[logging.Handler]:
+    return [
+        h
         for h in logger.handlers
-    )
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+    ]
+
+
+def test_console_handler_added_when_no_logger_has_handlers(make_app: AppFactory) -> None:
+    logger = logging.getLogger("flask_rampart")
+    root = logging.getLogger()
+    saved_root_handlers = list(root.handlers)
+    # precondition: the autouse fixture keeps the flask_rampart logger bare
+    assert logger.handlers == []
+    root.handlers = []
+    try:
+        make_app(SecurityConfig())
+        console = _console_handlers(logger)
+    finally:
+        root.handlers = saved_root_handlers
+    assert len(console) == 1
+    assert logger.level == logging.DEBUG
+
+
+def test_no_console_handler_when_root_logger_has_handlers(make_app: AppFactory) -> None:
+    logger = logging.getLogger("flask_rampart")
+    root = logging.getLogger()
+    extra = logging.NullHandler()
+    root.addHandler(extra)
+    try:
+        make_app(SecurityConfig())
+    finally:
+        root.removeHandler(extra)
+    assert _console_handlers(logger) == []
 
 
 def test_no_console_handler_added_when_logger_has_one(
@@ -209,3 +218,21 @@ def test_no_console_handler_added_when_logger_has_one(
     before = list(logger.handlers)
     make_app(SecurityConfig())
     assert logger.handlers == before
+
+
+def test_log_files_are_per_app(
+    rampart_log: RampartLog, make_app: AppFactory, tmp_path: Path
+) -> None:
+    """Each app logs to its own file only.
+
+    Both apps come from the same factory and so share an import name, as with any
+    ``create_app()`` called twice in one process.
+    """
+    file_a = tmp_path / "a.log"
+    app_a = make_app(SecurityConfig(blacklist=[BAD], custom_log_file=str(file_a)))
+    app_b = make_app(SecurityConfig(blacklist=["203.0.113.77"]))
+    assert get(app_b, ip="203.0.113.77").status_code == 403
+    assert get(app_a, ip=BAD).status_code == 403
+    text = file_a.read_text(encoding="utf-8")
+    assert BAD in text
+    assert "203.0.113.77" not in text

@@ -6,6 +6,7 @@ VERSION: str
 
 def config_defaults() -> str: ...
 def field_names() -> list[str]: ...
+
 @final
 class Decision:
     @property

@@ -85,7 +85,7 @@ class SecurityConfig:
         return out
 
     def merged_with(self, app_config: Mapping[str, Any]) -> SecurityConfig:
-        """A new config: ``RAMPART_*`` keys of ``app_config`` under this config's explicit fields."""
+        """A new config: ``RAMPART_*`` keys of ``app_config`` under this one's explicit fields."""
         fields = dict(from_app_config(app_config.items()))
         fields.update(self._fields)
         return SecurityConfig(**fields)
@@ -95,7 +95,7 @@ class SecurityConfig:
 
 
 def from_app_config(items: Iterable[tuple[str, Any]]) -> Iterable[tuple[str, Any]]:
-    """``(field, value)`` for each ``RAMPART_<FIELD>`` key (unknown names are left to validation)."""
+    """``(field, value)`` for each ``RAMPART_<FIELD>`` key; unknown names are left to validation."""
     for key, value in items:
         if isinstance(key, str) and key.startswith(CONFIG_PREFIX):
             yield key[len(CONFIG_PREFIX) :].lower(), value

@@ -77,13 +77,25 @@ class RampartState:
     fail_secure: bool
     handlers: list[logging.Handler] = field(default_factory=list)
 
+    def emit(self, level: int, event: dict[str, Any], msg: str, *args: object) -> None:
+        """Logs one record on ``flask_rampart`` and into this app's own file handlers."""
+        record = self.logger.makeRecord(
+            self.logger.name, level, __file__, 0, msg, args, None, extra={"rampart": event}
+        )
+        if self.logger.isEnabledFor(level):
+            self.logger.handle(record)
+        for handler in self.handlers:
+            if level >= handler.level:
+                handler.handle(record)
+
     def log_events(self, events: Iterable[dict[str, Any]]) -> None:
         level = self.suspicious_level
         if level is None:
             return
         for event in events:
-            self.logger.log(
+            self.emit(
                 level,
+                event,
                 "%s %s: %s (%s %s from %s, rule %s)",
                 event["event.outcome"],
                 event["event.action"],
@@ -92,12 +104,35 @@ class RampartState:
                 event["url.path"],
                 event["source.ip"],
                 event["rule.id"],
-                extra={"rampart": event},
             )
 
 
-def _merge(headers: list[tuple[str, str]], extra: Iterable[tuple[str, str]]) -> None:
-    """Appends Rampart's headers to a response's, leaving those the view set alone."""
+# Header names Rampart may add per request (CORS, CSP with a nonce), for the merge fast path.
+_DYNAMIC = frozenset(
+    {
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+        "access-control-expose-headers",
+        "content-security-policy",
+        "content-security-policy-report-only",
+    }
+)
+
+
+def _merge(
+    headers: list[tuple[str, str]], extra: list[tuple[str, str]], names: frozenset[str]
+) -> None:
+    """Appends Rampart's headers to a response's, leaving those the view set alone.
+
+    ``names`` holds the lower-case names in ``extra`` that are not repeatable; when the response
+    has none of them (the usual case) the whole list is appended at once.
+    """
+    for name, _ in headers:
+        if name.lower() in names:
+            break
+    else:
+        headers.extend(extra)
+        return
     present = {name.lower() for name, _ in headers}
     for item in extra:
         lower = item[0].lower()
@@ -108,7 +143,7 @@ def _merge(headers: list[tuple[str, str]], extra: Iterable[tuple[str, str]]) -> 
 class RampartMiddleware:
     """The WSGI wrapper around ``app.wsgi_app``: the hot path of every request."""
 
-    __slots__ = ("_app", "_flask", "_inspect", "_state", "_static")
+    __slots__ = ("_app", "_flask", "_inspect", "_names", "_state", "_static")
 
     def __init__(self, wsgi_app: WSGIApplication, flask_app: Flask, state: RampartState) -> None:
         self._app = wsgi_app
@@ -116,24 +151,48 @@ class RampartMiddleware:
         self._state = state
         self._inspect = state.engine.inspect
         self._static = state.engine.static_headers
+        self._names = frozenset(
+            name.lower() for name, _ in self._static if name.lower() not in _REPEATABLE
+        )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         decision = self._inspect(environ)
         if self._state.request_level is not None:
             self._log_request(environ)
         if decision is None:
-            static = self._static
+            static, names = self._static, self._names
             if not static:
                 return self._app(environ, start_response)
 
             def add_static(
                 status: str, headers: list[tuple[str, str]], exc_info: Any = None
             ) -> Callable[[bytes], object]:
-                _merge(headers, static)
+                _merge(headers, static, names)
                 return start_response(status, headers, exc_info)
 
             return self._app(environ, add_static)
+        if decision.__class__ is list:
+            return self._with_headers(environ, start_response, decision)
         return self._decided(environ, start_response, decision)
+
+    def _with_headers(
+        self,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        extra: list[tuple[str, str]],
+    ) -> Iterable[bytes]:
+        """Calls the app, adding the static headers and this request's ``extra`` ones."""
+        static, names = self._static, self._names
+
+        def add_headers(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], object]:
+            _merge(headers, static, names)
+            if extra:
+                _merge(headers, extra, _DYNAMIC)
+            return start_response(status, headers, exc_info)
+
+        return self._app(environ, add_headers)
 
     def _decided(
         self,
@@ -149,15 +208,7 @@ class RampartMiddleware:
         nonce = decision.nonce
         if nonce is not None:
             environ[NONCE_KEY] = nonce
-        extra = decision.headers or self._static
-
-        def add_headers(
-            status: str, headers: list[tuple[str, str]], exc_info: Any = None
-        ) -> Callable[[bytes], object]:
-            _merge(headers, extra)
-            return start_response(status, headers, exc_info)
-
-        return self._app(environ, add_headers)
+        return self._with_headers(environ, start_response, decision.headers or [])
 
     def respond(
         self,
@@ -184,22 +235,14 @@ class RampartMiddleware:
         ip = self._state.engine.client_ip(environ)
         method = environ.get("REQUEST_METHOD", "")
         path = environ.get("PATH_INFO", "")
-        self._state.logger.log(
-            level,
-            "request %s %s from %s",
-            method,
-            path,
-            ip,
-            extra={
-                "rampart": {
-                    "event.action": "request",
-                    "event.outcome": "seen",
-                    "source.ip": ip,
-                    "http.request.method": method,
-                    "url.path": path,
-                }
-            },
-        )
+        event = {
+            "event.action": "request",
+            "event.outcome": "seen",
+            "source.ip": ip,
+            "http.request.method": method,
+            "url.path": path,
+        }
+        self._state.emit(level, event, "request %s %s from %s", method, path, ip)
 
 
 class Rampart:
@@ -228,7 +271,7 @@ class Rampart:
             extension=self,
             config=effective,
             engine=engine,
-            logger=logging.getLogger(f"{LOGGER_NAME}.app.{app.name}"),
+            logger=logger,
             suspicious_level=_level(settings["log_suspicious_level"]),
             request_level=_level(settings["log_request_level"]),
             passive_mode=settings["passive_mode"],
@@ -253,7 +296,6 @@ class Rampart:
         if path:
             handler = logging.FileHandler(path, encoding="utf-8")
             handler.setFormatter(_formatter(as_json))
-            state.logger.addHandler(handler)
             state.handlers.append(handler)
 
     @staticmethod

@@ -84,7 +84,7 @@ pub struct Event {
 pub struct Verdict {
     /// Send this instead of calling the application.
     pub respond: Option<Response>,
-    /// Headers for the application's response, replacing the static list (CORS, CSP nonce).
+    /// Headers for the application's response on top of the static list (CORS, CSP nonce).
     pub headers: Option<Headers>,
     /// The CSP nonce of this request, when the policy uses one.
     pub nonce: Option<String>,

@@ -168,12 +168,14 @@ impl Engine {
             ..Verdict::default()
         };
         if let (Some(cors), Some(origin)) = (&self.config.cors, req.origin) {
-            let preflight = match req.access_control_request_method {
-                Some(method) if req.method.eq_ignore_ascii_case("OPTIONS") => {
+            let is_preflight = req.method.eq_ignore_ascii_case("OPTIONS")
+                && req.access_control_request_method.is_some();
+            let preflight = req
+                .access_control_request_method
+                .filter(|_| is_preflight)
+                .and_then(|method| {
                     cors.preflight(origin, method, req.access_control_request_headers)
-                }
-                _ => None,
-            };
+                });
             if let Some(cors_headers) = preflight {
                 let mut headers = self.response_headers(None);
                 headers.extend(cors_headers);
@@ -186,7 +188,12 @@ impl Engine {
                 return Some(verdict);
             }
             let mut headers = Vec::new();
-            cors.actual(origin, &mut headers);
+            if is_preflight {
+                // A refused preflight: no CORS headers, the app answers it.
+                headers.push(("Vary".into(), "Origin".into()));
+            } else {
+                cors.actual(origin, &mut headers);
+            }
             if !headers.is_empty() {
                 verdict.headers = Some(headers);
             }
@@ -199,11 +206,6 @@ impl Engine {
                     .push((csp.header.to_owned(), csp.render(&nonce)));
                 verdict.nonce = Some(nonce);
             }
-        }
-        if let Some(extra) = verdict.headers.take() {
-            let mut headers = self.config.headers.static_headers.clone();
-            headers.extend(extra);
-            verdict.headers = Some(headers);
         }
         if verdict.events.is_empty() && verdict.headers.is_none() && verdict.respond.is_none() {
             None

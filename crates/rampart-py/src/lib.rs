@@ -45,12 +45,21 @@ struct Decision {
 }
 
 /// An environ value as text (lossy for strings Python cannot encode).
-fn env_str<'py>(env: &Bound<'py, PyDict>, key: &Bound<'py, PyString>) -> Option<Bound<'py, PyString>> {
-    env.get_item(key).ok().flatten().and_then(|v| v.cast_into::<PyString>().ok())
+fn env_str<'py>(
+    env: &Bound<'py, PyDict>,
+    key: &Bound<'py, PyString>,
+) -> Option<Bound<'py, PyString>> {
+    env.get_item(key)
+        .ok()
+        .flatten()
+        .and_then(|v| v.cast_into::<PyString>().ok())
 }
 
 fn text<'a>(s: Option<&'a Bound<'_, PyString>>) -> Option<Cow<'a, str>> {
-    s.map(|s| s.to_cow().unwrap_or_else(|_| Cow::Owned(s.to_string_lossy().into_owned())))
+    s.map(|s| {
+        s.to_cow()
+            .unwrap_or_else(|_| Cow::Owned(s.to_string_lossy().into_owned()))
+    })
 }
 
 /// Reads the environ keys the engine needs, then runs `f` on the borrowed view.
@@ -80,7 +89,10 @@ fn with_view<R>(
         .flatten();
     let host = needs
         .host
-        .then(|| env_str(env, intern!(py, "HTTP_HOST")).or_else(|| env_str(env, intern!(py, "SERVER_NAME"))))
+        .then(|| {
+            env_str(env, intern!(py, "HTTP_HOST"))
+                .or_else(|| env_str(env, intern!(py, "SERVER_NAME")))
+        })
         .flatten();
     let (origin, acrm, acrh) = if needs.origin {
         (
@@ -105,7 +117,11 @@ fn with_view<R>(
         text(xfp.as_ref()),
         text(host.as_ref()),
     );
-    let (origin, acrm, acrh) = (text(origin.as_ref()), text(acrm.as_ref()), text(acrh.as_ref()));
+    let (origin, acrm, acrh) = (
+        text(origin.as_ref()),
+        text(acrm.as_ref()),
+        text(acrh.as_ref()),
+    );
     let view = RequestView {
         method: method.as_deref().unwrap_or("GET"),
         path: path.as_deref().unwrap_or("/"),
@@ -152,7 +168,8 @@ impl Engine {
 
     /// `None` to allow with `static_headers`; otherwise a `Decision`.
     fn inspect(&self, py: Python<'_>, environ: &Bound<'_, PyDict>) -> Option<Decision> {
-        with_view(py, self.needs, environ, |view| self.core.inspect(view)).map(|verdict| Decision { verdict })
+        with_view(py, self.needs, environ, |view| self.core.inspect(view))
+            .map(|verdict| Decision { verdict })
     }
 
     /// The client IP after trusted-proxy resolution, or `None`.
@@ -170,12 +187,19 @@ impl Engine {
     }
 
     /// A response Rampart sends itself for `status` (custom body, security and CORS headers).
-    fn error_response(&self, py: Python<'_>, status: u16, environ: &Bound<'_, PyDict>) -> PyResult<Decision> {
+    fn error_response(
+        &self,
+        py: Python<'_>,
+        status: u16,
+        environ: &Bound<'_, PyDict>,
+    ) -> PyResult<Decision> {
         if !(100..=599).contains(&status) {
             return Err(PyRuntimeError::new_err(format!("invalid status {status}")));
         }
         let body = rampart_core::decision::reason_phrase(status);
-        let response = with_view(py, self.needs, environ, |view| self.core.error_response(status, body, view));
+        let response = with_view(py, self.needs, environ, |view| {
+            self.core.error_response(status, body, view)
+        });
         Ok(Decision {
             verdict: Verdict {
                 respond: Some(response),
@@ -237,12 +261,16 @@ impl Decision {
 
     #[getter]
     fn body<'py>(&self, py: Python<'py>) -> Bound<'py, pyo3::types::PyBytes> {
-        let body = self.verdict.respond.as_ref().map_or("", |r| r.body.as_str());
+        let body = self
+            .verdict
+            .respond
+            .as_ref()
+            .map_or("", |r| r.body.as_str());
         pyo3::types::PyBytes::new(py, body.as_bytes())
     }
 
-    /// The response headers: of Rampart's own response, or (`None` = the static list) for the
-    /// application's.
+    /// The headers of Rampart's own response (all of them), or the headers to add to the
+    /// application's response on top of `Engine.static_headers` (`None`: just those).
     #[getter]
     fn headers(&self) -> Option<Headers> {
         match &self.verdict.respond {

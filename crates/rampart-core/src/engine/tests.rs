@@ -195,8 +195,8 @@ fn cors_actual_and_preflight() {
     );
     assert_eq!(
         header(&h, "X-Frame-Options"),
-        Some("SAMEORIGIN"),
-        "static headers kept"
+        None,
+        "static headers are not repeated"
     );
 
     r.method = "OPTIONS";

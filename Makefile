@@ -1,0 +1,59 @@
+# Rampart — the README's two commands (`make demo`, `make test`) live here.
+# Every target makes its own prerequisites: a .venv with maturin, pytest and Flask.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+TOOLS := $(VENV)/.tools-installed
+
+.PHONY: help demo test test-rust test-python build bench lint fmt clean
+
+help:
+	@echo "make demo   - build (release) and serve examples/demo.py on 127.0.0.1:5000"
+	@echo "make test   - cargo test --workspace, then pytest against a fresh build"
+	@echo "make build  - build the extension and install it into $(VENV)"
+	@echo "make bench  - side-by-side benchmark against bare Flask and peer extensions"
+	@echo "make lint   - cargo fmt --check, clippy -D warnings, ruff"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(TOOLS): $(PY) pyproject.toml
+	$(PIP) install -q --disable-pip-version-check "maturin>=1.9,<2" "pytest>=7" "flask>=2.3" "ruff>=0.6" "gunicorn>=21"
+	@touch $@
+
+build: $(TOOLS)
+	$(VENV)/bin/maturin develop --release -q
+	$(PY) -c "import flask_rampart; print('flask_rampart', flask_rampart.__version__, 'installed in $(VENV)')"
+
+demo: build
+	$(PY) examples/demo.py
+
+test: test-rust test-python
+
+test-rust:
+	cargo test --workspace
+
+test-python: build
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: build
+	$(PIP) install -q --disable-pip-version-check -r bench/requirements-peers.txt || echo "some peer extensions could not be installed; they are reported as such"
+	$(PY) bench/overhead.py
+
+lint: $(TOOLS)
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/ruff check python tests bench examples
+	$(VENV)/bin/ruff format --check python tests bench examples
+
+fmt: $(TOOLS)
+	cargo fmt --all
+	$(VENV)/bin/ruff format python tests bench examples
+	$(VENV)/bin/ruff check --fix python tests bench examples
+
+clean:
+	cargo clean
+	rm -rf $(VENV) python/flask_rampart/*.so
