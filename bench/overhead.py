@@ -31,7 +31,6 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -136,13 +135,20 @@ class Route:
         return environ
 
 
-def build_route(method: str, path: str, payload: object, expected_json: object) -> Route:
+def build_route(
+    method: str,
+    path: str,
+    payload: object,
+    expected_json: object,
+    header_overrides: dict[str, str] | None = None,
+) -> Route:
     """Build the environ once with werkzeug; it is copied for every request."""
     body = json.dumps(payload).encode() if payload is not None else b""
+    headers = {**BROWSER_HEADERS, **(header_overrides or {})}
     builder = EnvironBuilder(
         path=path,
         method=method,
-        headers=list(BROWSER_HEADERS.items()),
+        headers=list(headers.items()),
         data=body or None,
         content_type="application/json" if body else None,
         environ_overrides={"REMOTE_ADDR": CLIENT_ADDR, "REMOTE_PORT": "50123"},
@@ -194,7 +200,8 @@ class Config:
 
     ``setup`` installs the extension(s) on an app and may return a callable
     that describes the extension's state after a route (shown as a note).
-    ``expect_headers`` are response headers that prove the extension is active.
+    ``expect_headers`` are response headers that prove the extension is active;
+    a request with ``blocked_user_agent`` must be refused with 403.
     """
 
     name: str
@@ -203,6 +210,7 @@ class Config:
     packages: tuple[str, ...]
     setup: Callable[[Flask], Callable[[], str] | None]
     expect_headers: tuple[str, ...] = ()
+    blocked_user_agent: str | None = None
 
 
 def load(module: str, name: str) -> Callable[..., Any]:
@@ -303,6 +311,7 @@ CONFIGS: tuple[Config, ...] = (
         ("flask-rampart",),
         setup_rampart,
         ("X-Content-Type-Options", "Access-Control-Allow-Origin"),
+        "sqlmap/1.8.4#stable (https://sqlmap.org)",
     ),
     Config(
         "rampart-headers-only",
@@ -416,6 +425,15 @@ def check_response(app: Flask, route: Route, expect_headers: Iterable[str]) -> N
     missing = [name for name in expect_headers if name.lower() not in present]
     if missing:
         msg = f"{route.label}: extension not active, missing headers {missing}"
+        raise BenchError(msg)
+
+
+def check_blocked(app: Flask, user_agent: str) -> None:
+    """Fail unless a request with this User-Agent is refused with 403."""
+    route = build_route("GET", "/hello", None, None, {"User-Agent": user_agent})
+    response = call_app(app, route.fresh_environ(), keep_body=True)
+    if not response.status.startswith("403"):
+        msg = f"User-Agent {user_agent!r} was not blocked: status {response.status!r}"
         raise BenchError(msg)
 
 
@@ -543,22 +561,21 @@ def measure_route(bare: Flask, app: Flask, route: Route, seconds: float) -> Rout
 def run_worker(name: str, seconds: float) -> WorkerResult:
     """Measure one configuration against bare Flask, in this (fresh) process."""
     config = CONFIG_BY_NAME[name]
+    bare = make_app("bare")
+    app = make_app(name)
+    describe = config.setup(app)
+    routes = build_routes()
+    for route in routes:
+        check_response(bare, route, ())
+        check_response(app, route, config.expect_headers)
+    if config.blocked_user_agent is not None:
+        check_blocked(app, config.blocked_user_agent)
     result = WorkerResult(config=name)
-    try:
-        bare = make_app("bare")
-        app = make_app(name)
-        describe = config.setup(app)
-        routes = build_routes()
-        for route in routes:
-            check_response(bare, route, ())
-            check_response(app, route, config.expect_headers)
-        for route in routes:
-            route_result = measure_route(bare, app, route, seconds)
-            if describe is not None:
-                route_result.note = describe()
-            result.routes.append(route_result)
-    except Exception as exc:  # a failing extension is reported, not fatal
-        result.error = f"{type(exc).__name__}: {exc}"
+    for route in routes:
+        route_result = measure_route(bare, app, route, seconds)
+        if describe is not None:
+            route_result.note = describe()
+        result.routes.append(route_result)
     return result
 
 
@@ -572,10 +589,11 @@ def run_config(config: Config, seconds: float) -> WorkerResult:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         future = pool.submit(run_worker, config.name, seconds)
-        try:
-            return future.result()
-        except BrokenProcessPool as exc:
-            return WorkerResult(config.name, error=f"worker process died: {exc}")
+        # A failing or crashing worker is reported in the table, not raised.
+        error = future.exception()
+        if error is not None:
+            return WorkerResult(config.name, error=f"{type(error).__name__}: {error}")
+        return future.result()
 
 
 def run_all(configs: Sequence[Config], seconds: float) -> dict[str, WorkerResult | None]:
@@ -785,12 +803,13 @@ through their WSGI callables (no server, no sockets, no HTTP parsing) with a
 prebuilt environ carrying the same seven browser-like headers, in alternating
 batches (bare first on even rounds, configuration first on odd ones) after a
 warm-up. Every response had to be 200, and once per route the JSON body and the
-extension's marker headers were checked, so a misconfigured app cannot look
-fast. "bare median" is bare Flask measured inside the same process, so it varies
-a little from row to row; "added" (configuration median minus that bare median)
-and "ratio" (configuration median / bare median) are the numbers to compare.
-"added, per-round p25 .. p75" is the same difference computed within each round:
-a few µs between two configurations is noise unless these ranges are apart. p99
+extension's marker headers were checked (and, for `rampart`, that an sqlmap
+User-Agent gets 403), so a misconfigured app cannot look fast. "bare median" is
+bare Flask measured inside the same process, so it varies a little from row to
+row; "added" (configuration median minus that bare median) and "ratio"
+(configuration median / bare median) are the numbers to compare. "added,
+per-round p25 .. p75" is the same difference computed within each round: a few
+µs between two configurations is noise unless these ranges are apart. p99
 includes garbage-collection pauses and machine noise. Absolute µs depend on the
 machine; the ratios and the differences between configurations are the
 transferable part. Every configuration is bounded by time, not by request count,
