@@ -514,3 +514,36 @@ def test_excluded_paths_skip_https_redirect(make_app: AppFactory) -> None:
     app = make_app(SecurityConfig(enforce_https=True))
     assert get(app, "/static/x").status_code == 200
     assert get(app, "/hello").status_code == 301
+
+
+def test_blocked_head_request_has_headers_but_no_body(make_app: AppFactory) -> None:
+    app = make_app(SecurityConfig(blacklist=["198.51.100.7"]))
+    resp = app.test_client().head("/hello", environ_base={"REMOTE_ADDR": "198.51.100.7"})
+    assert resp.status_code == 403
+    assert resp.data == b""
+    assert resp.headers["Content-Length"] == "9"
+    assert resp.headers["X-Frame-Options"] == "SAMEORIGIN"
+
+
+def test_malformed_request_values_get_a_decision(make_app: AppFactory) -> None:
+    app = make_app(
+        SecurityConfig(
+            trusted_proxies=["10.0.0.0/8"],
+            blocked_user_agents=["curl"],
+            enable_cors=True,
+            enforce_https=True,
+        )
+    )
+    client = app.test_client()
+    weird = {
+        "REMOTE_ADDR": "10.0.0.1",
+        "HTTP_X_FORWARDED_FOR": "\x00, [::1, 999.1.1.1, ,",
+        "HTTP_X_FORWARDED_PROTO": "https, \udcff",
+        "HTTP_USER_AGENT": "\udcff" * 3,
+        "HTTP_ORIGIN": "\x7f://",
+        "HTTP_ACCESS_CONTROL_REQUEST_METHOD": "",
+    }
+    resp = client.get("/hello", environ_overrides=weird)
+    assert resp.status_code in {200, 301, 403}
+    resp = client.options("/hello", environ_overrides=weird)
+    assert resp.status_code < 500

@@ -220,7 +220,7 @@ class RampartMiddleware:
         modifier = self._state.config.custom_response_modifier
         if modifier is None:
             start_response(decision.status_line, decision.headers or [])
-            return [decision.body]
+            return [] if environ.get("REQUEST_METHOD") == "HEAD" else [decision.body]
         with self._flask.request_context(environ):
             response = self._flask.response_class(
                 decision.body, status=decision.status, headers=decision.headers or []
