@@ -5,10 +5,11 @@ Run from the repository root::
     .venv/bin/python bench/overhead.py            # ~4 s per config and route
     .venv/bin/python bench/overhead.py --quick    # ~1 s per config and route
 
-Every configuration runs in its own freshly spawned process. Inside it, a bare
-Flask app and the app under test are driven directly through their WSGI
-callables with a prebuilt environ, in alternating batches, and the per-request
-times are reported as medians, p99 and ratios to bare Flask. Peers that are not
+Every configuration is measured in a few freshly spawned processes (its own
+heap and GC). Inside each, a bare Flask app and the app under test are driven
+directly through their WSGI callables with a prebuilt environ, in alternating
+batches, and the per-request times are reported as medians, p99 and ratios to
+bare Flask. Peers that are not
 installed are listed as such (``pip install -r bench/requirements-peers.txt``).
 A full run of every configuration also writes the report to
 ``bench/results/latest.md``; ``--quick`` and ``--only`` runs only print it
@@ -52,6 +53,7 @@ MAX_BATCH = 200
 MIN_ROUNDS = 3
 TARGET_ROUNDS = 20
 WARMUP_REQUESTS = 500
+PROCESSES = 3
 RAMPART_TARGET_US = 5.0
 WHOLE_US_FROM = 1000.0
 WHOLE_RATIO_FROM = 100.0
@@ -199,7 +201,8 @@ class Config:
     """A configuration under test.
 
     ``setup`` installs the extension(s) on an app and may return a callable
-    that describes the extension's state after a route (shown as a note).
+    that reports a piece of the extension's state after each route, which the
+    report shows under Notes, introduced by ``note_label``.
     ``expect_headers`` are response headers that prove the extension is active;
     a request with ``blocked_user_agent`` must be refused with 403.
     """
@@ -211,6 +214,7 @@ class Config:
     setup: Callable[[Flask], Callable[[], str] | None]
     expect_headers: tuple[str, ...] = ()
     blocked_user_agent: str | None = None
+    note_label: str = ""
 
 
 def load(module: str, name: str) -> Callable[..., Any]:
@@ -276,7 +280,7 @@ def setup_gatekeeper(app: Flask) -> Callable[[], str]:
     def remembered() -> str:
         ips = getattr(keeper, "ips", {})
         count = sum(len(getattr(ip, "rate_entries", ())) for ip in ips.values())
-        return f"{count:,} request timestamps remembered for the client IP"
+        return f"{count:,}"
 
     return remembered
 
@@ -338,10 +342,12 @@ CONFIGS: tuple[Config, ...] = (
     ),
     Config(
         "gatekeeper",
-        "global rate limit 10**9 per 60 s",
+        "global limit never reached: `rate_limit_rules=[{count: 10**9, window: 60}]` "
+        "(1.x; 0.x takes `rate_limit_rule=[10**9, 60]`)",
         ("flask_gatekeeper",),
         ("flask-gatekeeper",),
         setup_gatekeeper,
+        note_label="request timestamps remembered for the client IP",
     ),
     Config(
         "guard-nodetect",
@@ -457,51 +463,13 @@ def timed_batch(app: Flask, route: Route, count: int, out: list[int]) -> None:
 
 
 @dataclass
-class Summary:
-    """Distribution of one app's per-request times on one route, in µs."""
-
-    n: int
-    median_us: float
-    p99_us: float
-
-
-@dataclass
-class RouteResult:
-    """Bare vs configuration on one route."""
+class Samples:
+    """Per-request times (ns) of bare Flask and the configuration, one route, one process."""
 
     route: str
-    bare: Summary
-    config: Summary
-    rounds: int
-    batches: tuple[int, int]
-    round_added_p25_us: float
-    round_added_p75_us: float
+    bare_ns: list[int]
+    config_ns: list[int]
     note: str | None = None
-
-
-@dataclass
-class WorkerResult:
-    """Everything a worker sends back to the parent."""
-
-    config: str
-    routes: list[RouteResult] = field(default_factory=list)
-    error: str | None = None
-
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile of unsorted values."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1]
-
-
-def summarize(samples_ns: Sequence[int]) -> Summary:
-    """Median and p99 of a list of ns timings, in µs."""
-    return Summary(
-        n=len(samples_ns),
-        median_us=statistics.median(samples_ns) / 1000,
-        p99_us=percentile(samples_ns, 0.99) / 1000,
-    )
 
 
 def warm_up(apps: Sequence[Flask], route: Route, seconds: float) -> list[float]:
@@ -526,39 +494,25 @@ def batch_size(cost_ns: float, seconds: float) -> int:
     return max(1, min(MAX_BATCH, int(half_round_ns / max(1.0, cost_ns))))
 
 
-def measure_route(bare: Flask, app: Flask, route: Route, seconds: float) -> RouteResult:
+def measure_route(bare: Flask, app: Flask, route: Route, seconds: float) -> Samples:
     """Alternate batches of bare and configured requests for ``seconds``."""
     bare_cost, app_cost = warm_up((bare, app), route, seconds / 4)
-    bare_batch, app_batch = (
-        batch_size(bare_cost, seconds),
-        batch_size(app_cost, seconds),
-    )
-    bare_ns: list[int] = []
-    app_ns: list[int] = []
-    round_added: list[float] = []
+    bare_batch, app_batch = batch_size(bare_cost, seconds), batch_size(app_cost, seconds)
+    samples = Samples(route=route.label, bare_ns=[], config_ns=[])
     deadline = time.perf_counter() + seconds
-    while len(round_added) < MIN_ROUNDS or time.perf_counter() < deadline:
-        bare_start, app_start = len(bare_ns), len(app_ns)
-        if len(round_added) % 2:
-            timed_batch(app, route, app_batch, app_ns)
-            timed_batch(bare, route, bare_batch, bare_ns)
+    rounds = 0
+    while rounds < MIN_ROUNDS or time.perf_counter() < deadline:
+        if rounds % 2:
+            timed_batch(app, route, app_batch, samples.config_ns)
+            timed_batch(bare, route, bare_batch, samples.bare_ns)
         else:
-            timed_batch(bare, route, bare_batch, bare_ns)
-            timed_batch(app, route, app_batch, app_ns)
-        added = statistics.median(app_ns[app_start:]) - statistics.median(bare_ns[bare_start:])
-        round_added.append(added / 1000)
-    return RouteResult(
-        route=route.label,
-        bare=summarize(bare_ns),
-        config=summarize(app_ns),
-        rounds=len(round_added),
-        batches=(bare_batch, app_batch),
-        round_added_p25_us=percentile(round_added, 0.25),
-        round_added_p75_us=percentile(round_added, 0.75),
-    )
+            timed_batch(bare, route, bare_batch, samples.bare_ns)
+            timed_batch(app, route, app_batch, samples.config_ns)
+        rounds += 1
+    return samples
 
 
-def run_worker(name: str, seconds: float) -> WorkerResult:
+def run_worker(name: str, seconds: float) -> list[Samples]:
     """Measure one configuration against bare Flask, in this (fresh) process."""
     config = CONFIG_BY_NAME[name]
     bare = make_app("bare")
@@ -570,35 +524,99 @@ def run_worker(name: str, seconds: float) -> WorkerResult:
         check_response(app, route, config.expect_headers)
     if config.blocked_user_agent is not None:
         check_blocked(app, config.blocked_user_agent)
-    result = WorkerResult(config=name)
+    results = []
     for route in routes:
-        route_result = measure_route(bare, app, route, seconds)
+        samples = measure_route(bare, app, route, seconds)
         if describe is not None:
-            route_result.note = describe()
-        result.routes.append(route_result)
-    return result
+            samples.note = describe()
+        results.append(samples)
+    return results
 
 
 # --------------------------------------------------------------------------
-# Orchestration (parent side)
+# Orchestration and statistics (parent side)
 # --------------------------------------------------------------------------
 
 
-def run_config(config: Config, seconds: float) -> WorkerResult:
-    """Run one configuration in a freshly spawned process (its own heap and GC)."""
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        future = pool.submit(run_worker, config.name, seconds)
-        # A failing or crashing worker is reported in the table, not raised.
-        error = future.exception()
-        if error is not None:
-            return WorkerResult(config.name, error=f"{type(error).__name__}: {error}")
-        return future.result()
+@dataclass
+class RouteStats:
+    """One route of one configuration, over all its processes (times in µs)."""
+
+    route: str
+    bare_median_us: float
+    config_median_us: float
+    config_p99_us: float
+    added_us: float
+    ratio: float
+    added_per_process_us: list[float]
+    n_bare: int
+    n_config: int
+    notes: list[str]
 
 
-def run_all(configs: Sequence[Config], seconds: float) -> dict[str, WorkerResult | None]:
+@dataclass
+class ConfigResult:
+    """A configuration's routes, or the error that stopped it."""
+
+    config: str
+    routes: list[RouteStats] = field(default_factory=list)
+    error: str | None = None
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of unsorted values."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def aggregate(per_process: Sequence[Samples]) -> RouteStats:
+    """Combine one route's samples from several processes.
+
+    Medians, the added cost and the ratio are computed per process and the
+    median across processes is kept, so one process with an unlucky memory
+    layout cannot move the result; p99 and n use the pooled samples.
+    """
+    bare = [statistics.median(s.bare_ns) / 1000 for s in per_process]
+    config = [statistics.median(s.config_ns) / 1000 for s in per_process]
+    added = [c - b for b, c in zip(bare, config, strict=True)]
+    ratios = [c / b for b, c in zip(bare, config, strict=True)]
+    pooled = [ns for s in per_process for ns in s.config_ns]
+    return RouteStats(
+        route=per_process[0].route,
+        bare_median_us=statistics.median(bare),
+        config_median_us=statistics.median(config),
+        config_p99_us=percentile(pooled, 0.99) / 1000,
+        added_us=statistics.median(added),
+        ratio=statistics.median(ratios),
+        added_per_process_us=added,
+        n_bare=sum(len(s.bare_ns) for s in per_process),
+        n_config=len(pooled),
+        notes=[s.note for s in per_process if s.note],
+    )
+
+
+def run_config(config: Config, seconds: float, processes: int) -> ConfigResult:
+    """Measure a configuration in ``processes`` processes, ``seconds`` per route in all."""
+    runs: list[list[Samples]] = []
+    for _ in range(processes):
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            future = pool.submit(run_worker, config.name, seconds / processes)
+            # A failing or crashing worker is reported in the table, not raised.
+            error = future.exception()
+            if error is not None:
+                return ConfigResult(config.name, error=f"{type(error).__name__}: {error}")
+            runs.append(future.result())
+    routes = [aggregate(per_process) for per_process in zip(*runs, strict=True)]
+    return ConfigResult(config.name, routes=routes)
+
+
+def run_all(
+    configs: Sequence[Config], seconds: float, processes: int
+) -> dict[str, ConfigResult | None]:
     """Run each installed configuration; None marks one that is not installed."""
-    results: dict[str, WorkerResult | None] = {}
+    results: dict[str, ConfigResult | None] = {}
     for config in configs:
         if not is_installed(config):
             results[config.name] = None
@@ -606,7 +624,7 @@ def run_all(configs: Sequence[Config], seconds: float) -> dict[str, WorkerResult
             continue
         started = time.perf_counter()
         log(f"{config.name}: running ...")
-        results[config.name] = run_config(config, seconds)
+        results[config.name] = run_config(config, seconds, processes)
         log(f"{config.name}: done in {time.perf_counter() - started:.1f} s")
     return results
 
@@ -647,7 +665,7 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def machine_section(seconds: float, *, quick: bool) -> list[str]:
+def machine_section(seconds: float, processes: int, *, quick: bool) -> list[str]:
     """Header, machine table and package versions."""
     mode = "quick" if quick else "full"
     flask_versions = f"{package_version('flask')} / {package_version('werkzeug')}"
@@ -658,7 +676,7 @@ def machine_section(seconds: float, *, quick: bool) -> list[str]:
         (
             f"Generated {stamp} by `bench/overhead.py` ({mode} mode: about "
             f"{seconds:g} s of interleaved measurement per configuration and route, "
-            "after warm-up)."
+            f"split over {processes} fresh processes, plus warm-up)."
         ),
         "",
         "## Machine",
@@ -698,7 +716,7 @@ def fmt_ratio(value: float) -> str:
     return f"{value:.2f}x" if value < WHOLE_RATIO_FROM else f"{value:,.0f}x"
 
 
-def result_rows(route: str, results: dict[str, WorkerResult | None]) -> list[str]:
+def result_rows(route: str, results: dict[str, ConfigResult | None]) -> list[str]:
     """One table row per configuration for one route."""
     rows = []
     for config in CONFIGS:
@@ -720,32 +738,28 @@ def result_rows(route: str, results: dict[str, WorkerResult | None]) -> list[str
     return rows
 
 
-def format_row(label: str, result: RouteResult) -> str:
+def format_row(label: str, stats: RouteStats) -> str:
     """Format a measured row: medians, p99, added µs, ratio, sample counts."""
-    bare, config = result.bare, result.config
-    added = config.median_us - bare.median_us
-    low, high = result.round_added_p25_us, result.round_added_p75_us
-    spread = f"{fmt_added(low)} .. {fmt_added(high)}"
     cells = [
         label,
-        fmt_us(bare.median_us),
-        fmt_us(config.median_us),
-        fmt_us(config.p99_us),
-        f"**{fmt_added(added)}**",
-        fmt_ratio(config.median_us / bare.median_us),
-        spread,
-        f"{bare.n:,} / {config.n:,}",
+        fmt_us(stats.bare_median_us),
+        fmt_us(stats.config_median_us),
+        fmt_us(stats.config_p99_us),
+        f"**{fmt_added(stats.added_us)}**",
+        fmt_ratio(stats.ratio),
+        ", ".join(fmt_added(added) for added in stats.added_per_process_us),
+        f"{stats.n_bare:,} / {stats.n_config:,}",
     ]
     return "| " + " | ".join(cells) + " |"
 
 
 TABLE_HEADER = (
     "| configuration | bare median | config median | config p99 | added "
-    "| ratio | added, per-round p25 .. p75 | n (bare / config) |"
+    "| ratio | added, per process | n (bare / config) |"
 )
 
 
-def tables_section(routes: Sequence[str], results: dict[str, WorkerResult | None]) -> list[str]:
+def tables_section(routes: Sequence[str], results: dict[str, ConfigResult | None]) -> list[str]:
     """One markdown table per route."""
     lines = ["## Per-request cost (µs)", ""]
     for route in routes:
@@ -760,34 +774,30 @@ def tables_section(routes: Sequence[str], results: dict[str, WorkerResult | None
     return lines
 
 
-def target_section(results: dict[str, WorkerResult | None]) -> list[str]:
+def target_section(results: dict[str, ConfigResult | None]) -> list[str]:
     """Check the issue's target: rampart adds at most 5 µs per request."""
     result = results.get("rampart")
     lines = ["## Target", ""]
     if result is None or result.error is not None or not result.routes:
-        return [
-            *lines,
-            "`rampart` was not measured, so the target was not checked.",
-            "",
-        ]
+        return [*lines, "`rampart` was not measured, so the target was not checked.", ""]
     for route in result.routes:
-        added = route.config.median_us - route.bare.median_us
-        verdict = "met" if added <= RAMPART_TARGET_US else "**missed**"
+        verdict = "met" if route.added_us <= RAMPART_TARGET_US else "**missed**"
         lines.append(
-            f"- `rampart`, {route.route}: {fmt_added(added)} µs added "
+            f"- `rampart`, {route.route}: {fmt_added(route.added_us)} µs added "
             f"(target ≤ {RAMPART_TARGET_US:g} µs): {verdict}"
         )
     return [*lines, ""]
 
 
-def notes_section(results: dict[str, WorkerResult | None]) -> list[str]:
-    """State notes some configurations report after each route."""
+def notes_section(results: dict[str, ConfigResult | None]) -> list[str]:
+    """State notes some configurations report after each route, one per process."""
     notes = [
-        f"- `{name}` after {route.route}: {route.note}"
+        f"- `{name}`, {CONFIG_BY_NAME[name].note_label} after {route.route}, "
+        f"per process: {', '.join(route.notes)}"
         for name, result in results.items()
         if result is not None
         for route in result.routes
-        if route.note
+        if route.notes
     ]
     if not notes:
         return []
@@ -797,38 +807,41 @@ def notes_section(results: dict[str, WorkerResult | None]) -> list[str]:
 HOW_TO_READ = """\
 ## How to read this
 
-Each configuration ran in its own Python process, next to a bare Flask app with
-the same two routes built in that process; both apps were called directly
-through their WSGI callables (no server, no sockets, no HTTP parsing) with a
-prebuilt environ carrying the same seven browser-like headers, in alternating
-batches (bare first on even rounds, configuration first on odd ones) after a
-warm-up. Every response had to be 200, and once per route the JSON body and the
-extension's marker headers were checked (and, for `rampart`, that an sqlmap
-User-Agent gets 403), so a misconfigured app cannot look fast. "bare median" is
-bare Flask measured inside the same process, so it varies a little from row to
-row; "added" (configuration median minus that bare median) and "ratio"
-(configuration median / bare median) are the numbers to compare. "added,
-per-round p25 .. p75" is the same difference computed within each round: a few
-µs between two configurations is noise unless these ranges are apart. p99
-includes garbage-collection pauses and machine noise. Absolute µs depend on the
-machine; the ratios and the differences between configurations are the
-transferable part. Every configuration is bounded by time, not by request count,
-and both apps get the same wall time per round, so slow configurations show a
-small n. flask-gatekeeper keeps every request timestamp per IP and filters them
-all on each request, so its cost grows with the requests already served (see
-Notes).
+Each configuration was measured in PROCESSES freshly spawned Python processes. In
+each, a bare Flask app and the configured app (same two routes) were called
+directly through their WSGI callables (no server, no sockets, no HTTP parsing)
+with a prebuilt environ carrying the same seven browser-like headers, in
+alternating batches (bare first on even rounds, configuration first on odd ones)
+after a warm-up, both getting the same wall time. Every response had to be 200,
+and once per route the JSON body and the extension's marker headers were checked
+(and, for `rampart`, that an sqlmap User-Agent gets 403), so a misconfigured app
+cannot look fast. "added" is the configuration's median minus bare Flask's
+median in the same process, and "ratio" their quotient; both are the median over
+the processes, listed one by one under "added, per process" (so "added" can
+differ by a few tenths from the difference of the two median columns, which are
+medians over processes too). Processes that disagree by more than a µs or two
+mean the machine was noisy: rerun before drawing conclusions about a µs-level
+target. p99 is over all processes' requests and includes garbage-collection
+pauses and machine noise. Absolute µs depend on the machine; the ratios and the
+differences between configurations are the transferable part. Every
+configuration is bounded by time, not by request count, so slow configurations
+show a small n. flask-gatekeeper keeps every request timestamp per IP and
+filters them all on each request, so its cost grows with the requests already
+served in that process (see Notes).
 """
 
 
-def render(results: dict[str, WorkerResult | None], seconds: float, *, quick: bool) -> str:
+def render(
+    results: dict[str, ConfigResult | None], seconds: float, processes: int, *, quick: bool
+) -> str:
     """Render the whole markdown report."""
     routes = [route.label for route in build_routes()]
     lines = [
-        *machine_section(seconds, quick=quick),
+        *machine_section(seconds, processes, quick=quick),
         *tables_section(routes, results),
         *target_section(results),
         *notes_section(results),
-        HOW_TO_READ,
+        HOW_TO_READ.replace("PROCESSES", str(processes)),
     ]
     return "\n".join(lines)
 
@@ -842,7 +855,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="about 1 s per config and route")
-    parser.add_argument("--seconds", type=float, help="measurement time per config and route")
+    parser.add_argument(
+        "--seconds", type=float, help="measurement time per config and route, all processes"
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=PROCESSES,
+        help=f"fresh processes per configuration (default {PROCESSES})",
+    )
     parser.add_argument(
         "--only",
         action="append",
@@ -861,9 +882,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print (and maybe save) the report."""
     args = parse_args(argv)
     seconds = args.seconds or (QUICK_SECONDS if args.quick else FULL_SECONDS)
+    processes = max(1, args.processes)
     configs = [CONFIG_BY_NAME[name] for name in args.only] if args.only else list(CONFIGS)
-    results = run_all(configs, seconds)
-    report = render(results, seconds, quick=args.quick)
+    results = run_all(configs, seconds, processes)
+    report = render(results, seconds, processes, quick=args.quick)
     sys.stdout.write(report)
     out = args.out or (None if args.quick or args.only else DEFAULT_OUT)
     if out is not None:

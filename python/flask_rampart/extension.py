@@ -20,8 +20,6 @@ if TYPE_CHECKING:
 EXTENSION_KEY = "rampart"
 NONCE_KEY = "rampart.csp_nonce"
 LOGGER_NAME = "flask_rampart"
-# Headers that may legitimately appear several times; Rampart appends rather than skips them.
-_REPEATABLE = frozenset({"vary"})
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -107,25 +105,14 @@ class RampartState:
             )
 
 
-# Header names Rampart may add per request (CORS, CSP with a nonce), for the merge fast path.
-_DYNAMIC = frozenset(
-    {
-        "access-control-allow-origin",
-        "access-control-allow-credentials",
-        "access-control-expose-headers",
-        "content-security-policy",
-        "content-security-policy-report-only",
-    }
-)
-
-
 def _merge(
     headers: list[tuple[str, str]], extra: list[tuple[str, str]], names: frozenset[str]
 ) -> None:
     """Appends Rampart's headers to a response's, leaving those the view set alone.
 
-    ``names`` holds the lower-case names in ``extra`` that are not repeatable; when the response
-    has none of them (the usual case) the whole list is appended at once.
+    ``names`` holds the lower-case names in ``extra`` that a view's header overrides (all but
+    repeatable ones such as ``Vary``). When the response has none of them, the usual case, the
+    whole prebuilt list is appended at once.
     """
     for name, _ in headers:
         if name.lower() in names:
@@ -136,14 +123,19 @@ def _merge(
     present = {name.lower() for name, _ in headers}
     for item in extra:
         lower = item[0].lower()
-        if lower not in present or lower in _REPEATABLE:
+        if lower not in present or lower not in names:
             headers.append(item)
 
 
 class RampartMiddleware:
-    """The WSGI wrapper around ``app.wsgi_app``: the hot path of every request."""
+    """The WSGI wrapper around ``app.wsgi_app``: the hot path of every request.
 
-    __slots__ = ("_app", "_flask", "_inspect", "_names", "_state", "_static")
+    The engine answers ``None`` (add the static headers), a prebuilt ``(headers, names)`` pair
+    (add those: the common CORS answers), or a ``Decision`` (events to log, a nonce, or a
+    response of Rampart's own).
+    """
+
+    __slots__ = ("_app", "_flask", "_inspect", "_state", "_static")
 
     def __init__(self, wsgi_app: WSGIApplication, flask_app: Flask, state: RampartState) -> None:
         self._app = wsgi_app
@@ -151,45 +143,24 @@ class RampartMiddleware:
         self._state = state
         self._inspect = state.engine.inspect
         self._static = state.engine.static_headers
-        self._names = frozenset(
-            name.lower() for name, _ in self._static if name.lower() not in _REPEATABLE
-        )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         decision = self._inspect(environ)
         if self._state.request_level is not None:
             self._log_request(environ)
         if decision is None:
-            static, names = self._static, self._names
-            if not static:
-                return self._app(environ, start_response)
-
-            def add_static(
-                status: str, headers: list[tuple[str, str]], exc_info: Any = None
-            ) -> Callable[[bytes], object]:
-                _merge(headers, static, names)
-                return start_response(status, headers, exc_info)
-
-            return self._app(environ, add_static)
-        if decision.__class__ is list:
-            return self._with_headers(environ, start_response, decision)
-        return self._decided(environ, start_response, decision)
-
-    def _with_headers(
-        self,
-        environ: WSGIEnvironment,
-        start_response: StartResponse,
-        extra: list[tuple[str, str]],
-    ) -> Iterable[bytes]:
-        """Calls the app, adding the static headers and this request's ``extra`` ones."""
-        static, names = self._static, self._names
+            extra, names = self._static
+        elif decision.__class__ is tuple:
+            extra, names = decision
+        else:
+            return self._decided(environ, start_response, decision)
+        if not extra:
+            return self._app(environ, start_response)
 
         def add_headers(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Callable[[bytes], object]:
-            _merge(headers, static, names)
-            if extra:
-                _merge(headers, extra, _DYNAMIC)
+            _merge(headers, extra, names)
             return start_response(status, headers, exc_info)
 
         return self._app(environ, add_headers)
@@ -208,7 +179,15 @@ class RampartMiddleware:
         nonce = decision.nonce
         if nonce is not None:
             environ[NONCE_KEY] = nonce
-        return self._with_headers(environ, start_response, decision.headers or [])
+        extra, names = decision.merged_headers(self._state.engine)
+
+        def add_headers(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], object]:
+            _merge(headers, extra, names)
+            return start_response(status, headers, exc_info)
+
+        return self._app(environ, add_headers)
 
     def respond(
         self,

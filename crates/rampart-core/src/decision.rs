@@ -5,6 +5,13 @@ use std::net::IpAddr;
 /// A list of response headers.
 pub type Headers = Vec<(String, String)>;
 
+/// Whether a response header may appear several times, so Rampart appends it even when the
+/// application set it too (`Vary`). Other headers the application set win over Rampart's.
+#[must_use]
+pub fn is_repeatable(name: &str) -> bool {
+    name.eq_ignore_ascii_case("vary")
+}
+
 /// A response the adapter sends instead of calling the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
@@ -86,6 +93,9 @@ pub struct Verdict {
     pub respond: Option<Response>,
     /// Headers for the application's response on top of the static list (CORS, CSP nonce).
     pub headers: Option<Headers>,
+    /// Instead of `headers`: the precomputed CORS list `Engine::cors_sets()[i]` to add on top of
+    /// the static list (the common CORS answer, so adapters can cache it).
+    pub cors_set: Option<usize>,
     /// The CSP nonce of this request, when the policy uses one.
     pub nonce: Option<String>,
     pub events: Vec<Event>,

@@ -14,6 +14,7 @@ use crate::error::ConfigErrors;
 use crate::filter::user_agent::UserAgentFilter;
 use crate::net::client_ip::ClientAddr;
 use crate::request::RequestView;
+use crate::respond::cors::CorsAnswer;
 
 /// The compiled policy. Built once at start-up; `inspect` takes `&self` and is lock-free.
 #[derive(Debug, Clone)]
@@ -153,9 +154,8 @@ impl Engine {
                 events.push(self.event(&hit, Outcome::Blocked, &ctx));
                 return Some(Verdict {
                     respond: Some(self.block_response(&hit, req)),
-                    headers: None,
-                    nonce: None,
                     events,
+                    ..Verdict::default()
                 });
             }
         }
@@ -187,19 +187,22 @@ impl Engine {
                 });
                 return Some(verdict);
             }
-            let mut headers = Vec::new();
-            if is_preflight {
-                // A refused preflight: no CORS headers, the app answers it.
-                headers.push(("Vary".into(), "Origin".into()));
+            // A refused preflight gets no CORS headers (set 0 is `Vary: Origin` only); the app
+            // answers it.
+            match if is_preflight {
+                CorsAnswer::Set(0)
             } else {
-                cors.actual(origin, &mut headers);
-            }
-            if !headers.is_empty() {
-                verdict.headers = Some(headers);
+                cors.answer(origin)
+            } {
+                CorsAnswer::Set(i) => verdict.cors_set = Some(i),
+                CorsAnswer::Computed(h) => verdict.headers = Some(h),
             }
         }
         if let Some(csp) = &self.config.headers.nonce_csp {
             if let Some(nonce) = new_nonce() {
+                if let Some(i) = verdict.cors_set.take() {
+                    verdict.headers = Some(self.cors_sets()[i].clone());
+                }
                 verdict
                     .headers
                     .get_or_insert_with(Vec::new)
@@ -207,11 +210,21 @@ impl Engine {
                 verdict.nonce = Some(nonce);
             }
         }
-        if verdict.events.is_empty() && verdict.headers.is_none() && verdict.respond.is_none() {
+        if verdict.events.is_empty()
+            && verdict.headers.is_none()
+            && verdict.cors_set.is_none()
+            && verdict.respond.is_none()
+        {
             None
         } else {
             Some(verdict)
         }
+    }
+
+    /// The precomputed CORS header lists `Verdict::cors_set` points into (empty without CORS).
+    #[must_use]
+    pub fn cors_sets(&self) -> &[Headers] {
+        self.config.cors.as_ref().map_or(&[], |c| c.sets())
     }
 
     /// Whether `path` is under one of `exclude_paths` (the path itself or below it).

@@ -9,9 +9,9 @@ use std::borrow::Cow;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString, PyType};
+use pyo3::types::{PyDict, PyFrozenSet, PyList, PyString, PyTuple, PyType};
 use rampart_core::config::{defaults_json, Level};
-use rampart_core::decision::{Event, Headers, Verdict};
+use rampart_core::decision::{is_repeatable, Event, Headers, Verdict};
 use rampart_core::{ConfigErrors, Engine as CoreEngine, Needs, RequestView, FIELDS};
 
 /// Maps core validation errors to `flask_rampart.errors.ConfigError(message, [(field, reason)])`.
@@ -36,6 +36,24 @@ fn config_error(py: Python<'_>, errors: &ConfigErrors) -> PyErr {
 struct Engine {
     core: CoreEngine,
     needs: Needs,
+    /// `(headers, names)` for the static list alone, then static + each precomputed CORS set.
+    cached: Vec<Py<PyTuple>>,
+}
+
+/// `(headers, names)`: a header list and the lower-case names in it that the application's own
+/// headers override (all but the repeatable ones).
+fn header_pair<'py>(
+    py: Python<'py>,
+    headers: &[(String, String)],
+) -> PyResult<Bound<'py, PyTuple>> {
+    let list = PyList::new(py, headers)?;
+    let names: Vec<String> = headers
+        .iter()
+        .filter(|(n, _)| !is_repeatable(n))
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
+    let names = PyFrozenSet::new(py, &names)?;
+    PyTuple::new(py, [list.into_any(), names.into_any()])
 }
 
 /// What to do with a request that is not on the plain allow path.
@@ -163,13 +181,41 @@ impl Engine {
     fn new(py: Python<'_>, config_json: &str) -> PyResult<Self> {
         let core = CoreEngine::from_json(config_json).map_err(|e| config_error(py, &e))?;
         let needs = core.needs();
-        Ok(Engine { core, needs })
+        let static_headers = core.static_headers();
+        let mut cached = vec![header_pair(py, static_headers)?.unbind()];
+        for set in core.cors_sets() {
+            let mut all = static_headers.clone();
+            all.extend(set.iter().cloned());
+            cached.push(header_pair(py, &all)?.unbind());
+        }
+        Ok(Engine {
+            core,
+            needs,
+            cached,
+        })
     }
 
-    /// `None` to allow with `static_headers`; otherwise a `Decision`.
-    fn inspect(&self, py: Python<'_>, environ: &Bound<'_, PyDict>) -> Option<Decision> {
-        with_view(py, self.needs, environ, |view| self.core.inspect(view))
-            .map(|verdict| Decision { verdict })
+    /// `None`: allow with `static_headers`. A `(headers, names)` tuple: allow with these instead
+    /// (the precomputed CORS answers, kept cheap). Otherwise a `Decision`.
+    fn inspect<'py>(
+        &self,
+        py: Python<'py>,
+        environ: &Bound<'py, PyDict>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some(verdict) = with_view(py, self.needs, environ, |view| self.core.inspect(view))
+        else {
+            return Ok(None);
+        };
+        let only_headers = verdict.respond.is_none()
+            && verdict.events.is_empty()
+            && verdict.nonce.is_none()
+            && verdict.headers.is_none();
+        if only_headers {
+            if let Some(pair) = verdict.cors_set.and_then(|i| self.cached.get(i + 1)) {
+                return Ok(Some(pair.bind(py).clone().into_any()));
+            }
+        }
+        Ok(Some(Bound::new(py, Decision { verdict })?.into_any()))
     }
 
     /// The client IP after trusted-proxy resolution, or `None`.
@@ -208,10 +254,11 @@ impl Engine {
         })
     }
 
-    /// Headers for every response on the plain allow path: `[(name, value), ...]`.
+    /// `(headers, names)` for every response on the plain allow path: the header list and the
+    /// lower-case names in it that a header set by the application overrides.
     #[getter]
-    fn static_headers(&self) -> Headers {
-        self.core.static_headers().clone()
+    fn static_headers<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyTuple>> {
+        self.cached.first().map(|p| p.bind(py).clone())
     }
 
     /// Warnings about the configuration, to log at start-up.
@@ -277,6 +324,29 @@ impl Decision {
             Some(r) => Some(r.headers.clone()),
             None => self.verdict.headers.clone(),
         }
+    }
+
+    /// For the application's response: `(headers, names)` like `Engine.static_headers`, with
+    /// the static list and this request's own headers together.
+    fn merged_headers<'py>(
+        &self,
+        py: Python<'py>,
+        engine: &Engine,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let mut all = engine.core.static_headers().clone();
+        if let Some(i) = self.verdict.cors_set {
+            all.extend(
+                engine
+                    .core
+                    .cors_sets()
+                    .get(i)
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            );
+        }
+        all.extend(self.verdict.headers.iter().flatten().cloned());
+        header_pair(py, &all)
     }
 
     #[getter]

@@ -6,6 +6,7 @@
 
 use super::{bad_header_name, bad_header_value};
 use crate::config::Reader;
+use crate::decision::Headers;
 
 /// The validated CORS policy.
 #[derive(Debug, Clone)]
@@ -21,6 +22,18 @@ pub struct CorsPolicy {
     credentials: bool,
     expose: Option<String>,
     max_age: String,
+    /// Precomputed answers for actual requests (see [`CorsAnswer`]).
+    sets: Vec<Headers>,
+}
+
+/// The CORS headers of an actual request: most answers are one of a few fixed lists, computed at
+/// start-up, so adapters can cache their own representation of each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsAnswer {
+    /// The precomputed list [`CorsPolicy::sets`]`[i]`.
+    Set(usize),
+    /// A list computed for this origin (subdomain-pattern matches).
+    Computed(Headers),
 }
 
 impl CorsPolicy {
@@ -51,7 +64,7 @@ impl CorsPolicy {
                     format!(".{}", rest.to_ascii_lowercase()),
                 ));
             } else {
-                exact.push(o.to_ascii_lowercase());
+                exact.push(o.clone());
             }
         }
         let mut method_list = Vec::new();
@@ -99,7 +112,7 @@ impl CorsPolicy {
         } else {
             credentials
         };
-        Some(CorsPolicy {
+        let mut policy = CorsPolicy {
             any_origin,
             exact,
             wildcard,
@@ -110,7 +123,23 @@ impl CorsPolicy {
             credentials,
             expose: (!expose.is_empty()).then(|| expose.join(", ")),
             max_age: max_age.to_string(),
-        })
+            sets: Vec::new(),
+        };
+        // Set 0: the refusal (only `Vary`); then one set per fixed answer.
+        let mut sets = vec![vec![("Vary".to_owned(), "Origin".to_owned())]];
+        if policy.any_origin {
+            let mut h = Vec::new();
+            policy.actual(ANY, &mut h);
+            sets.push(h);
+        } else {
+            for origin in &policy.exact {
+                let mut h = Vec::new();
+                policy.actual(origin, &mut h);
+                sets.push(h);
+            }
+        }
+        policy.sets = sets;
+        Some(policy)
     }
 
     /// Whether `origin` may read responses.
@@ -134,6 +163,39 @@ impl CorsPolicy {
                             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
                 })
         })
+    }
+
+    /// The precomputed header lists [`CorsAnswer::Set`] points into.
+    #[must_use]
+    pub fn sets(&self) -> &[Headers] {
+        &self.sets
+    }
+
+    /// The answer to an actual (non-preflight) request carrying `Origin`, preferring the
+    /// precomputed lists.
+    #[must_use]
+    pub fn answer(&self, origin: &str) -> CorsAnswer {
+        if self.any_origin {
+            if self.credentials {
+                let mut h = Vec::new();
+                self.actual(origin, &mut h);
+                return CorsAnswer::Computed(h);
+            }
+            return CorsAnswer::Set(1);
+        }
+        if let Some(i) = self
+            .exact
+            .iter()
+            .position(|o| o.eq_ignore_ascii_case(origin))
+        {
+            return CorsAnswer::Set(i + 1);
+        }
+        if self.allows(origin) {
+            let mut h = Vec::new();
+            self.actual(origin, &mut h);
+            return CorsAnswer::Computed(h);
+        }
+        CorsAnswer::Set(0)
     }
 
     /// Headers for an actual (non-preflight) request carrying `Origin`.
@@ -219,6 +281,9 @@ impl CorsPolicy {
     }
 }
 
+/// Stands for "any origin" when precomputing the wildcard answer (which never echoes it).
+const ANY: &str = "*";
+
 fn bad_origin(o: &str) -> Option<String> {
     let Some((scheme, host)) = o.split_once("://") else {
         return Some(format!(
@@ -281,6 +346,34 @@ mod tests {
         c.cors.expect("on").actual("https://evil.example", &mut out);
         assert_eq!(get(&out, "Access-Control-Allow-Origin"), Some("*"));
         assert_eq!(get(&out, "Access-Control-Allow-Credentials"), None);
+    }
+
+    #[test]
+    fn answers_use_precomputed_sets() {
+        use super::CorsAnswer;
+        let p = policy(
+            r#"{"enable_cors": true, "cors_allow_origins": ["https://a.test", "https://*.b.test"]}"#,
+        );
+        assert_eq!(p.answer("https://a.test"), CorsAnswer::Set(1));
+        assert_eq!(
+            get(&p.sets()[1], "Access-Control-Allow-Origin"),
+            Some("https://a.test")
+        );
+        assert_eq!(p.answer("https://evil.test"), CorsAnswer::Set(0));
+        assert_eq!(p.sets()[0], vec![("Vary".to_owned(), "Origin".to_owned())]);
+        let CorsAnswer::Computed(h) = p.answer("https://x.b.test") else {
+            panic!("pattern matches are computed")
+        };
+        assert_eq!(
+            get(&h, "Access-Control-Allow-Origin"),
+            Some("https://x.b.test")
+        );
+        let any = policy(r#"{"enable_cors": true}"#);
+        assert_eq!(any.answer("https://whoever.test"), CorsAnswer::Set(1));
+        assert_eq!(
+            get(&any.sets()[1], "Access-Control-Allow-Origin"),
+            Some("*")
+        );
     }
 
     #[test]
