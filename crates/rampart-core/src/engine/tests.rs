@@ -200,11 +200,11 @@ fn cors_actual_and_preflight() {
     let v = e.inspect(&r).expect("cors headers");
     let h = &e.cors_sets()[v.cors_set.expect("precomputed")];
     assert_eq!(
-        header(&h, "Access-Control-Allow-Origin"),
+        header(h, "Access-Control-Allow-Origin"),
         Some("https://app.test")
     );
     assert_eq!(
-        header(&h, "X-Frame-Options"),
+        header(h, "X-Frame-Options"),
         None,
         "static headers are not repeated"
     );
