@@ -9,6 +9,7 @@ use ipnet::IpNet;
 use serde_json::{Map, Value};
 
 use crate::error::ConfigErrors;
+use crate::filter::user_agent::UserAgentFilter;
 use crate::net::cidr::{self, IpSet};
 use crate::net::client_ip::ProxyPolicy;
 use crate::respond::cors::CorsPolicy;
@@ -173,7 +174,8 @@ pub struct Config {
     pub proxies: ProxyPolicy,
     pub whitelist: Option<IpSet>,
     pub blacklist: IpSet,
-    pub blocked_user_agents: Vec<String>,
+    /// `blocked_user_agents`, compiled (`None` when the list is empty).
+    pub user_agents: Option<UserAgentFilter>,
     pub exclude_paths: Vec<String>,
     pub emergency_mode: bool,
     pub emergency_whitelist: IpSet,
@@ -233,7 +235,12 @@ impl Config {
         let trust_proto = r.bool("trust_x_forwarded_proto", true);
         let whitelist = r.optional_ip_list("whitelist");
         let blacklist = r.ip_list("blacklist");
-        let blocked_user_agents = r.string_list("blocked_user_agents", &[]);
+        let patterns = r.string_list("blocked_user_agents", &[]);
+        let user_agents =
+            UserAgentFilter::new("blocked_user_agents", &patterns).unwrap_or_else(|e| {
+                r.errors.0.extend(e.0);
+                None
+            });
         let exclude_paths = r.string_list(
             "exclude_paths",
             &[
@@ -299,7 +306,7 @@ impl Config {
                 .filter(|w| !w.is_empty())
                 .map(|w| IpSet::from_nets(&w)),
             blacklist: IpSet::from_nets(&blacklist),
-            blocked_user_agents,
+            user_agents,
             exclude_paths,
             emergency_mode,
             emergency_whitelist: IpSet::from_nets(&emergency_whitelist),

@@ -11,7 +11,6 @@ use std::net::IpAddr;
 use crate::config::Config;
 use crate::decision::{Event, Headers, Outcome, Response, Verdict};
 use crate::error::ConfigErrors;
-use crate::filter::user_agent::UserAgentFilter;
 use crate::net::client_ip::ClientAddr;
 use crate::request::RequestView;
 use crate::respond::cors::CorsAnswer;
@@ -20,7 +19,6 @@ use crate::respond::cors::CorsAnswer;
 #[derive(Debug, Clone)]
 pub struct Engine {
     config: Config,
-    user_agents: Option<UserAgentFilter>,
 }
 
 /// Which request headers the engine will look at, so an adapter reads only those.
@@ -64,15 +62,9 @@ const PIPELINE: &[Check] = &[
 
 impl Engine {
     /// Builds an engine from a validated config.
-    ///
-    /// # Errors
-    /// Patterns that do not compile.
-    pub fn new(config: Config) -> Result<Engine, ConfigErrors> {
-        let user_agents = UserAgentFilter::new("blocked_user_agents", &config.blocked_user_agents)?;
-        Ok(Engine {
-            config,
-            user_agents,
-        })
+    #[must_use]
+    pub fn new(config: Config) -> Engine {
+        Engine { config }
     }
 
     /// Validates and builds in one step, reporting every problem at once.
@@ -80,28 +72,7 @@ impl Engine {
     /// # Errors
     /// Every bad field.
     pub fn from_json(json: &str) -> Result<Engine, ConfigErrors> {
-        match Config::from_json(json) {
-            Ok(config) => Engine::new(config),
-            Err(mut errors) => {
-                // Report bad patterns alongside the other errors.
-                if let Ok(serde_json::Value::Object(map)) =
-                    serde_json::from_str::<serde_json::Value>(json)
-                {
-                    if let Some(serde_json::Value::Array(items)) = map.get("blocked_user_agents") {
-                        let patterns: Vec<String> = items
-                            .iter()
-                            .filter_map(|v| v.as_str().map(str::to_owned))
-                            .collect();
-                        if patterns.len() == items.len() {
-                            if let Err(e) = UserAgentFilter::new("blocked_user_agents", &patterns) {
-                                errors.0.extend(e.0);
-                            }
-                        }
-                    }
-                }
-                Err(errors)
-            }
-        }
+        Config::from_json(json).map(Engine::new)
     }
 
     #[must_use]
@@ -120,7 +91,7 @@ impl Engine {
         let c = &self.config;
         let proxies = !c.proxies.trusted.is_empty();
         Needs {
-            user_agent: self.user_agents.is_some(),
+            user_agent: c.user_agents.is_some(),
             forwarded_for: proxies,
             forwarded_proto: proxies && c.proxies.trust_forwarded_proto,
             origin: c.cors.is_some(),
@@ -399,7 +370,7 @@ fn whitelist(e: &Engine, ctx: &Ctx<'_, '_>) -> Option<Hit> {
 }
 
 fn user_agent(e: &Engine, ctx: &Ctx<'_, '_>) -> Option<Hit> {
-    let filter = e.user_agents.as_ref()?;
+    let filter = e.config.user_agents.as_ref()?;
     let ua = ctx.req.user_agent?;
     let pattern = filter.matching(ua)?;
     Some(Hit {

@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 use super::{bad_header_name, bad_header_value};
-use crate::config::{describe, did_you_mean, Reader};
+use crate::config::{describe, Reader};
 
 /// The rendered header policy.
 #[derive(Debug, Clone, Default)]
@@ -379,15 +379,8 @@ fn custom(r: &mut Reader<'_>, headers: &mut Vec<(String, String)>) {
     }
 }
 
-/// Suggests a security_headers key for a typo (used by tests and docs).
-#[must_use]
-pub fn suggest_key(name: &str) -> Option<&'static str> {
-    did_you_mean(name, KEYS)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::config::Config;
 
     fn headers(json: &str) -> Vec<(String, String)> {
@@ -469,6 +462,11 @@ mod tests {
         ] {
             assert!(fields.contains(&want), "{want} missing from {fields:?}");
         }
-        assert_eq!(suggest_key("xss_protecton"), Some("xss_protection"));
+        let typo =
+            Config::from_json(r#"{"security_headers": {"xss_protecton": "0"}}"#).expect_err("typo");
+        assert!(
+            typo.0[0].message.contains("did you mean 'xss_protection'?"),
+            "{typo}"
+        );
     }
 }
