@@ -320,3 +320,35 @@ def test_security_headers_none_and_csp_string_are_accepted() -> None:
     SecurityConfig(security_headers=None)
     SecurityConfig(security_headers={"enabled": False})
     SecurityConfig(security_headers={"csp": "default-src 'none'"})
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "reason"),
+    [
+        (
+            {"block_cloud_providers": {"AWS", "DigitalOcean"}},
+            "block_cloud_providers[1]",
+            "unknown cloud provider",
+        ),
+        ({"rate_limit_window": -5}, "rate_limit_window", "whole number"),
+        ({"auto_ban_duration": 0}, "auto_ban_duration", "whole number"),
+        ({"blocked_countries": ["USA"]}, "blocked_countries[0]", "country code"),
+    ],
+)
+def test_later_release_fields_get_a_specific_reason_for_impossible_values(
+    fields: dict[str, Any], field: str, reason: str
+) -> None:
+    errors = dict(config_errors(**fields))
+    assert field in errors, errors
+    assert reason in errors[field]
+
+
+def test_config_error_pickles_with_its_errors() -> None:
+    import pickle
+
+    with pytest.raises(ConfigError) as excinfo:
+        SecurityConfig(blacklist=["nope"])
+    again = pickle.loads(pickle.dumps(excinfo.value))
+    assert isinstance(again, ConfigError)
+    assert again.errors == excinfo.value.errors
+    assert str(again) == str(excinfo.value)

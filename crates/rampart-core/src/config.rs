@@ -421,6 +421,12 @@ impl<'a> Reader<'a> {
         let Some(v) = self.map.get(spec.name) else {
             return;
         };
+        // A value of the wrong shape gets the specific reason, not "not supported".
+        let before = self.errors.0.len();
+        self.check_shape(spec.name);
+        if self.errors.0.len() > before {
+            return;
+        }
         let default: Value = serde_json::from_str(spec.default).unwrap_or(Value::Null);
         if is_off(v) || *v == default || numbers_equal(v, &default) {
             return;
@@ -438,6 +444,44 @@ impl<'a> Reader<'a> {
             )
         };
         self.err(spec.name, msg);
+    }
+
+    /// Type and range checks of the fields whose features come later, so that a value that could
+    /// never work is named as such today.
+    fn check_shape(&mut self, name: &str) {
+        const DAY: u64 = 86_400;
+        match name {
+            "rate_limit" | "rate_limit_window" | "auto_ban_threshold" | "auto_ban_duration" => {
+                self.uint(name, 1, 1, u64::from(u32::MAX));
+            }
+            "cloud_ip_refresh_interval" => {
+                self.uint(name, 3600, 60, DAY);
+            }
+            "block_cloud_providers" => {
+                for (i, p) in self.string_list(name, &[]).iter().enumerate() {
+                    if !["AWS", "GCP", "Azure"].contains(&p.as_str()) {
+                        self.err(
+                            &format!("{name}[{i}]"),
+                            format!("unknown cloud provider '{p}' (known: AWS, GCP, Azure)"),
+                        );
+                    }
+                }
+            }
+            "blocked_countries" | "whitelist_countries" => {
+                for (i, c) in self.string_list(name, &[]).iter().enumerate() {
+                    if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_alphabetic()) {
+                        self.err(
+                            &format!("{name}[{i}]"),
+                            format!("'{c}' is not a two-letter ISO 3166 country code"),
+                        );
+                    }
+                }
+            }
+            n if n.starts_with("enable_") => {
+                self.bool(name, false);
+            }
+            _ => {}
+        }
     }
 
     pub(crate) fn bool(&mut self, key: &str, default: bool) -> bool {
@@ -725,6 +769,27 @@ mod tests {
         assert!(errs
             .iter()
             .any(|(f, m)| f == "enable_agent" && m.contains("not supported")));
+    }
+
+    #[test]
+    fn later_fields_are_still_checked_for_shape() {
+        let errs = errors(
+            r#"{"rate_limit_window": -5, "block_cloud_providers": ["AWS", "DigitalOcean"],
+                "blocked_countries": ["USA"], "enable_redis": "yes", "cloud_ip_refresh_interval": 5}"#,
+        );
+        let fields: Vec<&str> = errs.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "rate_limit_window",
+                "enable_redis",
+                "blocked_countries[0]",
+                "block_cloud_providers[1]",
+                "cloud_ip_refresh_interval"
+            ],
+            "{errs:?}"
+        );
+        assert!(errs[3].1.contains("unknown cloud provider 'DigitalOcean'"));
     }
 
     #[test]
