@@ -154,6 +154,16 @@ class RampartMiddleware:
             extra, names = decision
         else:
             return self._decided(environ, start_response, decision)
+        return self._call_app(environ, start_response, extra, names)
+
+    def _call_app(
+        self,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        extra: list[tuple[str, str]],
+        names: frozenset[str],
+    ) -> Iterable[bytes]:
+        """Calls the application, adding ``extra`` to its response headers."""
         if not extra:
             return self._app(environ, start_response)
 
@@ -180,14 +190,7 @@ class RampartMiddleware:
         if nonce is not None:
             environ[NONCE_KEY] = nonce
         extra, names = decision.merged_headers(self._state.engine)
-
-        def add_headers(
-            status: str, headers: list[tuple[str, str]], exc_info: Any = None
-        ) -> Callable[[bytes], object]:
-            _merge(headers, extra, names)
-            return start_response(status, headers, exc_info)
-
-        return self._app(environ, add_headers)
+        return self._call_app(environ, start_response, extra, names)
 
     def respond(
         self,
