@@ -119,10 +119,10 @@ impl Engine {
                     continue;
                 };
                 if self.config.passive_mode {
-                    events.push(self.event(&hit, Outcome::Passive, &ctx));
+                    events.push(Self::event(&hit, Outcome::Passive, &ctx));
                     continue;
                 }
-                events.push(self.event(&hit, Outcome::Blocked, &ctx));
+                events.push(Self::event(&hit, Outcome::Blocked, &ctx));
                 return Some(Verdict {
                     respond: Some(self.block_response(&hit, req)),
                     events,
@@ -265,7 +265,7 @@ impl Engine {
         self.block_response(&hit, req)
     }
 
-    fn event(&self, hit: &Hit, outcome: Outcome, ctx: &Ctx<'_, '_>) -> Event {
+    fn event(hit: &Hit, outcome: Outcome, ctx: &Ctx<'_, '_>) -> Event {
         Event {
             action: hit.action,
             outcome,

@@ -1,6 +1,6 @@
 //! The Rampart security engine.
 //!
-//! Pure Rust: no Python, no async runtime, no web framework types. An adapter (the PyO3 binding
+//! Pure Rust: no Python, no async runtime, no web framework types. An adapter (the `PyO3` binding
 //! for Flask, later a tower layer) builds a [`RequestView`] from its request and asks
 //! [`Engine::inspect`] what to do; everything that decides is here and tested here.
 

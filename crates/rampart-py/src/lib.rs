@@ -1,4 +1,4 @@
-//! `flask_rampart._native`: the PyO3 binding of `rampart-core`.
+//! `flask_rampart._native`: the `PyO3` binding of `rampart-core`.
 //!
 //! Translation only: a config string in, a `Decision` (or `None`) out, core errors mapped to the
 //! Python `ConfigError`. The WSGI environ is read in place; only the keys the engine needs are

@@ -20,6 +20,9 @@ pub struct BadEntry(pub String);
 
 /// Parses one entry: `192.0.2.1`, `192.0.2.0/24`, `2001:db8::/32`, `::ffff:192.0.2.1`.
 /// Host bits in a CIDR are allowed and dropped (`10.0.0.1/8` is `10.0.0.0/8`).
+///
+/// # Errors
+/// The entry is neither an address nor a range.
 pub fn parse_entry(entry: &str) -> Result<IpNet, BadEntry> {
     let s = entry.trim();
     if s.contains('/') {
