@@ -279,14 +279,6 @@ impl Engine {
     }
 }
 
-impl crate::respond::headers::NonceCsp {
-    /// The policy with the nonce slots left empty (for responses no template will render into).
-    #[must_use]
-    pub fn render_without_nonce(&self) -> String {
-        self.parts.concat()
-    }
-}
-
 fn emergency_mode(e: &Engine, ctx: &Ctx<'_, '_>) -> Option<Hit> {
     let c = &e.config;
     if !c.emergency_mode

@@ -31,6 +31,12 @@ impl NonceCsp {
         let source = format!(" 'nonce-{nonce}'");
         self.parts.join(&source)
     }
+
+    /// The policy with the nonce slots left empty (for responses no template renders into).
+    #[must_use]
+    pub fn render_without_nonce(&self) -> String {
+        self.parts.concat()
+    }
 }
 
 const KEYS: &[&str] = &[
