@@ -13,7 +13,7 @@ use crate::decision::{Event, Headers, Outcome, Response, Verdict};
 use crate::error::ConfigErrors;
 use crate::net::client_ip::ClientAddr;
 use crate::request::RequestView;
-use crate::respond::cors::CorsAnswer;
+use crate::respond::cors::{CorsAnswer, CorsPolicy};
 
 /// The compiled policy. Built once at start-up; `inspect` takes `&self` and is lock-free.
 #[derive(Debug, Clone)]
@@ -139,32 +139,30 @@ impl Engine {
             ..Verdict::default()
         };
         if let (Some(cors), Some(origin)) = (&self.config.cors, req.origin) {
-            let is_preflight = req.method.eq_ignore_ascii_case("OPTIONS")
-                && req.access_control_request_method.is_some();
-            let preflight = req
+            let preflight_method = req
                 .access_control_request_method
-                .filter(|_| is_preflight)
-                .and_then(|method| {
-                    cors.preflight(origin, method, req.access_control_request_headers)
-                });
-            if let Some(cors_headers) = preflight {
-                let mut headers = self.response_headers(None);
-                headers.extend(cors_headers);
-                headers.push(("Content-Length".into(), "0".into()));
-                verdict.respond = Some(Response {
-                    status: 204,
-                    body: String::new(),
-                    headers,
-                });
-                return Some(verdict);
-            }
-            // A refused preflight gets no CORS headers (set 0 is `Vary: Origin` only); the app
-            // answers it.
-            match if is_preflight {
-                CorsAnswer::Set(0)
-            } else {
-                cors.answer(origin)
-            } {
+                .filter(|_| req.method.eq_ignore_ascii_case("OPTIONS"));
+            let answer = match preflight_method {
+                Some(method) => {
+                    if let Some(cors_headers) =
+                        cors.preflight(origin, method, req.access_control_request_headers)
+                    {
+                        let mut headers = self.response_headers(None);
+                        headers.extend(cors_headers);
+                        headers.push(("Content-Length".into(), "0".into()));
+                        verdict.respond = Some(Response {
+                            status: 204,
+                            body: String::new(),
+                            headers,
+                        });
+                        return Some(verdict);
+                    }
+                    // A refused preflight gets no CORS headers; the app answers it.
+                    CorsAnswer::Set(CorsPolicy::REFUSED)
+                }
+                None => cors.answer(origin),
+            };
+            match answer {
                 CorsAnswer::Set(i) => verdict.cors_set = Some(i),
                 CorsAnswer::Computed(h) => verdict.headers = Some(h),
             }

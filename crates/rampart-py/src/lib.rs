@@ -273,14 +273,10 @@ impl Engine {
         let d = PyDict::new(py);
         d.set_item("passive_mode", c.passive_mode)?;
         d.set_item("fail_secure", c.fail_secure)?;
-        d.set_item("custom_request_check", c.custom_request_check)?;
-        d.set_item("custom_response_modifier", c.custom_response_modifier)?;
         d.set_item("custom_log_file", c.logging.custom_log_file.clone())?;
         d.set_item("log_suspicious_level", level(c.logging.suspicious_level))?;
         d.set_item("log_request_level", level(c.logging.request_level))?;
         d.set_item("log_json", c.logging.json)?;
-        d.set_item("csp_nonce", c.headers.nonce_csp.is_some())?;
-        d.set_item("exclude_paths", c.exclude_paths.clone())?;
         Ok(d)
     }
 }

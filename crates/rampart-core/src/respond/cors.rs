@@ -37,6 +37,9 @@ pub enum CorsAnswer {
 }
 
 impl CorsPolicy {
+    /// The precomputed set answering a refused origin: only `Vary: Origin`.
+    pub const REFUSED: usize = 0;
+
     pub(crate) fn parse(r: &mut Reader<'_>) -> Option<CorsPolicy> {
         let enabled = r.bool("enable_cors", false);
         let origins = r.string_list("cors_allow_origins", &["*"]);
@@ -125,7 +128,7 @@ impl CorsPolicy {
             max_age: max_age.to_string(),
             sets: Vec::new(),
         };
-        // Set 0: the refusal (only `Vary`); then one set per fixed answer.
+        // Set REFUSED (0): only `Vary`; then one set per fixed answer.
         let mut sets = vec![vec![("Vary".to_owned(), "Origin".to_owned())]];
         if policy.any_origin {
             let mut h = Vec::new();
@@ -195,7 +198,7 @@ impl CorsPolicy {
             self.actual(origin, &mut h);
             return CorsAnswer::Computed(h);
         }
-        CorsAnswer::Set(0)
+        CorsAnswer::Set(Self::REFUSED)
     }
 
     /// Headers for an actual (non-preflight) request carrying `Origin`.
