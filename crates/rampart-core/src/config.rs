@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ConfigErrors;
 use crate::filter::user_agent::UserAgentFilter;
+use crate::limit::policy::{self, BanPolicy, Messages, RateLimitPolicy};
 use crate::net::cidr::{self, IpSet};
 use crate::net::client_ip::ProxyPolicy;
 use crate::respond::cors::CorsPolicy;
@@ -33,7 +34,6 @@ pub struct FieldSpec {
     pub support: Support,
 }
 
-const RL: Support = Support::Later("rate limiting and IP banning");
 const DET: Support = Support::Later("penetration-attempt detection");
 const RED: Support = Support::Later("shared state (Redis)");
 const GEO: Support = Support::Later("country and cloud-provider blocking");
@@ -52,6 +52,7 @@ pub const FIELDS: &[FieldSpec] = &[
     f("trusted_proxies", "[]", Support::Yes),
     f("trusted_proxy_depth", "1", Support::Yes),
     f("trust_x_forwarded_proto", "true", Support::Yes),
+    f("client_ip_header", r#""X-Forwarded-For""#, Support::Yes),
     f("whitelist", "null", Support::Yes),
     f("blacklist", "[]", Support::Yes),
     f("blocked_user_agents", "[]", Support::Yes),
@@ -60,6 +61,7 @@ pub const FIELDS: &[FieldSpec] = &[
         r#"["/docs", "/redoc", "/openapi.json", "/openapi.yaml", "/favicon.ico", "/static"]"#,
         Support::Yes,
     ),
+    f("exclude_methods", "[]", Support::Yes),
     f("emergency_mode", "false", Support::Yes),
     f("emergency_whitelist", "[]", Support::Yes),
     f("passive_mode", "false", Support::Yes),
@@ -84,13 +86,21 @@ pub const FIELDS: &[FieldSpec] = &[
     f("log_suspicious_level", r#""WARNING""#, Support::Yes),
     f("log_request_level", "null", Support::Yes),
     f("log_format", r#""text""#, Support::Yes),
-    f("enable_rate_limiting", "false", RL),
-    f("rate_limit", "null", RL),
-    f("rate_limit_window", "60", RL),
-    f("endpoint_rate_limits", "{}", RL),
-    f("enable_ip_banning", "false", RL),
-    f("auto_ban_threshold", "10", RL),
-    f("auto_ban_duration", "3600", RL),
+    f("enable_rate_limiting", "true", Support::Yes),
+    f("rate_limit", "null", Support::Yes),
+    f("rate_limit_window", "60", Support::Yes),
+    f("endpoint_rate_limits", "{}", Support::Yes),
+    f("rate_limits", "[]", Support::Yes),
+    f("rate_limit_algorithm", r#""sliding_window""#, Support::Yes),
+    f("rate_limit_key", r#""ip""#, Support::Yes),
+    f("rate_limit_headers", "true", Support::Yes),
+    f("rate_limit_draft_headers", "false", Support::Yes),
+    f("enable_ip_banning", "true", Support::Yes),
+    f("auto_ban_threshold", "10", Support::Yes),
+    f("auto_ban_window", "3600", Support::Yes),
+    f("auto_ban_duration", "3600", Support::Yes),
+    f("block_messages", r#""short""#, Support::Yes),
+    f("max_tracked_keys", "1000000", Support::Yes),
     f("enable_penetration_detection", "false", DET),
     f("detection_compiler_timeout", "2.0", DET),
     f("detection_max_content_length", "10000", DET),
@@ -177,6 +187,8 @@ pub struct Config {
     /// `blocked_user_agents`, compiled (`None` when the list is empty).
     pub user_agents: Option<UserAgentFilter>,
     pub exclude_paths: Vec<String>,
+    /// Methods no check applies to, upper-case.
+    pub exclude_methods: Vec<String>,
     pub emergency_mode: bool,
     pub emergency_whitelist: IpSet,
     pub passive_mode: bool,
@@ -188,6 +200,11 @@ pub struct Config {
     pub headers: HeaderPolicy,
     pub cors: Option<CorsPolicy>,
     pub logging: LoggingConfig,
+    pub rate_limits: RateLimitPolicy,
+    pub bans: BanPolicy,
+    pub messages: Messages,
+    /// Bound on the counters the memory store keeps.
+    pub max_tracked_keys: usize,
     /// Things that are allowed but probably not what the user meant, logged at start-up.
     pub warnings: Vec<String>,
 }
@@ -233,6 +250,27 @@ impl Config {
         }
         let depth = r.uint("trusted_proxy_depth", 1, 1, 64);
         let trust_proto = r.bool("trust_x_forwarded_proto", true);
+        let ip_header = r.opt_string("client_ip_header");
+        if let Some(h) = &ip_header {
+            if h.is_empty()
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                r.err("client_ip_header", format!("'{h}' is not a header name"));
+            }
+        }
+        // Named explicitly with no proxies listed: the header is believed from any peer (what
+        // flask-gatekeeper's `ip_header` does). Say so, since a client can then pick its address.
+        let trust_any_peer = ip_header.is_some() && trusted.is_empty();
+        if trust_any_peer {
+            r.warnings.push(format!(
+                "client_ip_header '{}' is believed from any peer because trusted_proxies is empty; \
+                 list your proxies so clients cannot choose their own address",
+                ip_header.as_deref().unwrap_or_default()
+            ));
+        }
+        let ip_header = ip_header.unwrap_or_else(|| "X-Forwarded-For".to_owned());
         let whitelist = r.optional_ip_list("whitelist");
         let blacklist = r.ip_list("blacklist");
         let patterns = r.string_list("blocked_user_agents", &[]);
@@ -260,6 +298,19 @@ impl Config {
                 );
             }
         }
+        let exclude_methods: Vec<String> = r
+            .string_list("exclude_methods", &[])
+            .iter()
+            .map(|m| m.trim().to_ascii_uppercase())
+            .collect();
+        for (i, m) in exclude_methods.iter().enumerate() {
+            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
+                r.errors.push(
+                    format!("exclude_methods[{i}]"),
+                    format!("'{m}' is not an HTTP method"),
+                );
+            }
+        }
         let emergency_mode = r.bool("emergency_mode", false);
         let emergency_whitelist = r.ip_list("emergency_whitelist");
         let passive_mode = r.bool("passive_mode", false);
@@ -270,6 +321,8 @@ impl Config {
         let fail_secure = r.bool("fail_secure", true);
         let headers = HeaderPolicy::parse(&mut r, "security_headers");
         let cors = CorsPolicy::parse(&mut r);
+        let (rate_limits, bans, messages) = policy::parse(&mut r);
+        let max_tracked_keys = r.uint("max_tracked_keys", 1_000_000, 1000, 1 << 32);
         let logging = LoggingConfig {
             custom_log_file: r.opt_string("custom_log_file"),
             suspicious_level: r.level("log_suspicious_level", Some(Level::Warning)),
@@ -301,6 +354,8 @@ impl Config {
                 trusted: IpSet::from_nets(&trusted),
                 depth: usize::try_from(depth).unwrap_or(1),
                 trust_forwarded_proto: trust_proto,
+                header: ip_header,
+                trust_any_peer,
             },
             whitelist: whitelist
                 .filter(|w| !w.is_empty())
@@ -308,6 +363,7 @@ impl Config {
             blacklist: IpSet::from_nets(&blacklist),
             user_agents,
             exclude_paths,
+            exclude_methods,
             emergency_mode,
             emergency_whitelist: IpSet::from_nets(&emergency_whitelist),
             passive_mode,
@@ -319,6 +375,10 @@ impl Config {
             headers,
             cors,
             logging,
+            rate_limits,
+            bans,
+            messages,
+            max_tracked_keys: usize::try_from(max_tracked_keys).unwrap_or(usize::MAX),
             warnings,
         })
     }
@@ -451,9 +511,6 @@ impl<'a> Reader<'a> {
     fn check_shape(&mut self, name: &str) {
         const DAY: u64 = 86_400;
         match name {
-            "rate_limit" | "rate_limit_window" | "auto_ban_threshold" | "auto_ban_duration" => {
-                self.uint(name, 1, 1, u64::from(u32::MAX));
-            }
             "cloud_ip_refresh_interval" => {
                 self.uint(name, 3600, 60, DAY);
             }
@@ -761,11 +818,13 @@ mod tests {
         );
         assert!(errors(r#"{"rate_limit_window": 60, "auto_ban_threshold": 10, "detection_compiler_timeout": 2}"#)
             .is_empty());
-        let errs = errors(r#"{"rate_limit": 100, "enable_redis": true, "enable_agent": true}"#);
+        let errs = errors(
+            r#"{"enable_penetration_detection": true, "enable_redis": true, "enable_agent": true}"#,
+        );
         assert_eq!(errs.len(), 3);
         assert!(errs
             .iter()
-            .any(|(f, m)| f == "rate_limit" && m.contains("later release")));
+            .any(|(f, m)| f == "enable_penetration_detection" && m.contains("later release")));
         assert!(errs
             .iter()
             .any(|(f, m)| f == "enable_agent" && m.contains("not supported")));
@@ -781,15 +840,15 @@ mod tests {
         assert_eq!(
             fields,
             [
-                "rate_limit_window",
                 "enable_redis",
                 "blocked_countries[0]",
                 "block_cloud_providers[1]",
-                "cloud_ip_refresh_interval"
+                "cloud_ip_refresh_interval",
+                "rate_limit_window",
             ],
             "{errs:?}"
         );
-        assert!(errs[3].1.contains("unknown cloud provider 'DigitalOcean'"));
+        assert!(errs[2].1.contains("unknown cloud provider 'DigitalOcean'"));
     }
 
     #[test]

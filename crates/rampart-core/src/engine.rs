@@ -5,20 +5,41 @@
 //! on. The plain allow path allocates nothing and returns `None`: the adapter then appends the
 //! precomputed [`Engine::static_headers`].
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
 
 use crate::config::Config;
 use crate::decision::{Event, Headers, Outcome, Response, Verdict};
 use crate::error::ConfigErrors;
+use crate::limit::policy::{self, Limit, Messages, RoutePolicy};
+use crate::limit::{Clock, Quota};
 use crate::net::client_ip::ClientAddr;
 use crate::request::RequestView;
 use crate::respond::cors::{CorsAnswer, CorsPolicy};
+use crate::store::{Admission, Ban, Charge, Key, MemoryStore, Store, StoreStats, Subject};
 
-/// The compiled policy. Built once at start-up; `inspect` takes `&self` and is lock-free.
+/// The compiled policy. Built once at start-up; `inspect` takes `&self`. Counters and bans live in
+/// the [`Store`]; route policies are added once, when the adapter knows its routes.
 #[derive(Debug, Clone)]
 pub struct Engine {
     config: Config,
+    store: Arc<dyn Store>,
+    clock: Clock,
+    routes: OnceLock<HashMap<String, RoutePolicy>>,
+}
+
+/// What [`Engine::report`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Strikes counted in the window, this one included.
+    pub count: u32,
+    /// Set when this report caused a ban, until then (ms since the epoch).
+    pub banned_until_ms: Option<u64>,
+    /// An event when something worth logging happened (a ban, or one passive mode held back).
+    pub event: Option<Event>,
 }
 
 /// Which request headers the engine will look at, so an adapter reads only those.
@@ -41,17 +62,42 @@ struct Ctx<'r, 'a> {
 /// A check's finding: what would be sent, and why.
 struct Hit {
     status: u16,
-    body: &'static str,
+    body: Cow<'static, str>,
     action: &'static str,
     rule: String,
     message: String,
     location: Option<String>,
+    /// Extra response headers (`Retry-After`, rate-limit state).
+    headers: Headers,
+}
+
+impl Hit {
+    fn new(
+        status: u16,
+        body: &'static str,
+        action: &'static str,
+        rule: impl Into<String>,
+        message: String,
+    ) -> Hit {
+        Hit {
+            status,
+            body: Cow::Borrowed(body),
+            action,
+            rule: rule.into(),
+            message,
+            location: None,
+            headers: Vec::new(),
+        }
+    }
 }
 
 type Check = fn(&Engine, &Ctx<'_, '_>) -> Option<Hit>;
 
-/// The global checks, in order. Excluded paths are decided before this list runs; the CORS
-/// preflight answer and the Python-side `custom_request_check` come after it.
+/// The checks that need no route, in order. Excluded paths and methods are decided before this
+/// list runs. Then comes admission (the client's ban, then every applicable rate limit, counted in
+/// one store operation; see [`Engine::admission`]): right after this list when no route policy
+/// exists, otherwise once the adapter knows the route ([`Engine::inspect_route`]). The CORS
+/// preflight answer and the Python-side `custom_request_check` come last.
 const PIPELINE: &[Check] = &[
     emergency_mode,
     enforce_https,
@@ -61,10 +107,63 @@ const PIPELINE: &[Check] = &[
 ];
 
 impl Engine {
-    /// Builds an engine from a validated config.
+    /// Builds an engine from a validated config, with an in-memory store and the system clock.
     #[must_use]
     pub fn new(config: Config) -> Engine {
-        Engine { config }
+        let store = Arc::new(MemoryStore::new(config.max_tracked_keys));
+        Engine {
+            config,
+            store,
+            clock: Clock::System,
+            routes: OnceLock::new(),
+        }
+    }
+
+    /// The same engine on another clock (tests, simulations).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Engine {
+        self.clock = clock;
+        self
+    }
+
+    /// The same engine on another store (shared with other engines or processes).
+    #[must_use]
+    pub fn with_store(mut self, store: Arc<dyn Store>) -> Engine {
+        self.store = store;
+        self
+    }
+
+    #[must_use]
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    #[must_use]
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Adds the route policies (JSON: endpoint → `{bypass, standalone, limits}`). Once only:
+    /// the adapter calls it when its routes are final.
+    ///
+    /// # Errors
+    /// Every bad entry; or a single error when routes were already set.
+    pub fn set_routes(&self, json: &str) -> Result<(), ConfigErrors> {
+        let routes = policy::parse_routes(json, self.config.rate_limits.default_algorithm)?;
+        self.routes.set(routes).map_err(|_| {
+            let mut e = ConfigErrors::default();
+            e.push("<routes>", "route policies were already set");
+            e
+        })
+    }
+
+    /// Whether admission (bans and rate limits) must wait for the route: some route has a
+    /// policy, or a limit is counted per endpoint. The adapter then calls
+    /// [`Engine::inspect_route`] once routing is done; otherwise [`Engine::inspect`] does it all.
+    #[must_use]
+    pub fn route_mode(&self) -> bool {
+        self.routes.get().is_some_and(|r| !r.is_empty())
+            || (self.config.rate_limits.enabled && self.config.rate_limits.needs_endpoint())
     }
 
     /// Validates and builds in one step, reporting every problem at once.
@@ -92,7 +191,7 @@ impl Engine {
         let proxies = !c.proxies.trusted.is_empty();
         Needs {
             user_agent: c.user_agents.is_some(),
-            forwarded_for: proxies,
+            forwarded_for: c.proxies.reads_header(),
             forwarded_proto: proxies && c.proxies.trust_forwarded_proto,
             origin: c.cors.is_some(),
             host: c.enforce_https,
@@ -105,6 +204,16 @@ impl Engine {
         self.config.proxies.resolve(req.peer, req.forwarded_for).ip
     }
 
+    /// Whether no check applies to this request (an excluded path or method).
+    fn skips(&self, req: &RequestView<'_>) -> bool {
+        self.is_excluded(req.path)
+            || self
+                .config
+                .exclude_methods
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(req.method))
+    }
+
     /// Decides a request. `None` means: allow, with [`Engine::static_headers`], nothing to log.
     #[must_use]
     pub fn inspect(&self, req: &RequestView<'_>) -> Option<Verdict> {
@@ -113,29 +222,360 @@ impl Engine {
             client: self.config.proxies.resolve(req.peer, req.forwarded_for),
         };
         let mut events = Vec::new();
-        if !self.is_excluded(req.path) {
+        let mut limit_headers = None;
+        if !self.skips(req) {
             for check in PIPELINE {
-                let Some(hit) = check(self, &ctx) else {
-                    continue;
-                };
-                if self.config.passive_mode {
-                    events.push(Self::event(&hit, Outcome::Passive, &ctx));
-                    continue;
+                if let Some(hit) = check(self, &ctx) {
+                    if let Some(block) = self.enforce(hit, &ctx, &mut events) {
+                        return Some(block);
+                    }
                 }
-                events.push(Self::event(&hit, Outcome::Blocked, &ctx));
-                return Some(Verdict {
-                    respond: Some(self.block_response(&hit, req)),
-                    events,
-                    ..Verdict::default()
-                });
+            }
+            if !self.route_mode() {
+                match self.admission(&ctx, None) {
+                    Ok(headers) => limit_headers = headers,
+                    Err(hit) => {
+                        if let Some(block) = self.enforce(hit, &ctx, &mut events) {
+                            return Some(block);
+                        }
+                    }
+                }
             }
         }
-        self.allow(req, events)
+        self.allow(req, events, limit_headers)
     }
 
-    fn allow(&self, req: &RequestView<'_>, events: Vec<Event>) -> Option<Verdict> {
+    /// The route stage: bans and rate limits for a request whose Flask endpoint is known
+    /// (`None` when routing found none). Used only in [`Engine::route_mode`]. `None` means
+    /// nothing to add; otherwise the verdict's `headers` go on the response, or it responds.
+    #[must_use]
+    pub fn inspect_route(&self, req: &RequestView<'_>, endpoint: Option<&str>) -> Option<Verdict> {
+        if self.skips(req) {
+            return None;
+        }
+        let ctx = Ctx {
+            req,
+            client: self.config.proxies.resolve(req.peer, req.forwarded_for),
+        };
+        let mut events = Vec::new();
+        let headers = match self.admission(&ctx, Some(endpoint.unwrap_or(""))) {
+            Ok(headers) => headers,
+            Err(hit) => {
+                if let Some(block) = self.enforce(hit, &ctx, &mut events) {
+                    return Some(block);
+                }
+                None
+            }
+        };
+        if headers.is_none() && events.is_empty() {
+            return None;
+        }
+        Some(Verdict {
+            headers,
+            events,
+            ..Verdict::default()
+        })
+    }
+
+    /// A blocking finding: the block verdict, or in passive mode an event and `None`.
+    fn enforce(&self, hit: Hit, ctx: &Ctx<'_, '_>, events: &mut Vec<Event>) -> Option<Verdict> {
+        if self.config.passive_mode {
+            events.push(Self::event(&hit, Outcome::Passive, ctx));
+            return None;
+        }
+        events.push(Self::event(&hit, Outcome::Blocked, ctx));
+        Some(Verdict {
+            respond: Some(self.block_response(&hit, ctx.req)),
+            events: std::mem::take(events),
+            ..Verdict::default()
+        })
+    }
+
+    /// Admission: the client's ban, then every rate limit that applies, counted all or nothing
+    /// in one store operation. `Ok` carries the rate-limit headers for the response.
+    fn admission(&self, ctx: &Ctx<'_, '_>, endpoint: Option<&str>) -> Result<Option<Headers>, Hit> {
+        let route = endpoint.and_then(|e| self.routes.get().and_then(|r| r.get(e)));
+        let bypass = route.map(|r| r.bypass).unwrap_or_default();
+        if bypass.all {
+            return Ok(None);
+        }
+        let ip = ctx.client.ip;
+        let ban_subject = if self.config.bans.enabled && !bypass.ip_ban {
+            ip.map(Subject::ip)
+        } else {
+            None
+        };
+        let rl = &self.config.rate_limits;
+        let mut limits: Vec<&Limit> = Vec::new();
+        if rl.enabled && !bypass.rate_limit {
+            if !route.is_some_and(|r| r.standalone) {
+                limits.extend(&rl.global);
+            }
+            if let Some(by_path) = rl.by_path.get(ctx.req.path) {
+                limits.extend(by_path);
+            }
+            if let Some(r) = route {
+                limits.extend(&r.limits);
+            }
+        }
+        if ban_subject.is_none() && limits.is_empty() {
+            return Ok(None);
+        }
+        let name = endpoint.unwrap_or("");
+        let charges: Vec<Charge> = limits
+            .iter()
+            .map(|l| Charge {
+                key: Key {
+                    rule: l.id,
+                    subject: l.scope.subject(ip, name),
+                },
+                rule: l.rule,
+            })
+            .collect();
+        let now = self.clock.now_ms();
+        let mut quotas = Vec::new();
+        match self.store.admit(now, ban_subject, &charges, &mut quotas) {
+            Admission::Admitted => Ok(self.limit_headers(&limits, &quotas, now, None)),
+            Admission::Banned(ban) => Err(self.banned_hit(ip, &ban, now)),
+            Admission::Limited { index } => {
+                let mut hit = self.limited_hit(ip, limits[index], &quotas[index]);
+                if let Some(h) = self.limit_headers(&limits, &quotas, now, Some(index)) {
+                    hit.headers.extend(h);
+                }
+                Err(hit)
+            }
+        }
+    }
+
+    /// `X-RateLimit-*` (and the draft `RateLimit-Policy` / `RateLimit`) for the limits that
+    /// applied. The `X-` trio describes the limit closest to refusing (or the one that refused).
+    fn limit_headers(
+        &self,
+        limits: &[&Limit],
+        quotas: &[Quota],
+        now_ms: u64,
+        refused: Option<usize>,
+    ) -> Option<Headers> {
+        let rl = &self.config.rate_limits;
+        if limits.is_empty() || quotas.len() != limits.len() || !(rl.headers || rl.draft_headers) {
+            return None;
+        }
+        let mut headers = Vec::with_capacity(5);
+        if rl.headers {
+            let pick = refused.or_else(|| {
+                (0..quotas.len()).min_by_key(|&i| (quotas[i].remaining, quotas[i].limit))
+            })?;
+            let q = quotas[pick];
+            let reset_epoch = now_ms.saturating_add(q.reset_ms).div_ceil(1000);
+            headers.push(("X-RateLimit-Limit".to_owned(), q.limit.to_string()));
+            headers.push(("X-RateLimit-Remaining".to_owned(), q.remaining.to_string()));
+            headers.push(("X-RateLimit-Reset".to_owned(), reset_epoch.to_string()));
+        }
+        if rl.draft_headers {
+            let mut policy = String::new();
+            let mut state = String::new();
+            for (l, q) in limits.iter().zip(quotas) {
+                let sep = if policy.is_empty() { "" } else { ", " };
+                let name = draft_name(&l.name);
+                let _ = write!(
+                    policy,
+                    "{sep}\"{name}\";q={};w={}",
+                    l.rule.limit,
+                    l.rule.window_secs()
+                );
+                let _ = write!(
+                    state,
+                    "{sep}\"{name}\";r={};t={}",
+                    q.remaining,
+                    q.reset_ms.div_ceil(1000)
+                );
+            }
+            headers.push(("RateLimit-Policy".to_owned(), policy));
+            headers.push(("RateLimit".to_owned(), state));
+        }
+        Some(headers)
+    }
+
+    fn banned_hit(&self, ip: Option<IpAddr>, ban: &Ban, now_ms: u64) -> Hit {
+        let secs = ban.until_ms.saturating_sub(now_ms).div_ceil(1000).max(1);
+        let who = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let mut hit = Hit::new(
+            403,
+            "IP address banned",
+            "ip_ban_enforced",
+            "ip_ban",
+            format!(
+                "IP address {who} is banned for {secs} more s ({})",
+                ban.reason
+            ),
+        );
+        if self.config.messages == Messages::Detailed {
+            hit.body = Cow::Owned(format!("ip {who} banned for {secs}s ({})", ban.reason));
+        }
+        hit.headers
+            .push(("Retry-After".to_owned(), secs.to_string()));
+        hit
+    }
+
+    fn limited_hit(&self, ip: Option<IpAddr>, limit: &Limit, quota: &Quota) -> Hit {
+        let secs = quota.retry_after_ms.div_ceil(1000).max(1);
+        let who = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let (n, w) = (limit.rule.limit, limit.rule.window_secs());
+        let mut hit = Hit::new(
+            429,
+            "Too many requests",
+            "rate_limited",
+            format!("rate_limit:{}", limit.name),
+            format!(
+                "{who} is over {n} requests in {w}s ({}, {}, keyed by {}); retry in {secs}s",
+                limit.name,
+                limit.rule.algorithm.as_str(),
+                limit.scope.as_str()
+            ),
+        );
+        if self.config.messages == Messages::Detailed {
+            hit.body = Cow::Owned(format!(
+                "ip {who} rate limited for {secs}s (over {n} requests in a {w}s window)"
+            ));
+        }
+        hit.headers
+            .push(("Retry-After".to_owned(), secs.to_string()));
+        hit
+    }
+
+    /// Bans `ip` for `duration_ms` (default: `auto_ban_duration`). Returns the end of the ban
+    /// and an event to log.
+    ///
+    /// # Errors
+    /// When IP banning is disabled.
+    pub fn ban(
+        &self,
+        ip: IpAddr,
+        duration_ms: Option<u64>,
+        reason: &str,
+    ) -> Result<(u64, Event), &'static str> {
+        if !self.config.bans.enabled {
+            return Err("IP banning is disabled (enable_ip_banning=False)");
+        }
+        let now = self.clock.now_ms();
+        let duration = duration_ms.unwrap_or(self.config.bans.duration_ms).max(1);
+        let until = now.saturating_add(duration);
+        let reason = if reason.is_empty() {
+            "banned manually"
+        } else {
+            reason
+        };
+        self.store.ban(Subject::ip(ip), until, reason);
+        let event = ban_event(
+            ip,
+            "ip_banned",
+            Outcome::Blocked,
+            format!(
+                "IP address {ip} banned for {}s ({reason})",
+                duration.div_ceil(1000)
+            ),
+        );
+        Ok((until, event))
+    }
+
+    /// Lifts the ban of `ip`; whether there was one.
+    #[must_use]
+    pub fn unban(&self, ip: IpAddr) -> bool {
+        self.store.unban(Subject::ip(ip))
+    }
+
+    /// The ban of `ip`, if one is in force.
+    #[must_use]
+    pub fn ban_of(&self, ip: IpAddr) -> Option<Ban> {
+        self.store.ban_of(Subject::ip(ip), self.clock.now_ms())
+    }
+
+    /// Every ban in force, soonest to end first.
+    #[must_use]
+    pub fn bans(&self) -> Vec<(IpAddr, Ban)> {
+        self.store
+            .bans(self.clock.now_ms())
+            .into_iter()
+            .map(|(s, b)| (s.as_ip(), b))
+            .collect()
+    }
+
+    /// Counts a suspicious event from `ip` toward the automatic ban (`auto_ban_threshold` in
+    /// `auto_ban_window` seconds bans for `auto_ban_duration`). In passive mode the ban is only
+    /// logged. Nothing happens when banning is disabled or the client is already banned.
+    #[must_use]
+    pub fn report(&self, ip: IpAddr) -> Report {
+        let bans = &self.config.bans;
+        let none = Report {
+            count: 0,
+            banned_until_ms: None,
+            event: None,
+        };
+        if !bans.enabled {
+            return none;
+        }
+        let subject = Subject::ip(ip);
+        let now = self.clock.now_ms();
+        if self.store.ban_of(subject, now).is_some() {
+            return none;
+        }
+        let rule = bans.strike_rule();
+        let reason = format!(
+            "reported {} times in a {}s window",
+            rule.limit,
+            rule.window_secs()
+        );
+        let ban_for = (!self.config.passive_mode).then_some(bans.duration_ms);
+        let strike = self.store.strike(now, subject, &rule, ban_for, &reason);
+        let secs = bans.duration_ms.div_ceil(1000);
+        let event = if let Some(_until) = strike.banned_until_ms {
+            Some(ban_event(
+                ip,
+                "ip_banned",
+                Outcome::Blocked,
+                format!("IP address {ip} banned for {secs}s ({reason})"),
+            ))
+        } else if strike.count >= rule.limit {
+            Some(ban_event(
+                ip,
+                "ip_banned",
+                Outcome::Passive,
+                format!("IP address {ip} would be banned for {secs}s ({reason})"),
+            ))
+        } else {
+            None
+        };
+        Report {
+            count: strike.count,
+            banned_until_ms: strike.banned_until_ms,
+            event,
+        }
+    }
+
+    /// Forgets every rate-limit counter of `ip` (its limits start afresh).
+    pub fn reset_limits(&self, ip: IpAddr) {
+        self.store.reset_subject(Subject::ip(ip));
+    }
+
+    /// Forgets every counter and ban.
+    pub fn reset_state(&self) {
+        self.store.clear();
+    }
+
+    #[must_use]
+    pub fn store_stats(&self) -> StoreStats {
+        self.store.stats()
+    }
+
+    fn allow(
+        &self,
+        req: &RequestView<'_>,
+        events: Vec<Event>,
+        headers: Option<Headers>,
+    ) -> Option<Verdict> {
         let mut verdict = Verdict {
             events,
+            headers,
             ..Verdict::default()
         };
         if let (Some(cors), Some(origin)) = (&self.config.cors, req.origin) {
@@ -164,14 +604,11 @@ impl Engine {
             };
             match answer {
                 CorsAnswer::Set(i) => verdict.cors_set = Some(i),
-                CorsAnswer::Computed(h) => verdict.headers = Some(h),
+                CorsAnswer::Computed(h) => verdict.headers.get_or_insert_with(Vec::new).extend(h),
             }
         }
         if let Some(csp) = &self.config.headers.nonce_csp {
             if let Some(nonce) = new_nonce() {
-                if let Some(i) = verdict.cors_set.take() {
-                    verdict.headers = Some(self.cors_sets()[i].clone());
-                }
                 verdict
                     .headers
                     .get_or_insert_with(Vec::new)
@@ -228,13 +665,14 @@ impl Engine {
             .custom_error_responses
             .iter()
             .find(|(s, _)| *s == hit.status)
-            .map_or_else(|| hit.body.to_owned(), |(_, b)| b.clone());
+            .map_or_else(|| hit.body.clone().into_owned(), |(_, b)| b.clone());
         let mut headers = Vec::with_capacity(self.config.headers.static_headers.len() + 5);
         headers.push(("Content-Type".into(), "text/plain; charset=utf-8".into()));
         headers.push(("Content-Length".into(), body.len().to_string()));
         if let Some(location) = &hit.location {
             headers.push(("Location".into(), location.clone()));
         }
+        headers.extend(hit.headers.iter().cloned());
         headers.extend(self.response_headers(req.origin));
         Response {
             status: hit.status,
@@ -252,14 +690,7 @@ impl Engine {
         default_body: &'static str,
         req: &RequestView<'_>,
     ) -> Response {
-        let hit = Hit {
-            status,
-            body: default_body,
-            action: "error",
-            rule: String::new(),
-            message: String::new(),
-            location: None,
-        };
+        let hit = Hit::new(status, default_body, "error", "", String::new());
         self.block_response(&hit, req)
     }
 
@@ -287,14 +718,13 @@ fn emergency_mode(e: &Engine, ctx: &Ctx<'_, '_>) -> Option<Hit> {
     {
         return None;
     }
-    Some(Hit {
-        status: 503,
-        body: "Service temporarily unavailable",
-        action: "emergency_mode",
-        rule: "emergency_mode".into(),
-        message: "emergency mode: only the emergency whitelist is served".into(),
-        location: None,
-    })
+    Some(Hit::new(
+        503,
+        "Service temporarily unavailable",
+        "emergency_mode",
+        "emergency_mode",
+        String::from("emergency mode: only the emergency whitelist is served"),
+    ))
 }
 
 fn enforce_https(e: &Engine, ctx: &Ctx<'_, '_>) -> Option<Hit> {
@@ -307,21 +737,22 @@ fn enforce_https(e: &Engine, ctx: &Ctx<'_, '_>) -> Option<Hit> {
     }
     match https_url(ctx.req) {
         Some(url) => Some(Hit {
-            status: 301,
-            body: "",
-            action: "https_redirect",
-            rule: "enforce_https".into(),
-            message: "plain HTTP redirected to HTTPS".into(),
             location: Some(url),
+            ..Hit::new(
+                301,
+                "",
+                "https_redirect",
+                "enforce_https",
+                String::from("plain HTTP redirected to HTTPS"),
+            )
         }),
-        None => Some(Hit {
-            status: 400,
-            body: "Bad Request",
-            action: "https_redirect",
-            rule: "enforce_https".into(),
-            message: "plain HTTP request without a usable Host header cannot be redirected".into(),
-            location: None,
-        }),
+        None => Some(Hit::new(
+            400,
+            "Bad Request",
+            "https_redirect",
+            "enforce_https",
+            String::from("plain HTTP request without a usable Host header cannot be redirected"),
+        )),
     }
 }
 
@@ -330,14 +761,13 @@ fn blacklist(e: &Engine, ctx: &Ctx<'_, '_>) -> Option<Hit> {
     if !e.config.blacklist.contains(ip) {
         return None;
     }
-    Some(Hit {
-        status: 403,
-        body: "Forbidden",
-        action: "ip_blacklisted",
-        rule: "ip.blacklist".into(),
-        message: format!("IP address {ip} is blacklisted"),
-        location: None,
-    })
+    Some(Hit::new(
+        403,
+        "Forbidden",
+        "ip_blacklisted",
+        "ip.blacklist",
+        format!("IP address {ip} is blacklisted"),
+    ))
 }
 
 fn whitelist(e: &Engine, ctx: &Ctx<'_, '_>) -> Option<Hit> {
@@ -349,28 +779,62 @@ fn whitelist(e: &Engine, ctx: &Ctx<'_, '_>) -> Option<Hit> {
         .client
         .ip
         .map_or_else(|| "unknown address".to_owned(), |ip| ip.to_string());
-    Some(Hit {
-        status: 403,
-        body: "Forbidden",
-        action: "ip_not_whitelisted",
-        rule: "ip.whitelist".into(),
-        message: format!("IP address {who} is not whitelisted"),
-        location: None,
-    })
+    Some(Hit::new(
+        403,
+        "Forbidden",
+        "ip_not_whitelisted",
+        "ip.whitelist",
+        format!("IP address {who} is not whitelisted"),
+    ))
 }
 
 fn user_agent(e: &Engine, ctx: &Ctx<'_, '_>) -> Option<Hit> {
     let filter = e.config.user_agents.as_ref()?;
     let ua = ctx.req.user_agent?;
     let pattern = filter.matching(ua)?;
-    Some(Hit {
+    Some(Hit::new(
+        403,
+        "User-Agent not allowed",
+        "user_agent_blocked",
+        format!("user_agent:{pattern}"),
+        format!("User-Agent matches blocked pattern '{pattern}'"),
+    ))
+}
+
+/// An event about a ban made or lifted outside a request.
+fn ban_event(ip: IpAddr, action: &'static str, outcome: Outcome, message: String) -> Event {
+    Event {
+        action,
+        outcome,
+        rule: "ip_ban".into(),
+        message,
         status: 403,
-        body: "User-Agent not allowed",
-        action: "user_agent_blocked",
-        rule: format!("user_agent:{pattern}"),
-        message: format!("User-Agent matches blocked pattern '{pattern}'"),
-        location: None,
-    })
+        client_ip: Some(ip),
+        method: String::new(),
+        path: String::new(),
+    }
+}
+
+/// A limit's name as a draft-header policy token: the characters a quoted string may hold.
+fn draft_name(name: &str) -> Cow<'_, str> {
+    if name
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        Cow::Borrowed(name)
+    } else {
+        Cow::Owned(
+            name.chars()
+                .map(|c| {
+                    if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect(),
+        )
+    }
 }
 
 /// The `https://` URL of a request, or `None` when its host is unusable. The path (decoded, as

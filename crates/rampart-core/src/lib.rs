@@ -9,9 +9,11 @@ pub mod decision;
 pub mod engine;
 pub mod error;
 pub mod filter;
+pub mod limit;
 pub mod net;
 pub mod request;
 pub mod respond;
+pub mod store;
 
 pub use config::{Config, FIELDS};
 pub use decision::{Event, Outcome, Response, Verdict};

@@ -15,6 +15,10 @@ pub struct ProxyPolicy {
     pub trusted: IpSet,
     pub depth: usize,
     pub trust_forwarded_proto: bool,
+    /// The header carrying the client address (`X-Forwarded-For` unless configured).
+    pub header: String,
+    /// Believe `header` from any peer, not only trusted proxies (explicit opt-in).
+    pub trust_any_peer: bool,
 }
 
 impl Default for ProxyPolicy {
@@ -23,6 +27,8 @@ impl Default for ProxyPolicy {
             trusted: IpSet::default(),
             depth: 1,
             trust_forwarded_proto: true,
+            header: "X-Forwarded-For".to_owned(),
+            trust_any_peer: false,
         }
     }
 }
@@ -36,13 +42,34 @@ pub struct ClientAddr {
 }
 
 impl ProxyPolicy {
+    /// The WSGI environ key of the client-address header (`HTTP_X_FORWARDED_FOR`).
+    #[must_use]
+    pub fn environ_key(&self) -> String {
+        let mut key = String::with_capacity(5 + self.header.len());
+        key.push_str("HTTP_");
+        for ch in self.header.chars() {
+            key.push(if ch == '-' {
+                '_'
+            } else {
+                ch.to_ascii_uppercase()
+            });
+        }
+        key
+    }
+
+    /// Whether the client-address header is ever read.
+    #[must_use]
+    pub fn reads_header(&self) -> bool {
+        self.trust_any_peer || !self.trusted.is_empty()
+    }
+
     /// Resolves the client from the peer address (`REMOTE_ADDR`) and `X-Forwarded-For`.
     #[must_use]
     pub fn resolve(&self, peer: Option<&str>, forwarded_for: Option<&str>) -> ClientAddr {
         let peer_ip = peer.and_then(parse_peer);
         let peer_trusted =
             !self.trusted.is_empty() && peer_ip.is_some_and(|p| self.trusted.contains(p));
-        if !peer_trusted {
+        if !peer_trusted && !self.trust_any_peer {
             return ClientAddr {
                 ip: peer_ip,
                 peer_trusted,
@@ -98,6 +125,7 @@ mod tests {
             trusted: IpSet::from_nets(&nets),
             depth,
             trust_forwarded_proto: true,
+            ..ProxyPolicy::default()
         }
     }
 

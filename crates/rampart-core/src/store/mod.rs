@@ -1,0 +1,169 @@
+//! Where limits and bans live: one small synchronous [`Store`] trait, several backends.
+//!
+//! Every operation is atomic for the keys it touches, so a check and its count are one step and
+//! two workers cannot both take the last slot. [`Store::admit`] is the per-request operation: it
+//! checks the client's ban and counts one hit against every applicable limit, all or nothing —
+//! a request refused by any limit is not counted by the others (so a refused client does not dig
+//! itself deeper). The memory backend lives in [`memory`]; shared-memory and Redis backends
+//! implement the same trait.
+
+pub mod memory;
+
+use std::net::IpAddr;
+
+use crate::limit::{Quota, Rule};
+
+pub use memory::MemoryStore;
+
+/// Who a counter or ban is about: a client IP (IPv4 as IPv4-mapped IPv6), a name (an endpoint),
+/// the two together, or nobody in particular (one counter for everyone). 16 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Subject(pub [u8; 16]);
+
+impl Subject {
+    /// The subject shared by every client (global limits).
+    pub const EVERYONE: Subject = Subject([0; 16]);
+
+    #[must_use]
+    pub fn ip(ip: IpAddr) -> Subject {
+        Subject(match ip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        })
+    }
+
+    /// The IP this subject stands for, when it is an IP subject.
+    #[must_use]
+    pub fn as_ip(&self) -> IpAddr {
+        let v6 = std::net::Ipv6Addr::from(self.0);
+        v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+    }
+
+    /// A name (an endpoint), hashed to 128 bits with a fixed key: the same in every process.
+    #[must_use]
+    pub fn name(name: &str) -> Subject {
+        Subject::hashed(&[name.as_bytes()])
+    }
+
+    /// A client IP on one endpoint.
+    #[must_use]
+    pub fn ip_and_name(ip: IpAddr, name: &str) -> Subject {
+        Subject::hashed(&[&Subject::ip(ip).0, name.as_bytes()])
+    }
+
+    fn hashed(parts: &[&[u8]]) -> Subject {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut out = [0u8; 16];
+        for (half, salt) in [(0usize, 0x5261_6d70_u32), (8, 0x6172_7421)] {
+            // `DefaultHasher::new()` is SipHash with fixed keys: the same in every process of a
+            // build, and not something a client can aim collisions at through its address.
+            let mut h = DefaultHasher::new();
+            salt.hash(&mut h);
+            for p in parts {
+                p.hash(&mut h);
+            }
+            out[half..half + 8].copy_from_slice(&h.finish().to_le_bytes());
+        }
+        Subject(out)
+    }
+}
+
+/// One counter: which rule, about whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub rule: u32,
+    pub subject: Subject,
+}
+
+/// The rule id under which suspicious events ("strikes") toward an automatic ban are counted.
+pub const STRIKES: u32 = u32::MAX;
+
+/// One limit to count a request against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Charge {
+    pub key: Key,
+    pub rule: Rule,
+}
+
+/// A ban: until when, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    pub until_ms: u64,
+    pub reason: String,
+}
+
+/// The answer to [`Store::admit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Counted against every limit; the quotas were written to the caller's list.
+    Admitted,
+    /// The client is banned; nothing was counted.
+    Banned(Ban),
+    /// Refused by the limit at `index` (the one with the longest wait); nothing was counted. The
+    /// quotas were written to the caller's list.
+    Limited { index: usize },
+}
+
+/// What a strike did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Strike {
+    /// Strikes in the window, this one included (0 once they turned into a ban).
+    pub count: u32,
+    /// Set when this strike reached the threshold and a ban was made, until then.
+    pub banned_until_ms: Option<u64>,
+}
+
+/// Sizes, for `make bench` and status pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreStats {
+    /// Tracked counters (keys) right now.
+    pub keys: usize,
+    pub bans: usize,
+    /// Bytes the counters' tables and logs hold (an estimate from capacities).
+    pub bytes: usize,
+}
+
+/// A place to keep counters and bans. Synchronous and small: each method is one atomic step.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Checks `ban` (when given) and counts one hit against every charge, all or nothing.
+    /// `quotas` receives one [`Quota`] per charge, in order (cleared first).
+    fn admit(
+        &self,
+        now_ms: u64,
+        ban: Option<Subject>,
+        charges: &[Charge],
+        quotas: &mut Vec<Quota>,
+    ) -> Admission;
+
+    /// Bans (or re-bans) `subject` until `until_ms`.
+    fn ban(&self, subject: Subject, until_ms: u64, reason: &str);
+
+    /// Lifts a ban; whether there was one.
+    fn unban(&self, subject: Subject) -> bool;
+
+    /// The ban of `subject`, if one is in force at `now_ms`.
+    fn ban_of(&self, subject: Subject, now_ms: u64) -> Option<Ban>;
+
+    /// Every ban in force at `now_ms`.
+    fn bans(&self, now_ms: u64) -> Vec<(Subject, Ban)>;
+
+    /// Counts a suspicious event against `subject` under `rule` (threshold per window). When the
+    /// count reaches the threshold and `ban_for_ms` is given, bans the subject for that long and
+    /// starts its count again.
+    fn strike(
+        &self,
+        now_ms: u64,
+        subject: Subject,
+        rule: &Rule,
+        ban_for_ms: Option<u64>,
+        reason: &str,
+    ) -> Strike;
+
+    /// Forgets every counter about `subject` (its limits start afresh); bans are kept.
+    fn reset_subject(&self, subject: Subject);
+
+    /// Forgets everything: counters and bans.
+    fn clear(&self);
+
+    fn stats(&self) -> StoreStats;
+}
