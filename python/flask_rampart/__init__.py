@@ -6,7 +6,8 @@ Public API::
 
     Rampart(app, config=SecurityConfig(blacklist=["203.0.113.0/24"]))
 
-``FlaskAPIGuard`` is an alias of :class:`Rampart` for users of flaskapi-guard.
+``FlaskAPIGuard`` is an alias of :class:`Rampart` for users of flaskapi-guard, and
+:class:`GateKeeper` offers flask-gatekeeper's API on the same engine.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .config import SecurityConfig
 from .errors import ConfigError
-from .extension import Rampart, RampartState, csp_nonce
+from .extension import Ban, Rampart, RampartState, csp_nonce
+from .gatekeeper import GateKeeper
 
 try:
     __version__: str = version("flask-rampart")
@@ -25,7 +27,9 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 FlaskAPIGuard = Rampart
 
 __all__ = [
+    "Ban",
     "ConfigError",
+    "GateKeeper",
     "FlaskAPIGuard",
     "Rampart",
     "RampartState",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, has_request_context, request
 
 from . import _native
+from ._routes import RouteRegistry
 from .config import SecurityConfig
 
 if TYPE_CHECKING:
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
 
 EXTENSION_KEY = "rampart"
 NONCE_KEY = "rampart.csp_nonce"
+#: Where the route stage leaves its response headers (rate-limit state) for the middleware.
+ROUTE_HEADERS_KEY = "rampart.route_headers"
 LOGGER_NAME = "flask_rampart"
 
 logger = logging.getLogger(LOGGER_NAME)
@@ -74,6 +78,10 @@ class RampartState:
     passive_mode: bool
     fail_secure: bool
     handlers: list[logging.Handler] = field(default_factory=list)
+    #: Route policies from decorators, handed to the engine at the first request.
+    routes: RouteRegistry = field(default_factory=RouteRegistry)
+    #: Whether bans and limits run in a ``before_request`` hook (set at the first request).
+    route_mode: bool = False
 
     def emit(self, level: int, event: dict[str, Any], msg: str, *args: object) -> None:
         """Logs one record on ``flask_rampart`` and into this app's own file handlers."""
@@ -91,6 +99,17 @@ class RampartState:
         if level is None:
             return
         for event in events:
+            if not event.get("http.request.method"):
+                # Made outside a request (a ban through the API): no method or path to show.
+                self.emit(
+                    level,
+                    event,
+                    "%s: %s (rule %s)",
+                    event["event.action"],
+                    event["message"],
+                    event["rule.id"],
+                )
+                continue
             self.emit(
                 level,
                 event,
@@ -127,6 +146,32 @@ def _merge(
             headers.append(item)
 
 
+def _names(headers: list[tuple[str, str]]) -> frozenset[str]:
+    return frozenset(name.lower() for name, _ in headers if name.lower() != "vary")
+
+
+def _route_stage(state: RampartState) -> Callable[[], Response | None]:
+    """The ``before_request`` hook of route mode: bans and rate limits, endpoint known."""
+    inspect_route = state.engine.inspect_route
+
+    def rampart_route_stage() -> Response | None:
+        environ = request.environ
+        decision = inspect_route(environ, request.endpoint)
+        if decision is None:
+            return None
+        events = decision.events
+        if events:
+            state.log_events(events)
+        if decision.respond:
+            return current_app.response_class(
+                decision.body, status=decision.status, headers=decision.headers or []
+            )
+        environ[ROUTE_HEADERS_KEY] = decision.headers
+        return None
+
+    return rampart_route_stage
+
+
 class RampartMiddleware:
     """The WSGI wrapper around ``app.wsgi_app``: the hot path of every request.
 
@@ -135,7 +180,7 @@ class RampartMiddleware:
     response of Rampart's own).
     """
 
-    __slots__ = ("_app", "_flask", "_inspect", "_state", "_static")
+    __slots__ = ("_app", "_flask", "_inspect", "_lock", "_ready", "_state", "_static")
 
     def __init__(self, wsgi_app: WSGIApplication, flask_app: Flask, state: RampartState) -> None:
         self._app = wsgi_app
@@ -143,8 +188,29 @@ class RampartMiddleware:
         self._state = state
         self._inspect = state.engine.inspect
         self._static = state.engine.static_headers
+        self._ready = False
+        self._lock = threading.Lock()
+
+    def _finalize(self) -> None:
+        """At the first request, when the routes are final: hands the engine the route
+        policies, and moves bans and limits into a ``before_request`` hook if they need the
+        endpoint."""
+        with self._lock:
+            if self._ready:
+                return
+            state = self._state
+            routes = state.routes.collect(self._flask.view_functions)
+            if routes:
+                state.engine.set_routes(json.dumps(routes))
+            if state.engine.route_mode:
+                state.route_mode = True
+                funcs = self._flask.before_request_funcs.setdefault(None, [])
+                funcs.insert(0, _route_stage(state))
+            self._ready = True
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if not self._ready:
+            self._finalize()
         decision = self._inspect(environ)
         if self._state.request_level is not None:
             self._log_request(environ)
@@ -163,7 +229,20 @@ class RampartMiddleware:
         extra: list[tuple[str, str]],
         names: frozenset[str],
     ) -> Iterable[bytes]:
-        """Calls the application, adding ``extra`` to its response headers."""
+        """Calls the application, adding ``extra`` to its response headers (and, in route
+        mode, the headers the route stage left in the environ)."""
+        if self._state.route_mode:
+
+            def add_route_headers(
+                status: str, headers: list[tuple[str, str]], exc_info: Any = None
+            ) -> Callable[[bytes], object]:
+                route_headers = environ.get(ROUTE_HEADERS_KEY)
+                if route_headers:
+                    _merge(headers, route_headers, _names(route_headers))
+                _merge(headers, extra, names)
+                return start_response(status, headers, exc_info)
+
+            return self._app(environ, add_route_headers)
         if not extra:
             return self._app(environ, start_response)
 
@@ -227,58 +306,173 @@ class RampartMiddleware:
         self._state.emit(level, event, "request %s %s from %s", method, path, ip)
 
 
-class Rampart:
+class Ban(NamedTuple):
+    """A ban in force: the client, when it ends (seconds since the epoch) and why."""
+
+    ip: str
+    until: float
+    reason: str
+
+
+def install(
+    app: Flask,
+    config: SecurityConfig,
+    *,
+    owner: Any,
+    key: str = EXTENSION_KEY,
+    clock: _native.ManualClock | None = None,
+    routes: RouteRegistry | None = None,
+) -> RampartState:
+    """Builds the engine for ``app`` and wires it in: the WSGI wrapper, hooks, logging."""
+    if key in app.extensions:
+        raise RuntimeError(f"{type(owner).__name__} is already initialised on app {app.name!r}")
+    effective = config.merged_with(app.config)
+    engine = _native.Engine(effective.to_json(), clock)
+    settings = engine.settings()
+    state = RampartState(
+        extension=owner,
+        config=effective,
+        engine=engine,
+        logger=logger,
+        suspicious_level=_level(settings["log_suspicious_level"]),
+        request_level=_level(settings["log_request_level"]),
+        passive_mode=settings["passive_mode"],
+        fail_secure=settings["fail_secure"],
+        routes=routes if routes is not None else RouteRegistry(),
+    )
+    _setup_logging(state, settings)
+    app.extensions[key] = state
+    app.wsgi_app = RampartMiddleware(app.wsgi_app, app, state)  # type: ignore[method-assign]
+    app.jinja_env.globals.setdefault("csp_nonce", csp_nonce)
+    if effective.custom_request_check is not None:
+        app.before_request_funcs.setdefault(None, []).insert(0, _run_custom_check)
+    if effective.custom_response_modifier is not None:
+        app.after_request(_run_modifier)
+    for warning in engine.warnings:
+        state.logger.warning("configuration: %s", warning)
+    return state
+
+
+def _setup_logging(state: RampartState, settings: dict[str, Any]) -> None:
+    as_json = bool(settings["log_json"])
+    _ensure_console(as_json)
+    path = settings["custom_log_file"]
+    if path:
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(_formatter(as_json))
+        state.handlers.append(handler)
+
+
+class BanControl:
+    """Bans, reports and counters of the current app's engine (``current_app``)."""
+
+    _extension_key: str = EXTENSION_KEY
+
+    def _state(self) -> RampartState:
+        try:
+            return current_app.extensions[self._extension_key]
+        except RuntimeError:
+            raise RuntimeError(
+                f"{type(self).__name__} needs an application context: call it inside a "
+                "request, or within `with app.app_context():`"
+            ) from None
+        except KeyError:
+            raise RuntimeError(
+                f"{type(self).__name__} is not initialised on app {current_app.name!r}"
+            ) from None
+
+    def _client(self, state: RampartState, ip: str | None, what: str) -> str:
+        if ip is not None:
+            return str(ip)
+        if not has_request_context():
+            raise RuntimeError(f"{what}() without an IP needs a request context")
+        client = state.engine.client_ip(request.environ)
+        if client is None:
+            raise RuntimeError(f"{what}(): the client IP of this request is unknown")
+        return client
+
+    def report(self, ip: str | None = None) -> bool:
+        """Counts a suspicious event from ``ip`` (default: the current request's client)
+        toward the automatic ban. Returns whether this report caused a ban."""
+        state = self._state()
+        count, banned_until, event = state.engine.report(self._client(state, ip, "report"))
+        if event is not None:
+            state.log_events([event])
+        return banned_until is not None
+
+    def ban(self, ip: str, seconds: float | None = None, reason: str = "") -> float:
+        """Bans ``ip`` for ``seconds`` (default ``auto_ban_duration``); returns when it ends."""
+        state = self._state()
+        until, event = state.engine.ban(str(ip), seconds, reason)
+        state.log_events([event])
+        return until
+
+    def unban(self, ip: str) -> bool:
+        """Lifts the ban of ``ip``; whether there was one."""
+        state = self._state()
+        lifted = state.engine.unban(str(ip))
+        if lifted:
+            state.log_events(
+                [
+                    {
+                        "event.action": "ip_unbanned",
+                        "event.outcome": "success",
+                        "source.ip": str(ip),
+                        "http.request.method": "",
+                        "url.path": "",
+                        "http.response.status_code": None,
+                        "rule.id": "ip_ban",
+                        "message": f"IP address {ip} unbanned",
+                    }
+                ]
+            )
+        return lifted
+
+    def is_banned(self, ip: str) -> bool:
+        return self._state().engine.ban_info(str(ip)) is not None
+
+    def bans(self) -> list[Ban]:
+        """Every ban in force, soonest to end first."""
+        return [Ban(*b) for b in self._state().engine.bans()]
+
+    def reset_limits(self, ip: str) -> None:
+        """Forgets the rate-limit counters of ``ip``."""
+        self._state().engine.reset_limits(str(ip))
+
+    def reset(self) -> None:
+        """Forgets every counter and ban."""
+        self._state().engine.reset_state()
+
+
+class Rampart(BanControl):
     """The Rampart Flask extension.
 
     ``Rampart(app, config=SecurityConfig(...))`` or, with an app factory,
     ``rampart = Rampart()`` then ``rampart.init_app(app, config)``. Per-app state lives in
-    ``app.extensions["rampart"]``; the extension object itself keeps no app.
+    ``app.extensions["rampart"]``; the extension object itself keeps no app. ``clock`` (a
+    :class:`flask_rampart.testing.ManualClock`) replaces the wall clock, for tests.
     """
 
-    def __init__(self, app: Flask | None = None, config: SecurityConfig | None = None) -> None:
+    def __init__(
+        self,
+        app: Flask | None = None,
+        config: SecurityConfig | None = None,
+        *,
+        clock: _native.ManualClock | None = None,
+    ) -> None:
         self._config = config
+        self._clock = clock
+        self._routes = RouteRegistry()
         if app is not None:
             self.init_app(app, config)
 
     def init_app(self, app: Flask, config: SecurityConfig | None = None) -> None:
-        if EXTENSION_KEY in app.extensions:
-            raise RuntimeError(f"Rampart is already initialised on app {app.name!r}")
         base = config if config is not None else self._config
         if base is not None and not isinstance(base, SecurityConfig):
             raise TypeError(f"config must be a SecurityConfig, not {type(base).__name__}")
-        effective = (base or SecurityConfig()).merged_with(app.config)
-        engine = _native.Engine(effective.to_json())
-        settings = engine.settings()
-        state = RampartState(
-            extension=self,
-            config=effective,
-            engine=engine,
-            logger=logger,
-            suspicious_level=_level(settings["log_suspicious_level"]),
-            request_level=_level(settings["log_request_level"]),
-            passive_mode=settings["passive_mode"],
-            fail_secure=settings["fail_secure"],
+        install(
+            app, base or SecurityConfig(), owner=self, clock=self._clock, routes=self._routes
         )
-        self._setup_logging(state, settings)
-        app.extensions[EXTENSION_KEY] = state
-        app.wsgi_app = RampartMiddleware(app.wsgi_app, app, state)  # type: ignore[method-assign]
-        app.jinja_env.globals["csp_nonce"] = csp_nonce
-        if effective.custom_request_check is not None:
-            app.before_request_funcs.setdefault(None, []).insert(0, _run_custom_check)
-        if effective.custom_response_modifier is not None:
-            app.after_request(_run_modifier)
-        for warning in engine.warnings:
-            state.logger.warning("configuration: %s", warning)
-
-    @staticmethod
-    def _setup_logging(state: RampartState, settings: dict[str, Any]) -> None:
-        as_json = bool(settings["log_json"])
-        _ensure_console(as_json)
-        path = settings["custom_log_file"]
-        if path:
-            handler = logging.FileHandler(path, encoding="utf-8")
-            handler.setFormatter(_formatter(as_json))
-            state.handlers.append(handler)
 
     @staticmethod
     def client_ip() -> str | None:

@@ -5,13 +5,16 @@
 //! looked up, with interned key strings.
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFrozenSet, PyList, PyString, PyTuple, PyType};
 use rampart_core::config::{defaults_json, Level};
 use rampart_core::decision::{is_repeatable, Event, Headers, Verdict};
+use rampart_core::limit::Clock;
+use rampart_core::net::cidr::parse_peer;
 use rampart_core::{ConfigErrors, Engine as CoreEngine, Needs, RequestView, FIELDS};
 
 /// Maps core validation errors to `flask_rampart.errors.ConfigError(message, [(field, reason)])`.
@@ -31,11 +34,70 @@ fn config_error(py: Python<'_>, errors: &ConfigErrors) -> PyErr {
     }
 }
 
+/// A clock for tests: set and advanced by hand, in seconds since the Unix epoch.
+#[pyclass(frozen, module = "flask_rampart._native")]
+struct ManualClock {
+    clock: Clock,
+}
+
+fn secs_to_ms(seconds: f64) -> PyResult<u64> {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(PyValueError::new_err(format!(
+            "time must be a finite number of seconds >= 0, not {seconds}"
+        )));
+    }
+    // Rounded to whole milliseconds; range checked above.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok((seconds * 1000.0).round() as u64)
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn ms_to_secs(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+#[pymethods]
+impl ManualClock {
+    #[new]
+    #[pyo3(signature = (start=1_000_000.0))]
+    fn new(start: f64) -> PyResult<Self> {
+        Ok(ManualClock {
+            clock: Clock::manual(secs_to_ms(start)?),
+        })
+    }
+
+    /// Now, in seconds.
+    fn now(&self) -> f64 {
+        ms_to_secs(self.clock.now_ms())
+    }
+
+    fn set(&self, seconds: f64) -> PyResult<()> {
+        self.clock.set_ms(secs_to_ms(seconds)?);
+        Ok(())
+    }
+
+    fn advance(&self, seconds: f64) -> PyResult<()> {
+        self.clock.advance_ms(secs_to_ms(seconds)?);
+        Ok(())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("ManualClock({})", self.now())
+    }
+}
+
+/// Parses an IP given by Python code (`ban("203.0.113.9")`).
+fn ip_arg(ip: &str) -> PyResult<IpAddr> {
+    parse_peer(ip.trim()).ok_or_else(|| PyValueError::new_err(format!("{ip:?} is not an IP address")))
+}
+
 /// A compiled security policy.
 #[pyclass(frozen, module = "flask_rampart._native")]
 struct Engine {
     core: CoreEngine,
     needs: Needs,
+    /// The environ key of the client-address header (`HTTP_X_FORWARDED_FOR`).
+    ip_key: Py<PyString>,
     /// `(headers, names)` for the static list alone, then static + each precomputed CORS set.
     cached: Vec<Py<PyTuple>>,
 }
@@ -84,6 +146,7 @@ fn text<'a>(s: Option<&'a Bound<'_, PyString>>) -> Option<Cow<'a, str>> {
 fn with_view<R>(
     py: Python<'_>,
     needs: Needs,
+    ip_key: &Py<PyString>,
     env: &Bound<'_, PyDict>,
     f: impl FnOnce(&RequestView<'_>) -> R,
 ) -> R {
@@ -99,7 +162,7 @@ fn with_view<R>(
         .flatten();
     let xff = needs
         .forwarded_for
-        .then(|| env_str(env, intern!(py, "HTTP_X_FORWARDED_FOR")))
+        .then(|| env_str(env, ip_key.bind(py)))
         .flatten();
     let xfp = needs
         .forwarded_proto
@@ -178,8 +241,13 @@ fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
 #[pymethods]
 impl Engine {
     #[new]
-    fn new(py: Python<'_>, config_json: &str) -> PyResult<Self> {
-        let core = CoreEngine::from_json(config_json).map_err(|e| config_error(py, &e))?;
+    #[pyo3(signature = (config_json, clock=None))]
+    fn new(py: Python<'_>, config_json: &str, clock: Option<&ManualClock>) -> PyResult<Self> {
+        let mut core = CoreEngine::from_json(config_json).map_err(|e| config_error(py, &e))?;
+        if let Some(c) = clock {
+            core = core.with_clock(c.clock.clone());
+        }
+        let ip_key = PyString::new(py, &core.config().proxies.environ_key()).unbind();
         let needs = core.needs();
         let static_headers = core.static_headers();
         let mut cached = vec![header_pair(py, static_headers)?.unbind()];
@@ -191,6 +259,7 @@ impl Engine {
         Ok(Engine {
             core,
             needs,
+            ip_key,
             cached,
         })
     }
@@ -202,7 +271,9 @@ impl Engine {
         py: Python<'py>,
         environ: &Bound<'py, PyDict>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let Some(verdict) = with_view(py, self.needs, environ, |view| self.core.inspect(view))
+        let Some(verdict) = with_view(py, self.needs, &self.ip_key, environ, |view| {
+            self.core.inspect(view)
+        })
         else {
             return Ok(None);
         };
@@ -224,7 +295,121 @@ impl Engine {
             forwarded_for: self.needs.forwarded_for,
             ..Needs::default()
         };
-        with_view(py, needs, environ, |view| self.core.client_ip(view)).map(|ip| ip.to_string())
+        with_view(py, needs, &self.ip_key, environ, |view| self.core.client_ip(view))
+            .map(|ip| ip.to_string())
+    }
+
+    /// The route stage (bans and rate limits once the endpoint is known): `None` or a
+    /// `Decision` (headers to add, or a response).
+    #[pyo3(signature = (environ, endpoint))]
+    fn inspect_route<'py>(
+        &self,
+        py: Python<'py>,
+        environ: &Bound<'py, PyDict>,
+        endpoint: Option<&str>,
+    ) -> PyResult<Option<Decision>> {
+        let verdict = with_view(py, self.needs, &self.ip_key, environ, |view| {
+            self.core.inspect_route(view, endpoint)
+        });
+        Ok(verdict.map(|verdict| Decision { verdict }))
+    }
+
+    /// Adds route policies (JSON: endpoint → policy); once.
+    fn set_routes(&self, py: Python<'_>, routes_json: &str) -> PyResult<()> {
+        self.core
+            .set_routes(routes_json)
+            .map_err(|e| config_error(py, &e))
+    }
+
+    /// Whether bans and limits wait for the route (`inspect_route`).
+    #[getter]
+    fn route_mode(&self) -> bool {
+        self.core.route_mode()
+    }
+
+    /// Now, in seconds since the epoch, on the engine's clock.
+    fn now(&self) -> f64 {
+        ms_to_secs(self.core.now_ms())
+    }
+
+    /// Bans `ip` for `seconds` (default `auto_ban_duration`): `(until, event)`.
+    #[pyo3(signature = (ip, seconds=None, reason=""))]
+    fn ban<'py>(
+        &self,
+        py: Python<'py>,
+        ip: &str,
+        seconds: Option<f64>,
+        reason: &str,
+    ) -> PyResult<(f64, Bound<'py, PyDict>)> {
+        let ip = ip_arg(ip)?;
+        let duration = match seconds {
+            None => None,
+            Some(s) if s > 0.0 => Some(secs_to_ms(s)?),
+            Some(s) => {
+                return Err(PyValueError::new_err(format!(
+                    "a ban lasts a positive number of seconds, not {s}"
+                )))
+            }
+        };
+        let (until, event) = self
+            .core
+            .ban(ip, duration, reason)
+            .map_err(PyRuntimeError::new_err)?;
+        Ok((ms_to_secs(until), event_dict(py, &event)?))
+    }
+
+    /// Lifts the ban of `ip`; whether there was one.
+    fn unban(&self, ip: &str) -> PyResult<bool> {
+        Ok(self.core.unban(ip_arg(ip)?))
+    }
+
+    /// `(until, reason)` of the ban of `ip`, or `None`.
+    fn ban_info(&self, ip: &str) -> PyResult<Option<(f64, String)>> {
+        Ok(self
+            .core
+            .ban_of(ip_arg(ip)?)
+            .map(|b| (ms_to_secs(b.until_ms), b.reason)))
+    }
+
+    /// Every ban in force: `[(ip, until, reason)]`, soonest to end first.
+    fn bans(&self) -> Vec<(String, f64, String)> {
+        self.core
+            .bans()
+            .into_iter()
+            .map(|(ip, b)| (ip.to_string(), ms_to_secs(b.until_ms), b.reason))
+            .collect()
+    }
+
+    /// Counts a suspicious event from `ip`: `(count, banned_until or None, event or None)`.
+    fn report<'py>(
+        &self,
+        py: Python<'py>,
+        ip: &str,
+    ) -> PyResult<(u32, Option<f64>, Option<Bound<'py, PyDict>>)> {
+        let r = self.core.report(ip_arg(ip)?);
+        let event = r.event.as_ref().map(|e| event_dict(py, e)).transpose()?;
+        Ok((r.count, r.banned_until_ms.map(ms_to_secs), event))
+    }
+
+    /// Forgets the rate-limit counters of `ip`.
+    fn reset_limits(&self, ip: &str) -> PyResult<()> {
+        self.core.reset_limits(ip_arg(ip)?);
+        Ok(())
+    }
+
+    /// Forgets every counter and ban.
+    fn reset_state(&self) {
+        self.core.reset_state();
+    }
+
+    /// `{"keys", "bans", "bytes"}` of the store.
+    fn store_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.core.store_stats();
+        let d = PyDict::new(py);
+        d.set_item("keys", s.keys)?;
+        d.set_item("bans", s.bans)?;
+        d.set_item("bytes", s.bytes)?;
+        Ok(d)
     }
 
     /// Whether `path` is under one of `exclude_paths`.
@@ -243,7 +428,7 @@ impl Engine {
             return Err(PyRuntimeError::new_err(format!("invalid status {status}")));
         }
         let body = rampart_core::decision::reason_phrase(status);
-        let response = with_view(py, self.needs, environ, |view| {
+        let response = with_view(py, self.needs, &self.ip_key, environ, |view| {
             self.core.error_response(status, body, view)
         });
         Ok(Decision {
@@ -392,6 +577,8 @@ mod _native {
     use super::Decision;
     #[pymodule_export]
     use super::Engine;
+    #[pymodule_export]
+    use super::ManualClock;
 
     #[pymodule_export]
     const VERSION: &str = rampart_core::VERSION;
