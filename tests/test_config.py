@@ -193,7 +193,6 @@ def test_bad_field_is_rejected(fields: dict[str, Any], expected_prefix: str) -> 
 @pytest.mark.parametrize(
     ("fields", "expected_field"),
     [
-        pytest.param({"rate_limit": 100}, "rate_limit", id="rate_limit"),
         pytest.param({"enable_redis": True}, "enable_redis", id="enable_redis"),
         pytest.param({"blocked_countries": ["CN"]}, "blocked_countries", id="blocked_countries"),
         pytest.param(
@@ -206,11 +205,6 @@ def test_bad_field_is_rejected(fields: dict[str, Any], expected_prefix: str) -> 
             {"whitelist_countries": ["US"]},
             "whitelist_countries",
             id="whitelist_countries",
-        ),
-        pytest.param(
-            {"endpoint_rate_limits": {"/api": (10, 60)}},
-            "endpoint_rate_limits",
-            id="endpoint_rate_limits",
         ),
     ],
 )

@@ -208,10 +208,18 @@ def test_invalid_rampart_value_is_a_config_error_at_init_app() -> None:
 
 def test_later_release_field_in_app_config_is_a_config_error() -> None:
     app = bare_app()
-    app.config["RAMPART_RATE_LIMIT"] = 100
+    app.config["RAMPART_ENABLE_REDIS"] = True
     with pytest.raises(ConfigError) as excinfo:
         Rampart(app)
-    assert "rate_limit" in [field for field, _ in excinfo.value.errors]
+    assert "enable_redis" in [field for field, _ in excinfo.value.errors]
+
+
+def test_rate_limit_from_app_config_applies() -> None:
+    app = bare_app()
+    app.config["RAMPART_RATE_LIMIT"] = 2
+    Rampart(app)
+    client = app.test_client()
+    assert [client.get("/hello").status_code for _ in range(3)] == [200, 200, 429]
 
 
 def test_init_twice_on_the_same_app_raises() -> None:
