@@ -272,3 +272,194 @@ fn bad_patterns_are_reported_with_other_errors() {
     let fields: Vec<_> = e.0.iter().map(|x| x.field.as_str()).collect();
     assert_eq!(fields, ["blacklist[0]", "blocked_user_agents[0]"]);
 }
+
+fn clocked(json: &str) -> (Engine, Clock) {
+    let clock = Clock::manual(1_000_000);
+    (engine(json).with_clock(clock.clone()), clock)
+}
+
+fn statuses(e: &Engine, r: &RequestView<'_>, n: usize) -> Vec<u16> {
+    (0..n).map(|_| status(e, r)).collect()
+}
+
+#[test]
+fn global_limit_counts_per_ip_and_slides() {
+    let (e, clock) = clocked(r#"{"rate_limit": 2, "rate_limit_window": 10}"#);
+    let a = req("192.0.2.1", "/");
+    let b = req("2001:db8::1", "/");
+    assert_eq!(statuses(&e, &a, 3), [200, 200, 429]);
+    assert_eq!(statuses(&e, &b, 3), [200, 200, 429]);
+    clock.advance_ms(9_999);
+    assert_eq!(status(&e, &a), 429);
+    clock.advance_ms(1);
+    assert_eq!(statuses(&e, &a, 3), [200, 200, 429]);
+}
+
+#[test]
+fn limit_headers_and_refusal() {
+    let (e, _clock) = clocked(
+        r#"{"rate_limit": 2, "rate_limit_window": 60, "rate_limit_draft_headers": true}"#,
+    );
+    let r = req("192.0.2.1", "/");
+    let v = e.inspect(&r).expect("limit headers");
+    let h = v.headers.expect("headers");
+    assert_eq!(header(&h, "X-RateLimit-Limit"), Some("2"));
+    assert_eq!(header(&h, "X-RateLimit-Remaining"), Some("1"));
+    assert_eq!(header(&h, "X-RateLimit-Reset"), Some("1060"));
+    assert_eq!(header(&h, "RateLimit-Policy"), Some(r#""global";q=2;w=60"#));
+    assert_eq!(header(&h, "RateLimit"), Some(r#""global";r=1;t=60"#));
+    let _ = e.inspect(&r);
+    let v = e.inspect(&r).expect("refused");
+    let resp = v.respond.expect("429");
+    assert_eq!(resp.status, 429);
+    assert_eq!(resp.body, "Too many requests");
+    assert_eq!(header(&resp.headers, "Retry-After"), Some("60"));
+    assert_eq!(header(&resp.headers, "X-RateLimit-Remaining"), Some("0"));
+    assert_eq!(v.events[0].action, "rate_limited");
+    assert_eq!(v.events[0].rule, "rate_limit:global");
+}
+
+#[test]
+fn endpoint_limits_stack_with_the_global_one() {
+    let (e, _clock) = clocked(
+        r#"{"rate_limit": 3, "rate_limit_window": 60,
+            "endpoint_rate_limits": {"/login": [1, 60]}, "block_messages": "detailed"}"#,
+    );
+    let login = req("192.0.2.1", "/login");
+    let other = req("192.0.2.1", "/other");
+    assert_eq!(status(&e, &login), 200);
+    let v = e.inspect(&login).and_then(|v| v.respond).expect("refused");
+    assert_eq!(
+        v.body,
+        "ip 192.0.2.1 rate limited for 60s (over 1 requests in a 60s window)"
+    );
+    // The refused login was not counted by the global limit: two more requests fit.
+    assert_eq!(statuses(&e, &other, 3), [200, 200, 429]);
+}
+
+#[test]
+fn bans_reports_and_passive_mode() {
+    let (e, clock) = clocked(
+        r#"{"auto_ban_threshold": 2, "auto_ban_window": 60, "auto_ban_duration": 100}"#,
+    );
+    let ip: IpAddr = "203.0.113.9".parse().expect("ip");
+    let r = req("203.0.113.9", "/");
+    assert!(e.inspect(&r).is_none(), "no limit, no ban: plain allow");
+    assert_eq!(e.report(ip).count, 1);
+    let second = e.report(ip);
+    assert!(second.banned_until_ms.is_some());
+    assert_eq!(second.event.as_ref().map(|ev| ev.action), Some("ip_banned"));
+    let resp = e.inspect(&r).and_then(|v| v.respond).expect("banned");
+    assert_eq!((resp.status, resp.body.as_str()), (403, "IP address banned"));
+    assert_eq!(header(&resp.headers, "Retry-After"), Some("100"));
+    assert_eq!(e.bans().len(), 1);
+    clock.advance_ms(100_000);
+    assert!(e.inspect(&r).is_none(), "the ban ended");
+    assert!(e.ban(ip, Some(5_000), "").is_ok());
+    assert_eq!(status(&e, &r), 403);
+    assert!(e.unban(ip));
+    assert_eq!(status(&e, &r), 200);
+
+    let (p, _clock) = clocked(r#"{"passive_mode": true, "auto_ban_threshold": 1}"#);
+    let report = p.report(ip);
+    assert_eq!(report.banned_until_ms, None);
+    assert_eq!(
+        report.event.map(|ev| ev.outcome),
+        Some(Outcome::Passive),
+        "passive mode logs the ban it would make"
+    );
+    let off = engine(r#"{"enable_ip_banning": false}"#);
+    assert!(off.ban(ip, None, "").is_err());
+    assert_eq!(off.report(ip).count, 0);
+}
+
+#[test]
+fn route_policies_bypass_standalone_and_extra_limits() {
+    let (e, _clock) = clocked(r#"{"rate_limit": 2, "rate_limit_window": 60}"#);
+    assert!(!e.route_mode());
+    e.set_routes(
+        r#"{"free": {"bypass": ["all"]},
+            "solo": {"standalone": true, "limits": [[5, 60]]},
+            "tight": {"limits": [{"count": 1, "window": 10}]}}"#,
+    )
+    .expect("valid routes");
+    assert!(e.route_mode());
+    assert!(e.set_routes("{}").is_err(), "routes are set once");
+    let r = req("192.0.2.1", "/x");
+    let code = |endpoint: &str| {
+        e.inspect_route(&r, Some(endpoint))
+            .and_then(|v| v.respond)
+            .map_or(200, |resp| resp.status)
+    };
+    // In route mode `inspect` leaves admission to `inspect_route`.
+    assert!(e.inspect(&r).is_none());
+    assert_eq!((0..4).map(|_| code("free")).collect::<Vec<_>>(), [200; 4]);
+    assert_eq!(code("tight"), 200);
+    assert_eq!(code("tight"), 429, "the route's own limit");
+    assert_eq!(code("other"), 200);
+    assert_eq!(code("other"), 429, "the global limit: 2 used");
+    assert_eq!(
+        (0..6).map(|_| code("solo")).collect::<Vec<_>>(),
+        [200, 200, 200, 200, 200, 429],
+        "standalone: only the route's 5"
+    );
+    e.ban("192.0.2.1".parse().expect("ip"), None, "").expect("ban");
+    assert_eq!(code("solo"), 403, "bans apply to standalone routes");
+    assert_eq!(code("free"), 200, "bypass skips bans too");
+    let errs = e.set_routes(r#"{"x": {"bypass": ["nope"], "limits": [[0, 1]]}}"#);
+    assert!(errs.is_err());
+}
+
+#[test]
+fn endpoint_scoped_limits_need_the_route() {
+    let (e, _clock) = clocked(r#"{"rate_limits": [{"limit": 1, "window": 60, "key": "endpoint"}]}"#);
+    assert!(e.route_mode());
+    let a = req("192.0.2.1", "/a");
+    let b = req("192.0.2.2", "/a");
+    let code = |r: &RequestView<'_>, ep: &str| {
+        e.inspect_route(r, Some(ep))
+            .and_then(|v| v.respond)
+            .map_or(200, |resp| resp.status)
+    };
+    assert_eq!(code(&a, "a"), 200);
+    assert_eq!(code(&b, "a"), 429, "one counter per endpoint, shared by clients");
+    assert_eq!(code(&b, "b"), 200);
+}
+
+#[test]
+fn client_ip_header_and_excluded_methods() {
+    let (e, _clock) = clocked(
+        r#"{"rate_limit": 1, "client_ip_header": "X-Real-IP", "exclude_methods": ["options"]}"#,
+    );
+    assert!(e.config().warnings.iter().any(|w| w.contains("any peer")));
+    assert_eq!(e.config().proxies.environ_key(), "HTTP_X_REAL_IP");
+    let mut a = req("10.0.0.1", "/");
+    a.forwarded_for = Some("198.51.100.1");
+    let mut b = req("10.0.0.1", "/");
+    b.forwarded_for = Some("198.51.100.2");
+    assert_eq!(statuses(&e, &a, 2), [200, 429]);
+    assert_eq!(status(&e, &b), 200, "keyed by the header, not the peer");
+    let mut opts = a;
+    opts.method = "OPTIONS";
+    assert!(e.inspect(&opts).is_none(), "excluded method: no checks");
+}
+
+#[test]
+fn rate_limit_config_errors_name_every_field() {
+    let errs = Engine::from_json(
+        r#"{"rate_limit": 0, "rate_limit_algorithm": "leaky", "rate_limits": [{"limit": 1}],
+            "endpoint_rate_limits": {"login": [1, 2], "/x": [1]}, "client_ip_header": "bad header"}"#,
+    )
+    .expect_err("invalid");
+    let fields: Vec<&str> = errs.0.iter().map(|e| e.field.as_str()).collect();
+    for f in [
+        "rate_limit",
+        "rate_limit_algorithm",
+        "rate_limits[0].window",
+        "endpoint_rate_limits[login]",
+        "endpoint_rate_limits[/x]",
+        "client_ip_header",
+    ] {
+        assert!(fields.contains(&f), "{f} missing from {fields:?}");
+    }
+}
