@@ -55,6 +55,7 @@ TARGET_ROUNDS = 20
 WARMUP_REQUESTS = 500
 PROCESSES = 3
 RAMPART_TARGET_US = 5.0
+RATELIMIT_TARGET_US = 2.0
 WHOLE_US_FROM = 1000.0
 WHOLE_RATIO_FROM = 100.0
 
@@ -241,6 +242,29 @@ def setup_rampart(app: Flask) -> None:
     rampart(app, config=config)
 
 
+def setup_rampart_ratelimit(app: Flask) -> None:
+    """The `rampart` configuration plus a global rate limit (never reached) and ban checks."""
+    rampart, security_config = (
+        load("flask_rampart", "Rampart"),
+        load("flask_rampart", "SecurityConfig"),
+    )
+    config = security_config(
+        blacklist=["203.0.113.0/24", "2001:db8::/32"],
+        trusted_proxies=["10.0.0.0/8"],
+        blocked_user_agents=["sqlmap", "nikto", "masscan"],
+        enable_cors=True,
+        cors_allow_origins=["https://app.example.com"],
+        rate_limit=10**9,
+        rate_limit_window=60,
+    )
+    rampart(app, config=config)
+
+
+def setup_rampart_gatekeeper(app: Flask) -> None:
+    """Rampart's GateKeeper, configured as the flask-gatekeeper row."""
+    load("flask_rampart", "GateKeeper")(app, rate_limit_rules=[{"count": 10**9, "window": 60}])
+
+
 def setup_rampart_headers_only(app: Flask) -> None:
     """Set up Rampart with default settings: security headers only."""
     rampart, security_config = (
@@ -316,6 +340,23 @@ CONFIGS: tuple[Config, ...] = (
         setup_rampart,
         ("X-Content-Type-Options", "Access-Control-Allow-Origin"),
         "sqlmap/1.8.4#stable (https://sqlmap.org)",
+    ),
+    Config(
+        "rampart-ratelimit",
+        "the `rampart` row plus `rate_limit=10**9` per 60 s (exact sliding window, "
+        "X-RateLimit-* headers) and the ban check",
+        RAMPART,
+        ("flask-rampart",),
+        setup_rampart_ratelimit,
+        ("X-Content-Type-Options", "X-RateLimit-Remaining"),
+        "sqlmap/1.8.4#stable (https://sqlmap.org)",
+    ),
+    Config(
+        "rampart-gatekeeper",
+        "`flask_rampart.GateKeeper`, configured as the flask-gatekeeper row",
+        RAMPART,
+        ("flask-rampart",),
+        setup_rampart_gatekeeper,
     ),
     Config(
         "rampart-headers-only",
@@ -775,17 +816,28 @@ def tables_section(routes: Sequence[str], results: dict[str, ConfigResult | None
 
 
 def target_section(results: dict[str, ConfigResult | None]) -> list[str]:
-    """Check the issue's target: rampart adds at most 5 µs per request."""
+    """Check the targets: rampart adds at most 5 µs per request, and a global rate limit with
+    the ban check adds at most 2 µs on top of that."""
     result = results.get("rampart")
-    lines = ["## Target", ""]
+    lines = ["## Targets", ""]
     if result is None or result.error is not None or not result.routes:
-        return [*lines, "`rampart` was not measured, so the target was not checked.", ""]
+        return [*lines, "`rampart` was not measured, so the targets were not checked.", ""]
     for route in result.routes:
         verdict = "met" if route.added_us <= RAMPART_TARGET_US else "**missed**"
         lines.append(
             f"- `rampart`, {route.route}: {fmt_added(route.added_us)} µs added "
             f"(target ≤ {RAMPART_TARGET_US:g} µs): {verdict}"
         )
+    limited = results.get("rampart-ratelimit")
+    if limited is not None and limited.error is None:
+        base = {route.route: route.added_us for route in result.routes}
+        for route in limited.routes:
+            extra = route.added_us - base.get(route.route, 0.0)
+            verdict = "met" if extra <= RATELIMIT_TARGET_US else "**missed**"
+            lines.append(
+                f"- `rampart-ratelimit` over `rampart`, {route.route}: {fmt_added(extra)} µs "
+                f"(target ≤ {RATELIMIT_TARGET_US:g} µs): {verdict}"
+            )
     return [*lines, ""]
 
 

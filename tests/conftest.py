@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 from flask import Flask, Response, current_app, render_template_string, request
+
+if TYPE_CHECKING:
+    from flask_rampart.testing import ManualClock
 
 LOGGER_NAME = "flask_rampart"
 
@@ -164,3 +167,17 @@ def rampart_log(caplog: pytest.LogCaptureFixture) -> Iterator[RampartLog]:
         yield RampartLog(caplog)
     finally:
         logger.removeHandler(caplog.handler)
+
+
+#: Where the ``clock`` fixture starts, in seconds since the epoch: 2023-11-15 00:00:00 UTC, a
+#: multiple of 60, 3600 and 86400, so clock-aligned windows (fixed window) begin there too.
+CLOCK_START = 1_700_006_400.0
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A manual clock for rate limits and bans (``Rampart(app, config, clock=clock)``), at
+    :data:`CLOCK_START`. Tests step it with ``clock.advance(seconds)``; nothing sleeps."""
+    from flask_rampart.testing import ManualClock
+
+    return ManualClock(start=CLOCK_START)

@@ -146,6 +146,17 @@ def _merge(
             headers.append(item)
 
 
+_LIMIT_NAMES = frozenset(
+    {
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-reset",
+        "ratelimit-policy",
+        "ratelimit",
+    }
+)
+
+
 def _names(headers: list[tuple[str, str]]) -> frozenset[str]:
     return frozenset(name.lower() for name, _ in headers if name.lower() != "vary")
 
@@ -217,6 +228,9 @@ class RampartMiddleware:
         if decision is None:
             extra, names = self._static
         elif decision.__class__ is tuple:
+            if len(decision) == 3:
+                extra, names, more = decision
+                return self._call_app(environ, start_response, extra, names, more)
             extra, names = decision
         else:
             return self._decided(environ, start_response, decision)
@@ -228,9 +242,10 @@ class RampartMiddleware:
         start_response: StartResponse,
         extra: list[tuple[str, str]],
         names: frozenset[str],
+        more: list[tuple[str, str]] | None = None,
     ) -> Iterable[bytes]:
-        """Calls the application, adding ``extra`` to its response headers (and, in route
-        mode, the headers the route stage left in the environ)."""
+        """Calls the application, adding ``extra`` (and ``more``: rate-limit headers) to its
+        response headers, and in route mode the headers the route stage left in the environ."""
         if self._state.route_mode:
 
             def add_route_headers(
@@ -243,6 +258,23 @@ class RampartMiddleware:
                 return start_response(status, headers, exc_info)
 
             return self._app(environ, add_route_headers)
+        if more:
+
+            def add_all_headers(
+                status: str, headers: list[tuple[str, str]], exc_info: Any = None
+            ) -> Callable[[bytes], object]:
+                for name, _ in headers:
+                    lower = name.lower()
+                    if lower in names or lower in _LIMIT_NAMES:
+                        _merge(headers, extra, names)
+                        _merge(headers, more, _LIMIT_NAMES)
+                        break
+                else:
+                    headers += extra
+                    headers += more
+                return start_response(status, headers, exc_info)
+
+            return self._app(environ, add_all_headers)
         if not extra:
             return self._app(environ, start_response)
 

@@ -96,6 +96,9 @@ pub struct Verdict {
     /// Instead of `headers`: the precomputed CORS list `Engine::cors_sets()[i]` to add on top of
     /// the static list (the common CORS answer, so adapters can cache it).
     pub cors_set: Option<usize>,
+    /// Rate-limit state headers (`X-RateLimit-*`) for the application's response, kept apart
+    /// from `headers` so adapters can append them to a cached list.
+    pub limit_headers: Option<Headers>,
     /// The CSP nonce of this request, when the policy uses one.
     pub nonce: Option<String>,
     pub events: Vec<Event>,

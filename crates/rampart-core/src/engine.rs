@@ -271,7 +271,7 @@ impl Engine {
             return None;
         }
         Some(Verdict {
-            headers,
+            limit_headers: headers,
             events,
             ..Verdict::default()
         })
@@ -571,11 +571,11 @@ impl Engine {
         &self,
         req: &RequestView<'_>,
         events: Vec<Event>,
-        headers: Option<Headers>,
+        limit_headers: Option<Headers>,
     ) -> Option<Verdict> {
         let mut verdict = Verdict {
             events,
-            headers,
+            limit_headers,
             ..Verdict::default()
         };
         if let (Some(cors), Some(origin)) = (&self.config.cors, req.origin) {
@@ -618,6 +618,7 @@ impl Engine {
         }
         if verdict.events.is_empty()
             && verdict.headers.is_none()
+            && verdict.limit_headers.is_none()
             && verdict.cors_set.is_none()
             && verdict.respond.is_none()
         {

@@ -188,7 +188,9 @@ impl SlidingModel {
 
     /// When the quota comes back: the oldest in-window time leaves, or a full window when empty.
     fn reset_ms(&self, now: u64) -> u64 {
-        self.in_window(now).min().map_or(self.w, |t| t + self.w - now)
+        self.in_window(now)
+            .min()
+            .map_or(self.w, |t| t + self.w - now)
     }
 }
 
@@ -202,7 +204,10 @@ impl Model for SlidingModel {
                 retry_after_ms: None,
             }
         } else {
-            let oldest = self.in_window(now).min().expect("a full window has an oldest");
+            let oldest = self
+                .in_window(now)
+                .min()
+                .expect("a full window has an oldest");
             Expect {
                 allowed: false,
                 remaining: 0,

@@ -88,7 +88,8 @@ impl ManualClock {
 
 /// Parses an IP given by Python code (`ban("203.0.113.9")`).
 fn ip_arg(ip: &str) -> PyResult<IpAddr> {
-    parse_peer(ip.trim()).ok_or_else(|| PyValueError::new_err(format!("{ip:?} is not an IP address")))
+    parse_peer(ip.trim())
+        .ok_or_else(|| PyValueError::new_err(format!("{ip:?} is not an IP address")))
 }
 
 /// A compiled security policy.
@@ -265,7 +266,8 @@ impl Engine {
     }
 
     /// `None`: allow with `static_headers`. A `(headers, names)` tuple: allow with these instead
-    /// (the precomputed CORS answers, kept cheap). Otherwise a `Decision`.
+    /// (the precomputed CORS answers, kept cheap). A `(headers, names, more)` tuple: the same,
+    /// plus `more` (this request's rate-limit headers). Otherwise a `Decision`.
     fn inspect<'py>(
         &self,
         py: Python<'py>,
@@ -273,8 +275,7 @@ impl Engine {
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let Some(verdict) = with_view(py, self.needs, &self.ip_key, environ, |view| {
             self.core.inspect(view)
-        })
-        else {
+        }) else {
             return Ok(None);
         };
         let only_headers = verdict.respond.is_none()
@@ -282,8 +283,20 @@ impl Engine {
             && verdict.nonce.is_none()
             && verdict.headers.is_none();
         if only_headers {
-            if let Some(pair) = verdict.cors_set.and_then(|i| self.cached.get(i + 1)) {
-                return Ok(Some(pair.bind(py).clone().into_any()));
+            let base = verdict.cors_set.map_or(Some(0), |i| i.checked_add(1));
+            if let Some(pair) = base.and_then(|i| self.cached.get(i)) {
+                let pair = pair.bind(py);
+                return match &verdict.limit_headers {
+                    // The cached (headers, names) pair, plus this request's rate-limit state.
+                    Some(more) => {
+                        let more = PyList::new(py, more)?;
+                        let (list, names) = (pair.get_item(0)?, pair.get_item(1)?);
+                        Ok(Some(
+                            PyTuple::new(py, [list, names, more.into_any()])?.into_any(),
+                        ))
+                    }
+                    None => Ok(Some(pair.clone().into_any())),
+                };
             }
         }
         Ok(Some(Bound::new(py, Decision { verdict })?.into_any()))
@@ -295,8 +308,10 @@ impl Engine {
             forwarded_for: self.needs.forwarded_for,
             ..Needs::default()
         };
-        with_view(py, needs, &self.ip_key, environ, |view| self.core.client_ip(view))
-            .map(|ip| ip.to_string())
+        with_view(py, needs, &self.ip_key, environ, |view| {
+            self.core.client_ip(view)
+        })
+        .map(|ip| ip.to_string())
     }
 
     /// The route stage (bans and rate limits once the endpoint is known): `None` or a
@@ -501,9 +516,15 @@ impl Decision {
     /// application's response on top of `Engine.static_headers` (`None`: just those).
     #[getter]
     fn headers(&self) -> Option<Headers> {
-        match &self.verdict.respond {
-            Some(r) => Some(r.headers.clone()),
-            None => self.verdict.headers.clone(),
+        match (
+            &self.verdict.respond,
+            &self.verdict.headers,
+            &self.verdict.limit_headers,
+        ) {
+            (Some(r), _, _) => Some(r.headers.clone()),
+            (None, h, None) => h.clone(),
+            (None, None, Some(l)) => Some(l.clone()),
+            (None, Some(h), Some(l)) => Some(h.iter().chain(l).cloned().collect()),
         }
     }
 
@@ -527,6 +548,7 @@ impl Decision {
             );
         }
         all.extend(self.verdict.headers.iter().flatten().cloned());
+        all.extend(self.verdict.limit_headers.iter().flatten().cloned());
         header_pair(py, &all)
     }
 

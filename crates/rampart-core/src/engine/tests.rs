@@ -297,12 +297,11 @@ fn global_limit_counts_per_ip_and_slides() {
 
 #[test]
 fn limit_headers_and_refusal() {
-    let (e, _clock) = clocked(
-        r#"{"rate_limit": 2, "rate_limit_window": 60, "rate_limit_draft_headers": true}"#,
-    );
+    let (e, _clock) =
+        clocked(r#"{"rate_limit": 2, "rate_limit_window": 60, "rate_limit_draft_headers": true}"#);
     let r = req("192.0.2.1", "/");
     let v = e.inspect(&r).expect("limit headers");
-    let h = v.headers.expect("headers");
+    let h = v.limit_headers.expect("headers");
     assert_eq!(header(&h, "X-RateLimit-Limit"), Some("2"));
     assert_eq!(header(&h, "X-RateLimit-Remaining"), Some("1"));
     assert_eq!(header(&h, "X-RateLimit-Reset"), Some("1060"));
@@ -339,9 +338,8 @@ fn endpoint_limits_stack_with_the_global_one() {
 
 #[test]
 fn bans_reports_and_passive_mode() {
-    let (e, clock) = clocked(
-        r#"{"auto_ban_threshold": 2, "auto_ban_window": 60, "auto_ban_duration": 100}"#,
-    );
+    let (e, clock) =
+        clocked(r#"{"auto_ban_threshold": 2, "auto_ban_window": 60, "auto_ban_duration": 100}"#);
     let ip: IpAddr = "203.0.113.9".parse().expect("ip");
     let r = req("203.0.113.9", "/");
     assert!(e.inspect(&r).is_none(), "no limit, no ban: plain allow");
@@ -350,7 +348,10 @@ fn bans_reports_and_passive_mode() {
     assert!(second.banned_until_ms.is_some());
     assert_eq!(second.event.as_ref().map(|ev| ev.action), Some("ip_banned"));
     let resp = e.inspect(&r).and_then(|v| v.respond).expect("banned");
-    assert_eq!((resp.status, resp.body.as_str()), (403, "IP address banned"));
+    assert_eq!(
+        (resp.status, resp.body.as_str()),
+        (403, "IP address banned")
+    );
     assert_eq!(header(&resp.headers, "Retry-After"), Some("100"));
     assert_eq!(e.bans().len(), 1);
     clock.advance_ms(100_000);
@@ -403,7 +404,8 @@ fn route_policies_bypass_standalone_and_extra_limits() {
         [200, 200, 200, 200, 200, 429],
         "standalone: only the route's 5"
     );
-    e.ban("192.0.2.1".parse().expect("ip"), None, "").expect("ban");
+    e.ban("192.0.2.1".parse().expect("ip"), None, "")
+        .expect("ban");
     assert_eq!(code("solo"), 403, "bans apply to standalone routes");
     assert_eq!(code("free"), 200, "bypass skips bans too");
     let errs = e.set_routes(r#"{"x": {"bypass": ["nope"], "limits": [[0, 1]]}}"#);
@@ -412,7 +414,8 @@ fn route_policies_bypass_standalone_and_extra_limits() {
 
 #[test]
 fn endpoint_scoped_limits_need_the_route() {
-    let (e, _clock) = clocked(r#"{"rate_limits": [{"limit": 1, "window": 60, "key": "endpoint"}]}"#);
+    let (e, _clock) =
+        clocked(r#"{"rate_limits": [{"limit": 1, "window": 60, "key": "endpoint"}]}"#);
     assert!(e.route_mode());
     let a = req("192.0.2.1", "/a");
     let b = req("192.0.2.2", "/a");
@@ -422,7 +425,11 @@ fn endpoint_scoped_limits_need_the_route() {
             .map_or(200, |resp| resp.status)
     };
     assert_eq!(code(&a, "a"), 200);
-    assert_eq!(code(&b, "a"), 429, "one counter per endpoint, shared by clients");
+    assert_eq!(
+        code(&b, "a"),
+        429,
+        "one counter per endpoint, shared by clients"
+    );
     assert_eq!(code(&b, "b"), 200);
 }
 
