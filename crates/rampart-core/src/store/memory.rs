@@ -1,6 +1,7 @@
 //! The in-process store: sharded hash maps behind short mutexes.
 //!
-//! Bounded: at most `max_keys` counters. Keys whose state has expired (the window passed, the
+//! Bounded: at most about `max_keys` counters (each of the 64 shards holds its share plus 10 %,
+//! since keys spread unevenly). Keys whose state has expired (the window passed, the
 //! theoretical arrival time is behind us) are swept out as new keys arrive, a shard at a time;
 //! when a shard is full of live keys, an arbitrary eighth of it is dropped (those clients start
 //! afresh) rather than letting memory grow. A counter-algorithm key costs about 40 bytes of
@@ -111,7 +112,9 @@ impl MemoryStore {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             bans: Mutex::new(HashMap::new()),
             hasher: RandomState::new(),
-            max_keys_per_shard: max_keys.div_ceil(SHARDS),
+            // Keys spread over the shards unevenly (± a few per cent at a million keys): the
+            // slack keeps a store sized for N clients from evicting before it holds N.
+            max_keys_per_shard: max_keys.div_ceil(SHARDS) + max_keys / SHARDS / 10 + 16,
             max_bans: max_keys,
         }
     }
