@@ -21,10 +21,14 @@ CONFIG = SecurityConfig(
         "csp_nonce_in": ["script-src"],
     },
     custom_error_responses={403: "Access denied by Rampart\n"},
+    endpoint_rate_limits={"/api/items": (3, 60)},
+    auto_ban_threshold=3,
+    auto_ban_window=60,
+    auto_ban_duration=120,
 )
 
 app = Flask(__name__)
-Rampart(app, config=CONFIG)
+rampart = Rampart(app, config=CONFIG)
 
 
 @app.get("/")
@@ -38,6 +42,18 @@ def page() -> str:
         "<!doctype html><p>CSP nonce for this response: {{ csp_nonce() }}</p>"
         "<script nonce='{{ csp_nonce() }}'>console.log('allowed inline script')</script>"
     )
+
+
+@app.get("/api/items")
+def items() -> object:
+    return jsonify(items=["a", "b"])
+
+
+@app.post("/login")
+def login() -> tuple[str, int]:
+    # Every attempt fails in this demo, and each failure counts toward a ban.
+    rampart.report()
+    return "bad password\n", 401
 
 
 BASE = "http://127.0.0.1:5000"
@@ -61,6 +77,14 @@ Try these in another terminal:
 
   # the security headers alone (CSP with a fresh nonce on every request)
   curl -sI {BASE}/page
+
+  # /api/items allows 3 requests a minute per client: the 4th gets 429 with Retry-After
+  for i in 1 2 3 4; do curl -s -o /dev/null -w '%{{http_code}} ' {BASE}/api/items; done; echo
+  curl -si {BASE}/api/items | grep -iE '^(HTTP|retry-after|x-ratelimit)'
+
+  # every failed login is reported: the 3rd report in a minute bans the client for 2 minutes
+  for i in 1 2 3 4; do curl -s -o /dev/null -w '%{{http_code}} ' -X POST \\
+      -H 'X-Forwarded-For: 198.51.100.9' {BASE}/login; done; echo
 
   # penetration-attempt detection is not in this release yet: this request passes
   curl -i '{BASE}/?q=%3Cscript%3Ealert(1)%3C/script%3E'
