@@ -226,7 +226,7 @@ impl Engine {
         if !self.skips(req) {
             for check in PIPELINE {
                 if let Some(hit) = check(self, &ctx) {
-                    if let Some(block) = self.enforce(hit, &ctx, &mut events) {
+                    if let Some(block) = self.enforce(&hit, &ctx, &mut events) {
                         return Some(block);
                     }
                 }
@@ -235,7 +235,7 @@ impl Engine {
                 match self.admission(&ctx, None) {
                     Ok(headers) => limit_headers = headers,
                     Err(hit) => {
-                        if let Some(block) = self.enforce(hit, &ctx, &mut events) {
+                        if let Some(block) = self.enforce(&hit, &ctx, &mut events) {
                             return Some(block);
                         }
                     }
@@ -261,7 +261,7 @@ impl Engine {
         let headers = match self.admission(&ctx, Some(endpoint.unwrap_or(""))) {
             Ok(headers) => headers,
             Err(hit) => {
-                if let Some(block) = self.enforce(hit, &ctx, &mut events) {
+                if let Some(block) = self.enforce(&hit, &ctx, &mut events) {
                     return Some(block);
                 }
                 None
@@ -278,14 +278,14 @@ impl Engine {
     }
 
     /// A blocking finding: the block verdict, or in passive mode an event and `None`.
-    fn enforce(&self, hit: Hit, ctx: &Ctx<'_, '_>, events: &mut Vec<Event>) -> Option<Verdict> {
+    fn enforce(&self, hit: &Hit, ctx: &Ctx<'_, '_>, events: &mut Vec<Event>) -> Option<Verdict> {
         if self.config.passive_mode {
-            events.push(Self::event(&hit, Outcome::Passive, ctx));
+            events.push(Self::event(hit, Outcome::Passive, ctx));
             return None;
         }
-        events.push(Self::event(&hit, Outcome::Blocked, ctx));
+        events.push(Self::event(hit, Outcome::Blocked, ctx));
         Some(Verdict {
-            respond: Some(self.block_response(&hit, ctx.req)),
+            respond: Some(self.block_response(hit, ctx.req)),
             events: std::mem::take(events),
             ..Verdict::default()
         })
@@ -293,7 +293,11 @@ impl Engine {
 
     /// Admission: the client's ban, then every rate limit that applies, counted all or nothing
     /// in one store operation. `Ok` carries the rate-limit headers for the response.
-    fn admission(&self, ctx: &Ctx<'_, '_>, endpoint: Option<&str>) -> Result<Option<Headers>, Hit> {
+    fn admission(
+        &self,
+        ctx: &Ctx<'_, '_>,
+        endpoint: Option<&str>,
+    ) -> Result<Option<Headers>, Box<Hit>> {
         let route = endpoint.and_then(|e| self.routes.get().and_then(|r| r.get(e)));
         let bypass = route.map(|r| r.bypass).unwrap_or_default();
         if bypass.all {
@@ -336,13 +340,13 @@ impl Engine {
         let mut quotas = Vec::new();
         match self.store.admit(now, ban_subject, &charges, &mut quotas) {
             Admission::Admitted => Ok(self.limit_headers(&limits, &quotas, now, None)),
-            Admission::Banned(ban) => Err(self.banned_hit(ip, &ban, now)),
+            Admission::Banned(ban) => Err(Box::new(self.banned_hit(ip, &ban, now))),
             Admission::Limited { index } => {
                 let mut hit = self.limited_hit(ip, limits[index], &quotas[index]);
                 if let Some(h) = self.limit_headers(&limits, &quotas, now, Some(index)) {
                     hit.headers.extend(h);
                 }
-                Err(hit)
+                Err(Box::new(hit))
             }
         }
     }
@@ -574,8 +578,8 @@ impl Engine {
         limit_headers: Option<Headers>,
     ) -> Option<Verdict> {
         let mut verdict = Verdict {
-            events,
             limit_headers,
+            events,
             ..Verdict::default()
         };
         if let (Some(cors), Some(origin)) = (&self.config.cors, req.origin) {

@@ -322,11 +322,11 @@ impl Engine {
         py: Python<'py>,
         environ: &Bound<'py, PyDict>,
         endpoint: Option<&str>,
-    ) -> PyResult<Option<Decision>> {
+    ) -> Option<Decision> {
         let verdict = with_view(py, self.needs, &self.ip_key, environ, |view| {
             self.core.inspect_route(view, endpoint)
         });
-        Ok(verdict.map(|verdict| Decision { verdict }))
+        verdict.map(|verdict| Decision { verdict })
     }
 
     /// Adds route policies (JSON: endpoint → policy); once.

@@ -344,20 +344,19 @@ pub(crate) fn limit_spec(
                 );
                 return None;
             };
-            match (whole(limit), whole(window)) {
-                (Some(l), Some(w)) => Some((
+            if let (Some(l), Some(w)) = (whole(limit), whole(window)) {
+                Some((
                     Rule::new(u32::try_from(l).unwrap_or(u32::MAX), w, default_algorithm),
                     default_scope,
-                )),
-                _ => {
-                    r.err(
-                        key,
-                        format!(
-                            "limit and window must be whole numbers from 1 to {MAX}, not {limit} and {window}"
-                        ),
-                    );
-                    None
-                }
+                ))
+            } else {
+                r.err(
+                    key,
+                    format!(
+                        "limit and window must be whole numbers from 1 to {MAX}, not {limit} and {window}"
+                    ),
+                );
+                None
             }
         }
         Value::Object(map) => {

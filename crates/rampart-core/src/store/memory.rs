@@ -145,21 +145,18 @@ impl MemoryStore {
     /// Phase two: records the hit.
     fn commit(&self, shard: &mut Shard, c: &Charge, next: Option<Cell>, now_ms: u64) {
         let max = self.max_keys_per_shard;
-        match next {
-            Some(cell) => {
-                if !shard.cells.contains_key(&c.key) {
-                    shard.make_room(now_ms, max);
-                }
-                shard.cells.insert(c.key, cell);
+        if let Some(cell) = next {
+            if !shard.cells.contains_key(&c.key) {
+                shard.make_room(now_ms, max);
             }
-            None => {
-                if !shard.logs.contains_key(&c.key) {
-                    shard.make_room(now_ms, max);
-                }
-                let slot = shard.logs.entry(c.key).or_default();
-                slot.log.commit(&c.rule, now_ms);
-                slot.expires_s = ms_to_secs_ceil(slot.log.expires_ms(&c.rule));
+            shard.cells.insert(c.key, cell);
+        } else {
+            if !shard.logs.contains_key(&c.key) {
+                shard.make_room(now_ms, max);
             }
+            let slot = shard.logs.entry(c.key).or_default();
+            slot.log.commit(&c.rule, now_ms);
+            slot.expires_s = ms_to_secs_ceil(slot.log.expires_ms(&c.rule));
         }
     }
 
