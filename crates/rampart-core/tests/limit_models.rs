@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use rampart_core::limit::sliding_log::Log;
-use rampart_core::limit::{check_cell, Algorithm, Cell, Rule};
+use rampart_core::limit::{check_cell, Algorithm, Cell, Quota, Rule};
 use rampart_core::store::{Admission, Charge, Key, MemoryStore, Store, Subject};
 
 // ---------------------------------------------------------------------------------------------
@@ -411,7 +411,7 @@ fn model_for(rule: &Rule) -> Box<dyn Model> {
 fn check_cells(
     sc: &Scenario,
     algorithm: Algorithm,
-    mut extra: impl FnMut(&Rule, Cell, u64, &rampart_core::limit::Quota) -> Result<(), TestCaseError>,
+    mut extra: impl FnMut(&Rule, Cell, u64, &Quota) -> Result<(), TestCaseError>,
 ) -> Result<(), TestCaseError> {
     let rule = Rule::new(sc.limit, sc.window_s, algorithm);
     let mut model = model_for(&rule);
@@ -626,7 +626,9 @@ proptest! {
                 };
                 prop_assert!(index < quotas.len());
                 prop_assert!(!quotas[index].allowed, "index {} names an allowing limit", index);
-                prop_assert_eq!(quotas[index].retry_after_ms, longest, "index {} at {}", index, now);
+                prop_assert_eq!(
+                    quotas[index].retry_after_ms, longest, "index {} at {}", index, now
+                );
             }
             Ok(all)
         })?;
