@@ -354,11 +354,13 @@ def install(
     key: str = EXTENSION_KEY,
     clock: _native.ManualClock | None = None,
     routes: RouteRegistry | None = None,
+    use_app_config: bool = True,
 ) -> RampartState:
-    """Builds the engine for ``app`` and wires it in: the WSGI wrapper, hooks, logging."""
+    """Builds the engine for ``app`` and wires it in: the WSGI wrapper, hooks, logging.
+    ``RAMPART_*`` keys of ``app.config`` apply unless ``use_app_config`` is false."""
     if key in app.extensions:
         raise RuntimeError(f"{type(owner).__name__} is already initialised on app {app.name!r}")
-    effective = config.merged_with(app.config)
+    effective = config.merged_with(app.config) if use_app_config else config
     engine = _native.Engine(effective.to_json(), clock)
     settings = engine.settings()
     state = RampartState(

@@ -175,6 +175,8 @@ class GateKeeper(BanControl):
             key=EXTENSION_KEY,
             clock=self._clock,
             routes=self._routes,
+            # GateKeeper takes its settings from its arguments only; RAMPART_* keys are Rampart's.
+            use_app_config=False,
         )
 
     def specific(
