@@ -196,11 +196,6 @@ def test_reset_limits_does_not_lift_a_ban(clock: ManualClock) -> None:
     assert get(app, ip=BAD).status_code == 403
 
 
-@pytest.mark.xfail(
-    reason="reset_limits(ip) also forgets the client's report strikes (they are stored under the "
-    "same subject as its rate-limit counters); it is documented as forgetting rate-limit counters",
-    strict=True,
-)
 def test_reset_limits_keeps_the_report_strikes(clock: ManualClock) -> None:
     app, rampart = banning_app(clock, auto_ban_threshold=2)
     with app.app_context():

@@ -592,20 +592,10 @@ def test_bad_specific_rule_fails_when_decorating() -> None:
     assert [f for f, _ in excinfo.value.errors] == ["rate_limit_rule"]
 
 
-@pytest.mark.xfail(
-    reason="a bad 0.3-style rate_limit_rule=[count, window] is reported as "
-    "'rate_limit_rules[0]', an argument the caller did not pass",
-    strict=True,
-)
 def test_bad_single_rate_limit_rule_is_named_rate_limit_rule() -> None:
     assert [f for f, _ in gk_errors(rate_limit_rule=[0, 60])] == ["rate_limit_rule"]
 
 
-@pytest.mark.xfail(
-    reason="with both rate_limit_rule and rate_limit_rules given, the single rule is prepended, so "
-    "an error in rate_limit_rules[0] is reported as 'rate_limit_rules[1]'",
-    strict=True,
-)
 def test_bad_rule_index_is_the_callers_index() -> None:
     errors = gk_errors(rate_limit_rule=[100, 60], rate_limit_rules=[[1]])
     assert [f for f, _ in errors] == ["rate_limit_rules[0]"]

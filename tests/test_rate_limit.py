@@ -707,11 +707,6 @@ def test_reset_limits_forgets_one_client(clock: ManualClock) -> None:
     assert get(app, ip=OTHER_IP).status_code == 200
 
 
-@pytest.mark.xfail(
-    reason="reset_limits(ip) only clears counters keyed by the bare IP: the per-endpoint "
-    "counters of rate_limit_key='ip_endpoint' are keyed by a hash of (ip, endpoint) and survive",
-    strict=True,
-)
 def test_reset_limits_also_forgets_the_clients_per_endpoint_counters(
     clock: ManualClock,
 ) -> None:

@@ -29,8 +29,8 @@ FlaskAPIGuard = Rampart
 __all__ = [
     "Ban",
     "ConfigError",
-    "GateKeeper",
     "FlaskAPIGuard",
+    "GateKeeper",
     "Rampart",
     "RampartState",
     "SecurityConfig",

@@ -429,7 +429,7 @@ class BanControl:
         """Counts a suspicious event from ``ip`` (default: the current request's client)
         toward the automatic ban. Returns whether this report caused a ban."""
         state = self._state()
-        count, banned_until, event = state.engine.report(self._client(state, ip, "report"))
+        _count, banned_until, event = state.engine.report(self._client(state, ip, "report"))
         if event is not None:
             state.log_events([event])
         return banned_until is not None
@@ -504,9 +504,7 @@ class Rampart(BanControl):
         base = config if config is not None else self._config
         if base is not None and not isinstance(base, SecurityConfig):
             raise TypeError(f"config must be a SecurityConfig, not {type(base).__name__}")
-        install(
-            app, base or SecurityConfig(), owner=self, clock=self._clock, routes=self._routes
-        )
+        install(app, base or SecurityConfig(), owner=self, clock=self._clock, routes=self._routes)
 
     @staticmethod
     def client_ip() -> str | None:

@@ -5,8 +5,8 @@ Switch by changing the import::
     from flask_rampart import GateKeeper     # was: from flask_gatekeeper import GateKeeper
 
     gk = GateKeeper(app, ip_header="X-Forwarded-For",
-                    ban_rule=[3, 60, 600],            # 0.3 form; {"count", "window", "duration"} too
-                    rate_limit_rule=[100, 60])        # or rate_limit_rules=[{"count", "window"}, ...]
+                    ban_rule=[3, 60, 600],       # 0.3; {"count", "window", "duration"} too
+                    rate_limit_rule=[100, 60])   # or rate_limit_rules=[{"count", "window"}]
 
 Both documented forms are accepted: 0.3's ``ban_rule=[count, window, duration]`` and
 ``rate_limit_rule=[count, window]``, and 1.0's dicts with ``rate_limit_rules`` and
@@ -47,32 +47,37 @@ _FIELD_NAMES = {
 }
 
 
-def _rename(field: str) -> str:
-    for ours, theirs in _FIELD_NAMES.items():
-        if field == ours or field.startswith((ours + "[", ours + ".")):
-            return theirs + field[len(ours) :]
+def _rename(field: str, *, single_rule: bool, ours: str = "rate_limits") -> str:
+    """An engine field name as the GateKeeper argument it came from. With ``single_rule``, the
+    engine's first rule is the 0.3-style ``rate_limit_rule`` and the others shift down by one."""
+    if field.startswith(ours + "["):
+        index, _, rest = field[len(ours) + 1 :].partition("]")
+        if index.isdigit():
+            i = int(index)
+            if single_rule:
+                if i == 0:
+                    return "rate_limit_rule" + rest
+                i -= 1
+            return f"rate_limit_rules[{i}]{rest}"
+    for name, theirs in _FIELD_NAMES.items():
+        if field == name or field.startswith((name + "[", name + ".")):
+            return theirs + field[len(name) :]
     return field
 
 
-def _rules(
-    single: Any, many: Any, errors: list[tuple[str, str]], where: str = ""
-) -> list[Any]:
+def _rules(single: Any, many: Any, errors: list[tuple[str, str]], where: str = "") -> list[Any]:
     """Both spellings of the rate rules, as one list of engine limit specs."""
     rules: list[Any] = []
     if single is not None:
         if isinstance(single, (list, tuple, dict)):
             rules.append(_rule(single))
         else:
-            errors.append(
-                (f"{where}rate_limit_rule", f"must be [count, window], not {single!r}")
-            )
+            errors.append((f"{where}rate_limit_rule", f"must be [count, window], not {single!r}"))
     if many is not None:
         if isinstance(many, (list, tuple)):
             rules.extend(_rule(r) for r in many)
         else:
-            errors.append(
-                (f"{where}rate_limit_rules", f"must be a list of rules, not {many!r}")
-            )
+            errors.append((f"{where}rate_limit_rules", f"must be a list of rules, not {many!r}"))
     return rules
 
 
@@ -160,7 +165,8 @@ class GateKeeper(BanControl):
         try:
             self._config = SecurityConfig(**fields)
         except ConfigError as e:
-            errors.extend((_rename(f), m) for f, m in e.errors)
+            single = rate_limit_rule is not None
+            errors.extend((_rename(f, single_rule=single), m) for f, m in e.errors)
         _raise(errors)
         self._clock = clock
         self._routes = RouteRegistry()
@@ -195,8 +201,9 @@ class GateKeeper(BanControl):
             try:
                 _native.Engine("{}").set_routes(json.dumps({"route": policy}))
             except ConfigError as e:
+                single = rate_limit_rule is not None
                 errors.extend(
-                    (f.replace("route.limits", "rate_limit_rules"), m) for f, m in e.errors
+                    (_rename(f, single_rule=single, ours="route.limits"), m) for f, m in e.errors
                 )
         _raise(errors)
 

@@ -19,7 +19,7 @@ use crate::limit::{Clock, Quota};
 use crate::net::client_ip::ClientAddr;
 use crate::request::RequestView;
 use crate::respond::cors::{CorsAnswer, CorsPolicy};
-use crate::store::{Admission, Ban, Charge, Key, MemoryStore, Store, StoreStats, Subject};
+use crate::store::{Admission, Ban, Charge, MemoryStore, Store, StoreStats, Subject};
 
 /// The compiled policy. Built once at start-up; `inspect` takes `&self`. Counters and bans live in
 /// the [`Store`]; route policies are added once, when the adapter knows its routes.
@@ -329,10 +329,7 @@ impl Engine {
         let charges: Vec<Charge> = limits
             .iter()
             .map(|l| Charge {
-                key: Key {
-                    rule: l.id,
-                    subject: l.scope.subject(ip, name),
-                },
+                key: l.scope.key(l.id, ip, name),
                 rule: l.rule,
             })
             .collect();
@@ -556,7 +553,8 @@ impl Engine {
         }
     }
 
-    /// Forgets every rate-limit counter of `ip` (its limits start afresh).
+    /// Forgets every rate-limit counter of `ip` (its limits start afresh); its ban and its
+    /// strikes toward one are kept.
     pub fn reset_limits(&self, ip: IpAddr) {
         self.store.reset_subject(Subject::ip(ip));
     }

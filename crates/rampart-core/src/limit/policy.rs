@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::{Algorithm, Rule};
 use crate::config::{describe, Reader};
-use crate::store::{Subject, STRIKES};
+use crate::store::{Key, Subject, STRIKES};
 
 /// Whose requests a limit counts together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -61,15 +61,35 @@ impl Scope {
         matches!(self, Scope::Endpoint | Scope::IpEndpoint)
     }
 
-    /// The subject a request is counted under. An unknown client IP counts as one shared client.
+    /// The store key a request is counted under for the limit `rule_id`. Keys about one client
+    /// keep its IP as the subject (so its counters can be found and reset); a per-endpoint
+    /// limit folds the endpoint into the rule part instead. An unknown client IP counts as one
+    /// shared client.
     #[must_use]
-    pub fn subject(self, ip: Option<IpAddr>, endpoint: &str) -> Subject {
+    pub fn key(self, rule_id: u32, ip: Option<IpAddr>, endpoint: &str) -> Key {
+        let per_endpoint = || {
+            fnv1a(
+                fnv1a(FNV_START, &rule_id.to_le_bytes()),
+                endpoint.as_bytes(),
+            )
+        };
         match (self, ip) {
-            (Scope::Ip, Some(ip)) => Subject::ip(ip),
-            (Scope::Endpoint, _) => Subject::name(endpoint),
-            (Scope::IpEndpoint, Some(ip)) => Subject::ip_and_name(ip, endpoint),
-            (Scope::IpEndpoint, None) => Subject::name(endpoint),
-            (Scope::Ip | Scope::Global, _) => Subject::EVERYONE,
+            (Scope::Ip, Some(ip)) => Key {
+                rule: rule_id,
+                subject: Subject::ip(ip),
+            },
+            (Scope::IpEndpoint, Some(ip)) => Key {
+                rule: per_endpoint(),
+                subject: Subject::ip(ip),
+            },
+            (Scope::Endpoint | Scope::IpEndpoint, _) => Key {
+                rule: rule_id,
+                subject: Subject::name(endpoint),
+            },
+            (Scope::Ip | Scope::Global, _) => Key {
+                rule: rule_id,
+                subject: Subject::EVERYONE,
+            },
         }
     }
 }
@@ -106,10 +126,11 @@ impl Limit {
     }
 }
 
-/// FNV-1a, 32 bits: a stable id for a limit's definition (never the strike id).
-fn stable_id(s: &str) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in s.bytes() {
+const FNV_START: u32 = 0x811c_9dc5;
+
+/// FNV-1a, 32 bits, continued from `h` over `bytes`.
+fn fnv1a(mut h: u32, bytes: &[u8]) -> u32 {
+    for &b in bytes {
         h ^= u32::from(b);
         h = h.wrapping_mul(0x0100_0193);
     }
@@ -118,6 +139,11 @@ fn stable_id(s: &str) -> u32 {
     } else {
         h
     }
+}
+
+/// A stable id for a limit's definition (never the strike id).
+fn stable_id(s: &str) -> u32 {
+    fnv1a(FNV_START, s.as_bytes())
 }
 
 /// Which checks a route skips.

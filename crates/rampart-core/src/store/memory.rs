@@ -315,7 +315,8 @@ impl Store for MemoryStore {
         for shard in &*self.shards {
             let mut s = lock(shard);
             s.cells.retain(|k, _| k.subject != subject);
-            s.logs.retain(|k, _| k.subject != subject);
+            s.logs
+                .retain(|k, _| k.subject != subject || k.rule == STRIKES);
         }
     }
 

@@ -45,12 +45,6 @@ impl Subject {
         Subject::hashed(&[name.as_bytes()])
     }
 
-    /// A client IP on one endpoint.
-    #[must_use]
-    pub fn ip_and_name(ip: IpAddr, name: &str) -> Subject {
-        Subject::hashed(&[&Subject::ip(ip).0, name.as_bytes()])
-    }
-
     fn hashed(parts: &[&[u8]]) -> Subject {
         use std::hash::{DefaultHasher, Hash, Hasher};
         let mut out = [0u8; 16];
@@ -159,7 +153,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         reason: &str,
     ) -> Strike;
 
-    /// Forgets every counter about `subject` (its limits start afresh); bans are kept.
+    /// Forgets every rate-limit counter about `subject` (its limits start afresh); its ban and
+    /// its strikes are kept.
     fn reset_subject(&self, subject: Subject);
 
     /// Forgets everything: counters and bans.
