@@ -42,7 +42,7 @@ test-python: build
 bench: build
 	$(PIP) install -q --disable-pip-version-check -r bench/requirements-peers.txt || echo "some peer extensions could not be installed; they are reported as such"
 	$(PY) bench/overhead.py
-	$(PY) bench/limits.py
+	$(PY) bench/limit_state.py
 
 lint: $(TOOLS)
 	cargo fmt --all -- --check
