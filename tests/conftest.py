@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 from flask import Flask, Response, current_app, render_template_string, request
+from werkzeug.test import TestResponse
 
 if TYPE_CHECKING:
     from flask_rampart.testing import ManualClock
@@ -181,3 +182,20 @@ def clock() -> ManualClock:
     from flask_rampart.testing import ManualClock
 
     return ManualClock(start=CLOCK_START)
+
+
+CLIENT_IP = "198.51.100.7"
+
+
+def request_as(
+    app: Flask,
+    path: str,
+    ip: str = CLIENT_IP,
+    headers: dict[str, str] | None = None,
+    method: str = "GET",
+    **kwargs: Any,
+) -> TestResponse:
+    """One request to ``app`` from client ``ip`` (its ``REMOTE_ADDR``)."""
+    return app.test_client().open(
+        path, method=method, environ_base={"REMOTE_ADDR": ip}, headers=headers or {}, **kwargs
+    )

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from conftest import request_as
 from flask import Flask, request
 from flask_rampart import Ban, Rampart, SecurityConfig
 from werkzeug.test import TestResponse
@@ -65,9 +66,7 @@ def get(
     method: str = "GET",
     **kwargs: Any,
 ) -> TestResponse:
-    return app.test_client().open(
-        path, method=method, environ_base={"REMOTE_ADDR": ip}, headers=headers or {}, **kwargs
-    )
+    return request_as(app, path, ip, headers, method, **kwargs)
 
 
 def bad_login(app: Flask, ip: str = IP, headers: dict[str, str] | None = None) -> TestResponse:

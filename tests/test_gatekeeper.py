@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from conftest import request_as
 from flask import Blueprint, Flask, request
 from flask_rampart import ConfigError, GateKeeper, Rampart, SecurityConfig
 from werkzeug.test import TestResponse
@@ -104,9 +105,7 @@ def get(
     method: str = "GET",
     **kwargs: Any,
 ) -> TestResponse:
-    return app.test_client().open(
-        path, method=method, environ_base={"REMOTE_ADDR": ip}, headers=headers or {}, **kwargs
-    )
+    return request_as(app, path, ip, headers, method, **kwargs)
 
 
 def statuses(app: Flask, n: int, path: str = "/ping", ip: str = IP) -> list[int]:

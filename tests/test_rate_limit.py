@@ -12,7 +12,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import CLOCK_START
+from conftest import CLOCK_START, request_as
 from flask import Flask, request
 from flask_rampart import ConfigError, Rampart, SecurityConfig
 from werkzeug.test import TestResponse
@@ -71,8 +71,7 @@ def get(
     headers: dict[str, str] | None = None,
     method: str = "GET",
 ) -> TestResponse:
-    client = app.test_client()
-    return client.open(path, method=method, environ_base={"REMOTE_ADDR": ip}, headers=headers or {})
+    return request_as(app, path, ip, headers, method)
 
 
 def statuses(app: Flask, n: int, path: str = "/hello", ip: str = IP) -> list[int]:
