@@ -9,7 +9,7 @@ Two questions from the rate-limiting issue, answered for each algorithm:
 
 1. **Memory.** One engine per algorithm, limit 100 per 60 s. Requests from N distinct client
    IPs go through the engine (``Engine.inspect`` on a WSGI environ, as the middleware calls it),
-   each in a fresh process. Reported: the store's own count of bytes (table capacity times entry
+   each in a fresh process, with the clock stopped so that every client stays tracked. Reported: the store's own count of bytes (table capacity times entry
    size, plus log buffers) and the process's resident-memory growth, each divided by N.
 2. **Cost after history.** The median cost of one check for a client that has made one request,
    and for a client that has already made M requests (limit 10**9, so all are admitted and the
@@ -62,7 +62,9 @@ def memory_worker(algorithm: str, clients: int) -> dict[str, float]:
 
     config = {"rate_limit": 100, "rate_limit_window": 60, "rate_limit_algorithm": algorithm}
     config["max_tracked_keys"] = max(clients, 1000)
-    engine = _native.Engine(json.dumps(config))
+    # A stopped clock: every client stays tracked while the table fills (GCRA state would
+    # otherwise expire after W/N, here 0.6 s, and be swept as the loop runs).
+    engine = _native.Engine(json.dumps(config), _native.ManualClock(1_700_000_000.0))
     envs = [environ(client_ip(i)) for i in range(clients)]
     before = rss_bytes()
     start = time.perf_counter()
