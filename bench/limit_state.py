@@ -9,8 +9,9 @@ Two questions from the rate-limiting issue, answered for each algorithm:
 
 1. **Memory.** One engine per algorithm, limit 100 per 60 s. Requests from N distinct client
    IPs go through the engine (``Engine.inspect`` on a WSGI environ, as the middleware calls it),
-   each in a fresh process, with the clock stopped so that every client stays tracked. Reported: the store's own count of bytes (table capacity times entry
-   size, plus log buffers) and the process's resident-memory growth, each divided by N.
+   each in a fresh process, with the clock stopped so that every client stays tracked.
+   Reported: the store's own count of bytes (table capacity times entry size, plus log
+   buffers) and the process's resident-memory growth, each divided by N.
 2. **Cost after history.** The median cost of one check for a client that has made one request,
    and for a client that has already made M requests (limit 10**9, so all are admitted and the
    sliding window really holds M timestamps). Equal medians mean the cost does not grow with a
