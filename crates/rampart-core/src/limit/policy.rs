@@ -227,29 +227,8 @@ pub enum Messages {
 /// Reads the rate-limit and ban fields.
 pub(crate) fn parse(r: &mut Reader<'_>) -> (RateLimitPolicy, BanPolicy, Messages) {
     let enabled = r.bool("enable_rate_limiting", true);
-    let default_algorithm = match r.opt_string("rate_limit_algorithm").as_deref() {
-        None => Algorithm::SlidingWindow,
-        Some(name) => Algorithm::parse(name).unwrap_or_else(|| {
-            r.err(
-                "rate_limit_algorithm",
-                format!(
-                    "'{name}' is not an algorithm (known: {})",
-                    Algorithm::NAMES.join(", ")
-                ),
-            );
-            Algorithm::SlidingWindow
-        }),
-    };
-    let default_scope = match r.opt_string("rate_limit_key").as_deref() {
-        None => Scope::Ip,
-        Some(name) => Scope::parse(name).unwrap_or_else(|| {
-            r.err(
-                "rate_limit_key",
-                format!("'{name}' is not a key (known: {})", Scope::NAMES.join(", ")),
-            );
-            Scope::Ip
-        }),
-    };
+    let default_algorithm = read_algorithm(r, "rate_limit_algorithm", Algorithm::SlidingWindow);
+    let default_scope = read_scope(r, "rate_limit_key", Scope::Ip);
     let window = r.uint("rate_limit_window", 60, 1, u64::from(u32::MAX));
     let mut global = Vec::new();
     if r.get("rate_limit").is_some() {
@@ -350,6 +329,33 @@ pub(crate) fn parse(r: &mut Reader<'_>) -> (RateLimitPolicy, BanPolicy, Messages
     )
 }
 
+/// An algorithm name (field `key`), or `default` when absent.
+fn read_algorithm(r: &mut Reader<'_>, key: &str, default: Algorithm) -> Algorithm {
+    let Some(name) = r.opt_string(key) else {
+        return default;
+    };
+    Algorithm::parse(&name).unwrap_or_else(|| {
+        let known = Algorithm::NAMES.join(", ");
+        r.err(
+            key,
+            format!("'{name}' is not an algorithm (known: {known})"),
+        );
+        default
+    })
+}
+
+/// A key (scope) name (field `key`), or `default` when absent.
+fn read_scope(r: &mut Reader<'_>, key: &str, default: Scope) -> Scope {
+    let Some(name) = r.opt_string(key) else {
+        return default;
+    };
+    Scope::parse(&name).unwrap_or_else(|| {
+        let known = Scope::NAMES.join(", ");
+        r.err(key, format!("'{name}' is not a key (known: {known})"));
+        default
+    })
+}
+
 /// One limit (the field `key` of `r`) written as `(limit, window)` / `[limit, window]` or as a dict
 /// `{"limit" | "count" | "requests": n, "window": s, "algorithm": ..., "key": ...}`.
 pub(crate) fn limit_spec(
@@ -409,29 +415,8 @@ pub(crate) fn limit_spec(
                 nested.err("window", "is required (seconds)");
                 None
             };
-            let algorithm = match nested.opt_string("algorithm").as_deref() {
-                None => default_algorithm,
-                Some(name) => Algorithm::parse(name).unwrap_or_else(|| {
-                    nested.err(
-                        "algorithm",
-                        format!(
-                            "'{name}' is not an algorithm (known: {})",
-                            Algorithm::NAMES.join(", ")
-                        ),
-                    );
-                    default_algorithm
-                }),
-            };
-            let scope = match nested.opt_string("key").as_deref() {
-                None => default_scope,
-                Some(name) => Scope::parse(name).unwrap_or_else(|| {
-                    nested.err(
-                        "key",
-                        format!("'{name}' is not a key (known: {})", Scope::NAMES.join(", ")),
-                    );
-                    default_scope
-                }),
-            };
+            let algorithm = read_algorithm(&mut nested, "algorithm", default_algorithm);
+            let scope = read_scope(&mut nested, "key", default_scope);
             let ok = nested.errors.is_empty();
             r.absorb(nested);
             match (ok, limit, window) {
