@@ -204,6 +204,14 @@ impl Engine {
         self.config.proxies.resolve(req.peer, req.forwarded_for).ip
     }
 
+    /// What the checks see: the request and its resolved client.
+    fn context<'r, 'a>(&self, req: &'r RequestView<'a>) -> Ctx<'r, 'a> {
+        Ctx {
+            req,
+            client: self.config.proxies.resolve(req.peer, req.forwarded_for),
+        }
+    }
+
     /// Whether no check applies to this request (an excluded path or method).
     fn skips(&self, req: &RequestView<'_>) -> bool {
         self.is_excluded(req.path)
@@ -217,10 +225,7 @@ impl Engine {
     /// Decides a request. `None` means: allow, with [`Engine::static_headers`], nothing to log.
     #[must_use]
     pub fn inspect(&self, req: &RequestView<'_>) -> Option<Verdict> {
-        let ctx = Ctx {
-            req,
-            client: self.config.proxies.resolve(req.peer, req.forwarded_for),
-        };
+        let ctx = self.context(req);
         let mut events = Vec::new();
         let mut limit_headers = None;
         if !self.skips(req) {
@@ -253,10 +258,7 @@ impl Engine {
         if self.skips(req) {
             return None;
         }
-        let ctx = Ctx {
-            req,
-            client: self.config.proxies.resolve(req.peer, req.forwarded_for),
-        };
+        let ctx = self.context(req);
         let mut events = Vec::new();
         let headers = match self.admission(&ctx, Some(endpoint.unwrap_or(""))) {
             Ok(headers) => headers,
