@@ -157,10 +157,6 @@ _LIMIT_NAMES = frozenset(
 )
 
 
-def _names(headers: list[tuple[str, str]]) -> frozenset[str]:
-    return frozenset(name.lower() for name, _ in headers if name.lower() != "vary")
-
-
 def _route_stage(state: RampartState) -> Callable[[], Response | None]:
     """The ``before_request`` hook of route mode: bans and rate limits, endpoint known."""
     inspect_route = state.engine.inspect_route
@@ -253,7 +249,8 @@ class RampartMiddleware:
             ) -> Callable[[bytes], object]:
                 route_headers = environ.get(ROUTE_HEADERS_KEY)
                 if route_headers:
-                    _merge(headers, route_headers, _names(route_headers))
+                    # The route stage adds only rate-limit headers.
+                    _merge(headers, route_headers, _LIMIT_NAMES)
                 _merge(headers, extra, names)
                 return start_response(status, headers, exc_info)
 
