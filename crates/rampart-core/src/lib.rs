@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod decision;
+pub mod detect;
 pub mod engine;
 pub mod error;
 pub mod filter;

@@ -25,4 +25,14 @@ pub struct RequestView<'a> {
     pub origin: Option<&'a str>,
     pub access_control_request_method: Option<&'a str>,
     pub access_control_request_headers: Option<&'a str>,
+    /// For detection: the `Cookie` header.
+    pub cookie: Option<&'a str>,
+    /// For detection: the other request headers, by WSGI environ name without `HTTP_`
+    /// (`USER_AGENT`); the extractor picks those carrying user data.
+    pub headers: &'a [(&'a str, &'a str)],
+    /// For detection: the body's media type and its first bytes (up to the body limit).
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+    /// Body bytes past the limit, not read.
+    pub body_truncated: u64,
 }

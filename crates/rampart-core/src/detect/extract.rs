@@ -1,0 +1,320 @@
+//! From a request to the values detection inspects, each with its location.
+//!
+//! - the path (whole: traversal spans segments), as `path`;
+//! - each query parameter: its value as `query:NAME`, its name as `query-key:NAME`;
+//! - cookies, as `cookie:NAME`;
+//! - the headers that carry user data (everything but the protocol's own fields, see
+//!   [`inspects_header`]), as `header:NAME`;
+//! - the body, by media type: urlencoded fields as `form:NAME`, multipart text parts as
+//!   `multipart:NAME` (and their file names), JSON keys and strings as `json:$.path`, XML and
+//!   text as `body`. Other media types (files, images) are not inspected. A body that claims
+//!   JSON but does not parse is inspected whole.
+
+use std::borrow::Cow;
+
+use super::json::{self, Item};
+use super::{Kind, ScanState};
+use crate::request::RequestView;
+
+/// Request headers (WSGI environ names without `HTTP_`) that are protocol fields, not user data:
+/// their syntax is fixed, and browsers fill them. Everything else is inspected.
+const PROTOCOL_HEADERS: &[&str] = &[
+    "ACCEPT",
+    "ACCEPT_ENCODING",
+    "ACCEPT_LANGUAGE",
+    "ACCEPT_CHARSET",
+    "ACCEPT_DATETIME",
+    "AUTHORIZATION",
+    "PROXY_AUTHORIZATION",
+    "CACHE_CONTROL",
+    "CONNECTION",
+    "CONTENT_LENGTH",
+    "CONTENT_TYPE",
+    "COOKIE",
+    "DNT",
+    "IF_MATCH",
+    "IF_NONE_MATCH",
+    "IF_MODIFIED_SINCE",
+    "IF_UNMODIFIED_SINCE",
+    "IF_RANGE",
+    "KEEP_ALIVE",
+    "PRAGMA",
+    "PRIORITY",
+    "RANGE",
+    "TE",
+    "TRAILER",
+    "TRANSFER_ENCODING",
+    "UPGRADE",
+    "UPGRADE_INSECURE_REQUESTS",
+    "TRACEPARENT",
+    "TRACESTATE",
+    "BAGGAGE",
+    "SEC_WEBSOCKET_KEY",
+    "SEC_WEBSOCKET_VERSION",
+    "SEC_WEBSOCKET_EXTENSIONS",
+    "SEC_WEBSOCKET_PROTOCOL",
+    "X_REQUEST_ID",
+    "X_CORRELATION_ID",
+    "X_AMZN_TRACE_ID",
+    "X_CLOUD_TRACE_CONTEXT",
+    "ACCESS_CONTROL_REQUEST_METHOD",
+    "ACCESS_CONTROL_REQUEST_HEADERS",
+];
+
+/// Whether the header with this environ name (`USER_AGENT`, without `HTTP_`) is inspected.
+/// `Sec-Fetch-*` and client hints (`Sec-CH-*`) are browser-generated and skipped too.
+#[must_use]
+pub fn inspects_header(env_name: &str) -> bool {
+    !(PROTOCOL_HEADERS.contains(&env_name) || env_name.starts_with("SEC_"))
+}
+
+/// `USER_AGENT` → `user-agent`.
+fn header_name(env_name: &str) -> String {
+    env_name
+        .chars()
+        .map(|c| {
+            if c == '_' {
+                '-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect()
+}
+
+/// Feeds every value of `req` to `state`.
+pub fn walk(req: &RequestView<'_>, max_value_len: usize, state: &mut ScanState<'_>) {
+    if !req.path.is_empty() && req.path != "/" {
+        let path = req.path.strip_prefix('/').unwrap_or(req.path);
+        state.value(Kind::Path, "", &|| "path".to_owned(), path);
+    }
+    if !req.query.is_empty() {
+        pairs(req.query, "query", Kind::Query, state);
+    }
+    if let Some(cookie) = req.cookie {
+        for part in cookie.split(';') {
+            if !state.wants_more() {
+                return;
+            }
+            let part = part.trim();
+            let (name, value) = part.split_once('=').unwrap_or(("", part));
+            state.value(Kind::Cookie, name, &|| format!("cookie:{name}"), value);
+        }
+    }
+    for (env_name, value) in req.headers {
+        if !state.wants_more() {
+            return;
+        }
+        if inspects_header(env_name) {
+            let name = header_name(env_name);
+            state.value(Kind::Header, &name, &|| format!("header:{name}"), value);
+        }
+    }
+    if req.body_truncated > 0 {
+        state.truncated("body".to_owned(), req.body_truncated);
+    }
+    if req.body.is_empty() || !state.wants_more() {
+        return;
+    }
+    let media = req
+        .content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let body = String::from_utf8_lossy(req.body);
+    match media.as_str() {
+        "application/x-www-form-urlencoded" => pairs(&body, "form", Kind::Form, state),
+        "multipart/form-data" => {
+            if let Some(boundary) = boundary(req.content_type.unwrap_or("")) {
+                multipart(req.body, &boundary, state);
+            }
+        }
+        m if m == "application/json" || m.ends_with("+json") || m == "text/json" => {
+            json_body(&body, max_value_len, state);
+        }
+        m if m.ends_with("/xml") || m.ends_with("+xml") || m.starts_with("text/") || m.is_empty() => {
+            state.value(Kind::Body, "", &|| "body".to_owned(), &body);
+        }
+        _ => {}
+    }
+}
+
+/// `a=1&b=2` pairs, each name and value URL-decoded once (`+` is a space), as the application
+/// sees them.
+fn pairs(s: &str, prefix: &'static str, kind: Kind, state: &mut ScanState<'_>) {
+    for pair in s.split('&') {
+        if !state.wants_more() {
+            return;
+        }
+        if pair.is_empty() {
+            continue;
+        }
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = form_decode(name);
+        let value = form_decode(value);
+        state.value(
+            Kind::Key,
+            &name,
+            &|| format!("{prefix}-key:{name}"),
+            &name,
+        );
+        state.value(kind, &name, &|| format!("{prefix}:{name}"), &value);
+    }
+}
+
+/// One round of `application/x-www-form-urlencoded` decoding; invalid UTF-8 becomes U+FFFD.
+#[must_use]
+pub fn form_decode(s: &str) -> Cow<'_, str> {
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
+        return Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hi = b.get(i + 1).and_then(|c| char::from(*c).to_digit(16));
+                let lo = b.get(i + 2).and_then(|c| char::from(*c).to_digit(16));
+                if let (Some(hi), Some(lo)) = (hi, lo) {
+                    #[allow(clippy::cast_possible_truncation)]
+                    out.push((hi * 16 + lo) as u8);
+                    i += 3;
+                    continue;
+                }
+                out.push(b'%');
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn json_body(body: &str, max_value_len: usize, state: &mut ScanState<'_>) {
+    let result = json::walk(body, &mut |item, path, text| {
+        match item {
+            Item::Key => {
+                state.value(Kind::Key, text, &|| format!("json-key:{}", path.render()), text);
+            }
+            Item::String => {
+                let rendered;
+                // Exclusions by JSON path need the path as the name; render it only then.
+                let name: &str = if state.names_json_paths() {
+                    rendered = path.render();
+                    &rendered
+                } else {
+                    ""
+                };
+                state.value(Kind::Json, name, &|| format!("json:{}", path.render()), text);
+            }
+        }
+        state.wants_more()
+    });
+    if result.is_err() && state.wants_more() {
+        // Not JSON after all (or absurdly deep): inspect it as text.
+        let _ = max_value_len;
+        state.value(Kind::Body, "", &|| "body".to_owned(), body);
+    }
+}
+
+/// The `boundary` parameter of a multipart content type.
+fn boundary(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| v.trim().trim_matches('"').to_owned())
+            .filter(|b| !b.is_empty() && b.len() <= 200)
+    })
+}
+
+/// Multipart text parts (and every part's file name). File contents are not inspected.
+fn multipart(body: &[u8], boundary: &str, state: &mut ScanState<'_>) {
+    let delimiter = format!("--{boundary}");
+    let finder = memchr::memmem::Finder::new(delimiter.as_bytes());
+    let starts: Vec<usize> = finder.find_iter(body).collect();
+    for w in starts.windows(2) {
+        if !state.wants_more() {
+            return;
+        }
+        let part = &body[w[0] + delimiter.len()..w[1]];
+        let part = part.strip_prefix(b"\r\n").unwrap_or(part);
+        let part = part.strip_suffix(b"\r\n").unwrap_or(part);
+        let Some(split) = memchr::memmem::find(part, b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&part[..split]);
+        let content = &part[split + 4..];
+        let mut name = String::new();
+        let mut filename: Option<String> = None;
+        let mut content_type = String::new();
+        for line in head.split("\r\n") {
+            let Some((h, v)) = line.split_once(':') else {
+                continue;
+            };
+            if h.trim().eq_ignore_ascii_case("content-disposition") {
+                for param in v.split(';').skip(1) {
+                    if let Some((k, val)) = param.trim().split_once('=') {
+                        let val = val.trim().trim_matches('"').to_owned();
+                        match k.trim().to_ascii_lowercase().as_str() {
+                            "name" => name = val,
+                            "filename" => filename = Some(val),
+                            _ => {}
+                        }
+                    }
+                }
+            } else if h.trim().eq_ignore_ascii_case("content-type") {
+                content_type = v.trim().to_ascii_lowercase();
+            }
+        }
+        if let Some(f) = &filename {
+            state.value(Kind::Form, &name, &|| format!("multipart:{name}.filename"), f);
+        }
+        let texty = content_type.is_empty()
+            || content_type.starts_with("text/")
+            || content_type.contains("json")
+            || content_type.contains("xml");
+        if filename.is_none() || (texty && !content_type.is_empty()) {
+            let text = String::from_utf8_lossy(content);
+            state.value(Kind::Form, &name, &|| format!("multipart:{name}"), &text);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_decoding() {
+        assert_eq!(form_decode("a+b%20c"), "a b c");
+        assert_eq!(form_decode("100%"), "100%");
+        assert_eq!(form_decode("%zz"), "%zz");
+        assert_eq!(form_decode("%ff"), "\u{fffd}");
+    }
+
+    #[test]
+    fn protocol_headers_are_skipped() {
+        assert!(inspects_header("USER_AGENT"));
+        assert!(inspects_header("REFERER"));
+        assert!(inspects_header("X_FORWARDED_HOST"));
+        assert!(!inspects_header("ACCEPT"));
+        assert!(!inspects_header("SEC_CH_UA"));
+        assert!(!inspects_header("AUTHORIZATION"));
+        assert_eq!(header_name("X_FORWARDED_HOST"), "x-forwarded-host");
+    }
+
+    #[test]
+    fn boundaries() {
+        assert_eq!(
+            boundary("multipart/form-data; boundary=\"abc\"").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(boundary("multipart/form-data"), None);
+    }
+}

@@ -1,0 +1,323 @@
+//! A streaming JSON walker: every key and every string leaf, with its path, in one pass.
+//!
+//! No tree is built and nothing recurses, so deeply nested documents cost no stack; depth is
+//! capped ([`MAX_DEPTH`]) and a document past it, or one that does not parse, is reported as an
+//! error so the caller can inspect the body whole instead. Numbers, booleans and `null` carry no
+//! text an attack could use and are skipped.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// Deeper documents are not walked (the caller inspects them as text).
+pub const MAX_DEPTH: usize = 128;
+
+/// One step of a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Frame {
+    Object { key: String, expect_key: bool },
+    Array { index: usize },
+}
+
+/// Where the walker is: the chain of containers above the current value.
+#[derive(Debug, Default)]
+pub struct Path {
+    frames: Vec<Frame>,
+}
+
+impl Path {
+    /// `$.items[2].name`; keys that are not identifiers as `$['a b']`.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let mut out = String::from("$");
+        for f in &self.frames {
+            match f {
+                Frame::Object { key, .. } => push_key(&mut out, key),
+                Frame::Array { index } => {
+                    let _ = write!(out, "[{index}]");
+                }
+            }
+        }
+        out
+    }
+}
+
+fn push_key(out: &mut String, key: &str) {
+    let plain = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'$');
+    if plain {
+        out.push('.');
+        out.push_str(key);
+    } else {
+        out.push_str("['");
+        for c in key.chars() {
+            match c {
+                '\'' => out.push_str("\\'"),
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => {
+                    let _ = write!(out, "\\u{:04x}", u32::from(c));
+                }
+                c => out.push(c),
+            }
+        }
+        out.push_str("']");
+    }
+}
+
+/// What the callback is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item {
+    /// An object key; the path ends at that key.
+    Key,
+    /// A string value.
+    String,
+}
+
+/// Why a document was not walked to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    Syntax,
+    TooDeep,
+}
+
+/// Walks `doc`, calling `f(item, path, text)` for every key and string; `f` returns `false` to
+/// stop early (which is not an error).
+///
+/// # Errors
+/// A document that is not JSON, or nested deeper than [`MAX_DEPTH`]. Items already reported
+/// stay reported.
+pub fn walk(doc: &str, f: &mut dyn FnMut(Item, &Path, &str) -> bool) -> Result<(), Error> {
+    let b = doc.as_bytes();
+    let mut path = Path::default();
+    let mut i = 0;
+    let mut seen_root = false;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b' ' | b'\t' | b'\n' | b'\r' => i += 1,
+            b'{' | b'[' => {
+                if path.frames.len() >= MAX_DEPTH {
+                    return Err(Error::TooDeep);
+                }
+                if path.frames.is_empty() && seen_root {
+                    return Err(Error::Syntax);
+                }
+                seen_root = true;
+                path.frames.push(if c == b'{' {
+                    Frame::Object {
+                        key: String::new(),
+                        expect_key: true,
+                    }
+                } else {
+                    Frame::Array { index: 0 }
+                });
+                i += 1;
+            }
+            b'}' | b']' => {
+                match (path.frames.pop(), c) {
+                    (Some(Frame::Object { .. }), b'}') | (Some(Frame::Array { .. }), b']') => {}
+                    _ => return Err(Error::Syntax),
+                }
+                i += 1;
+            }
+            b',' => {
+                match path.frames.last_mut() {
+                    Some(Frame::Array { index }) => *index += 1,
+                    Some(Frame::Object { expect_key, .. }) => *expect_key = true,
+                    None => return Err(Error::Syntax),
+                }
+                i += 1;
+            }
+            b':' => {
+                match path.frames.last_mut() {
+                    Some(Frame::Object { expect_key, .. }) if !*expect_key => {}
+                    _ => return Err(Error::Syntax),
+                }
+                i += 1;
+            }
+            b'"' => {
+                let (text, end) = string(b, i)?;
+                i = end;
+                if path.frames.is_empty() {
+                    if seen_root {
+                        return Err(Error::Syntax);
+                    }
+                    seen_root = true;
+                }
+                let is_key = matches!(
+                    path.frames.last(),
+                    Some(Frame::Object {
+                        expect_key: true,
+                        ..
+                    })
+                );
+                if is_key {
+                    if let Some(Frame::Object { key, expect_key }) = path.frames.last_mut() {
+                        key.clear();
+                        key.push_str(&text);
+                        *expect_key = false;
+                    }
+                    if !f(Item::Key, &path, &text) {
+                        return Ok(());
+                    }
+                } else if !f(Item::String, &path, &text) {
+                    return Ok(());
+                }
+            }
+            b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
+                let start = i;
+                while i < b.len()
+                    && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'-' | b'+' | b'.'))
+                {
+                    i += 1;
+                }
+                let word = &b[start..i];
+                let ok = matches!(word, b"true" | b"false" | b"null")
+                    || word.iter().all(|&d| {
+                        d.is_ascii_digit() || matches!(d, b'-' | b'+' | b'.' | b'e' | b'E')
+                    });
+                if !ok {
+                    return Err(Error::Syntax);
+                }
+                if path.frames.is_empty() {
+                    seen_root = true;
+                }
+            }
+            _ => return Err(Error::Syntax),
+        }
+    }
+    if path.frames.is_empty() && seen_root {
+        Ok(())
+    } else {
+        Err(Error::Syntax)
+    }
+}
+
+/// The string starting at `b[start] == '"'`, unescaped, and the index after its closing quote.
+fn string(b: &[u8], start: usize) -> Result<(Cow<'_, str>, usize), Error> {
+    let body = start + 1;
+    let mut i = body;
+    // Fast path: no escapes.
+    while i < b.len() && b[i] != b'"' && b[i] != b'\\' {
+        i += 1;
+    }
+    if i >= b.len() {
+        return Err(Error::Syntax);
+    }
+    if b[i] == b'"' {
+        let s = std::str::from_utf8(&b[body..i]).map_err(|_| Error::Syntax)?;
+        return Ok((Cow::Borrowed(s), i + 1));
+    }
+    let mut out: Vec<u8> = b[body..i].to_vec();
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                let s = String::from_utf8(out).map_err(|_| Error::Syntax)?;
+                return Ok((Cow::Owned(s), i + 1));
+            }
+            b'\\' => {
+                let esc = *b.get(i + 1).ok_or(Error::Syntax)?;
+                i += 2;
+                let c = match esc {
+                    b'"' => '"',
+                    b'\\' => '\\',
+                    b'/' => '/',
+                    b'b' => '\u{8}',
+                    b'f' => '\u{c}',
+                    b'n' => '\n',
+                    b'r' => '\r',
+                    b't' => '\t',
+                    b'u' => {
+                        let hi = hex4(b, i)?;
+                        i += 4;
+                        if (0xd800..0xdc00).contains(&hi)
+                            && b.get(i) == Some(&b'\\')
+                            && b.get(i + 1) == Some(&b'u')
+                        {
+                            let lo = hex4(b, i + 2)?;
+                            if (0xdc00..0xe000).contains(&lo) {
+                                i += 6;
+                                let v = 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
+                                char::from_u32(v).unwrap_or('\u{fffd}')
+                            } else {
+                                '\u{fffd}'
+                            }
+                        } else {
+                            char::from_u32(hi).unwrap_or('\u{fffd}')
+                        }
+                    }
+                    _ => return Err(Error::Syntax),
+                };
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    Err(Error::Syntax)
+}
+
+fn hex4(b: &[u8], i: usize) -> Result<u32, Error> {
+    let digits = b.get(i..i + 4).ok_or(Error::Syntax)?;
+    digits.iter().try_fold(0u32, |acc, &d| {
+        let v = char::from(d).to_digit(16).ok_or(Error::Syntax)?;
+        Ok(acc * 16 + v)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(doc: &str) -> Result<Vec<(Item, String, String)>, Error> {
+        let mut out = Vec::new();
+        walk(doc, &mut |item, path, text| {
+            out.push((item, path.render(), text.to_owned()));
+            true
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn keys_and_strings_with_paths() {
+        let got = items(r#"{"a": "x", "items": [{"name": "n\u0041"}, 3, "y"], "b c": {"$ne": null}}"#)
+            .expect("valid");
+        let want = vec![
+            (Item::Key, "$.a".to_owned(), "a".to_owned()),
+            (Item::String, "$.a".to_owned(), "x".to_owned()),
+            (Item::Key, "$.items".to_owned(), "items".to_owned()),
+            (Item::Key, "$.items[0].name".to_owned(), "name".to_owned()),
+            (Item::String, "$.items[0].name".to_owned(), "nA".to_owned()),
+            (Item::String, "$.items[2]".to_owned(), "y".to_owned()),
+            (Item::Key, "$['b c']".to_owned(), "b c".to_owned()),
+            (Item::Key, "$['b c'].$ne".to_owned(), "$ne".to_owned()),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn top_level_string_and_escapes() {
+        let got = items(r#""<\/script>\ud83d\ude00\n""#).expect("valid");
+        assert_eq!(got[0].2, "</script>😀\n");
+        assert_eq!(got[0].1, "$");
+    }
+
+    #[test]
+    fn malformed_documents_are_errors() {
+        for doc in ["", "{", "[1,2", "{\"a\":}x", "\"open", "nope", "[1]]", "{} {}", "[\"\\q\"]"] {
+            assert!(items(doc).is_err(), "{doc:?}");
+        }
+    }
+
+    #[test]
+    fn depth_is_capped_without_recursion() {
+        let deep = "[".repeat(100_000);
+        assert_eq!(items(&deep), Err(Error::TooDeep));
+        let ok = format!("{}\"x\"{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert_eq!(items(&ok).expect("valid").len(), 1);
+    }
+}

@@ -1,0 +1,976 @@
+//! Penetration-attempt detection: every value of a request inspected on its own, in its context,
+//! in time linear in its length.
+//!
+//! - [`extract`] walks a request into values with their location (`query:q`,
+//!   `json:$.items[2].name`, `header:user-agent`, …);
+//! - [`normalize`] peels the encodings off each value;
+//! - [`rules`] holds the built-in rules; they run as one `RegexSet` pass per value (a lazy DFA
+//!   with a cache large enough never to fall back to the slow engine), next to a SQL and an
+//!   HTML/JS tokeniser (libinjection's algorithm, through a pure-Rust port) for values that
+//!   could hold SQL or markup;
+//! - every match scores; a request is an attack when its score reaches the threshold
+//!   (CRS-style anomaly scoring), and each finding says which rule, where, and what matched.
+
+pub mod extract;
+pub mod json;
+pub mod normalize;
+pub mod rules;
+
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+
+use crate::error::ConfigErrors;
+use normalize::{normalize, Normalized};
+use rules::{Rule, Target, RULES};
+
+/// Attack categories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Category {
+    Sqli,
+    Xss,
+    Cmdi,
+    PathTraversal,
+    FileInclusion,
+    Ldap,
+    Xxe,
+    Ssrf,
+    CodeInjection,
+    Nosql,
+    TemplateInjection,
+    HeaderInjection,
+    /// A user's own pattern.
+    Custom,
+}
+
+impl Category {
+    pub const ALL: [Category; 13] = [
+        Category::Sqli,
+        Category::Xss,
+        Category::Cmdi,
+        Category::PathTraversal,
+        Category::FileInclusion,
+        Category::Ldap,
+        Category::Xxe,
+        Category::Ssrf,
+        Category::CodeInjection,
+        Category::Nosql,
+        Category::TemplateInjection,
+        Category::HeaderInjection,
+        Category::Custom,
+    ];
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Sqli => "sqli",
+            Category::Xss => "xss",
+            Category::Cmdi => "cmdi",
+            Category::PathTraversal => "path_traversal",
+            Category::FileInclusion => "file_inclusion",
+            Category::Ldap => "ldap",
+            Category::Xxe => "xxe",
+            Category::Ssrf => "ssrf",
+            Category::CodeInjection => "code_injection",
+            Category::Nosql => "nosql",
+            Category::TemplateInjection => "template_injection",
+            Category::HeaderInjection => "header_injection",
+            Category::Custom => "custom",
+        }
+    }
+
+    /// A human name for messages.
+    #[must_use]
+    pub fn title(self) -> &'static str {
+        match self {
+            Category::Sqli => "SQL injection",
+            Category::Xss => "cross-site scripting",
+            Category::Cmdi => "command injection",
+            Category::PathTraversal => "path traversal",
+            Category::FileInclusion => "file inclusion",
+            Category::Ldap => "LDAP injection",
+            Category::Xxe => "XML external entity",
+            Category::Ssrf => "server-side request forgery",
+            Category::CodeInjection => "code injection",
+            Category::Nosql => "NoSQL injection",
+            Category::TemplateInjection => "template injection",
+            Category::HeaderInjection => "header injection",
+            Category::Custom => "custom rule",
+        }
+    }
+
+    /// The category named `s` (as [`Category::as_str`] spells it).
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Category> {
+        Category::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A path segment.
+    Path,
+    /// A query-string value.
+    Query,
+    /// A form field (urlencoded or a multipart text part).
+    Form,
+    /// A JSON string.
+    Json,
+    /// A parameter name or a JSON key.
+    Key,
+    Cookie,
+    Header,
+    /// A body inspected whole (XML, plain text, or a body that did not parse).
+    Body,
+}
+
+impl Kind {
+    const fn bit(self) -> u16 {
+        match self {
+            Kind::Path => 1,
+            Kind::Query => 2,
+            Kind::Form => 4,
+            Kind::Json => 8,
+            Kind::Key => 16,
+            Kind::Cookie => 32,
+            Kind::Header => 64,
+            Kind::Body => 128,
+        }
+    }
+
+    /// The location prefix (`query` in `query:q`).
+    #[must_use]
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Kind::Path => "path",
+            Kind::Query => "query",
+            Kind::Form => "form",
+            Kind::Json => "json",
+            Kind::Key => "key",
+            Kind::Cookie => "cookie",
+            Kind::Header => "header",
+            Kind::Body => "body",
+        }
+    }
+
+    /// The kind for a location name as users write it (`query`, `body`, `json`, …).
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "path" => Kind::Path,
+            "query" => Kind::Query,
+            "form" | "body" => Kind::Form,
+            "json" | "json_body" => Kind::Json,
+            "key" | "name" => Kind::Key,
+            "cookie" => Kind::Cookie,
+            "header" => Kind::Header,
+            "raw" | "xml" | "text" => Kind::Body,
+            _ => return None,
+        })
+    }
+}
+
+/// A set of [`Kind`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kinds(u16);
+
+impl Kinds {
+    pub const ALL: Kinds = Kinds(u16::MAX);
+    pub const HEADER: Kinds = Kinds(Kind::Header.bit());
+    pub const PATH: Kinds = Kinds(Kind::Path.bit());
+    pub const KEY: Kinds = Kinds(Kind::Key.bit());
+
+    #[must_use]
+    pub const fn union(self, other: Kinds) -> Kinds {
+        Kinds(self.0 | other.0)
+    }
+
+    #[must_use]
+    pub const fn contains(self, kind: Kind) -> bool {
+        self.0 & kind.bit() != 0
+    }
+}
+
+/// One rule that matched one value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub rule: u32,
+    pub category: Category,
+    pub score: u8,
+    /// `query:q`, `json:$.items[2].name`, `header:user-agent`, …
+    pub location: String,
+    /// What matched, shortened, control characters escaped; `[redacted]` for secret fields.
+    pub excerpt: String,
+    pub description: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at {} (rule {} {}, score {}): {}",
+            self.category.title(),
+            self.location,
+            self.rule,
+            self.description,
+            self.score,
+            self.excerpt
+        )
+    }
+}
+
+/// The outcome of inspecting a request or a value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// Findings, highest score first (at most [`MAX_FINDINGS`]).
+    pub findings: Vec<Finding>,
+    /// The anomaly score: the sum of the findings' scores.
+    pub score: u32,
+    /// Whether the score reached the threshold.
+    pub attack: bool,
+    /// Values inspected.
+    pub values: u32,
+    /// Bytes not inspected because a value or the body was over the limit, and where.
+    pub truncated_bytes: u64,
+    pub truncated_at: Vec<String>,
+}
+
+impl Scan {
+    /// One line: the categories and the strongest findings.
+    #[must_use]
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        for (i, f) in self.findings.iter().take(3).enumerate() {
+            if i > 0 {
+                out.push_str("; ");
+            }
+            out.push_str(&f.to_string());
+        }
+        if self.findings.len() > 3 {
+            out.push_str(&format!("; and {} more", self.findings.len() - 3));
+        }
+        out
+    }
+}
+
+/// Findings kept per request; the score still counts every one.
+pub const MAX_FINDINGS: usize = 16;
+/// Longest excerpt, in characters.
+const EXCERPT_CHARS: usize = 60;
+
+/// Which rules an exclusion silences.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleSelector {
+    Id(u32),
+    Category(Category),
+}
+
+impl RuleSelector {
+    fn matches(&self, id: u32, category: Category) -> bool {
+        match self {
+            RuleSelector::Id(i) => *i == id,
+            RuleSelector::Category(c) => *c == category,
+        }
+    }
+
+    /// `942100`-style ids, or a category name.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<RuleSelector> {
+        s.trim()
+            .parse()
+            .ok()
+            .map(RuleSelector::Id)
+            .or_else(|| Category::parse(s.trim()).map(RuleSelector::Category))
+    }
+}
+
+/// A detection exclusion: on `path` (a prefix; every path when `None`), do not apply `rules`
+/// (all when empty) to `params` (all when empty). With neither, the path is not inspected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exclusion {
+    pub path: Option<String>,
+    pub rules: Vec<RuleSelector>,
+    pub params: Vec<String>,
+}
+
+impl Exclusion {
+    fn applies_to_path(&self, path: &str) -> bool {
+        self.path.as_deref().is_none_or(|p| {
+            let p = p.strip_suffix('/').unwrap_or(p);
+            p.is_empty()
+                || path == p
+                || path
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+    }
+
+    fn covers_param(&self, kind: Kind, name: &str) -> bool {
+        self.params.is_empty() || self.params.iter().any(|p| param_matches(p, kind, name))
+    }
+
+    fn covers_rule(&self, id: u32, category: Category) -> bool {
+        self.rules.is_empty() || self.rules.iter().any(|r| r.matches(id, category))
+    }
+
+    /// Whether the exclusion switches inspection off for the whole path.
+    fn whole_path(&self) -> bool {
+        self.path.is_some() && self.rules.is_empty() && self.params.is_empty()
+    }
+}
+
+/// `q` matches a parameter, cookie, header or JSON key called `q` anywhere; `query:q`,
+/// `form:q`, `json:$.a.b`, `cookie:q`, `header:user-agent` and `path` say where.
+fn param_matches(p: &str, kind: Kind, name: &str) -> bool {
+    match p.split_once(':') {
+        Some((prefix, rest)) => {
+            Kind::parse(prefix).is_some_and(|k| k == kind) && rest.eq_ignore_ascii_case(name)
+        }
+        None if p == "path" => kind == Kind::Path,
+        None => {
+            name.eq_ignore_ascii_case(p)
+                || (kind == Kind::Json
+                    && name
+                        .rsplit(['.', '['])
+                        .next()
+                        .is_some_and(|last| last.trim_end_matches(']') == p))
+        }
+    }
+}
+
+/// Detection settings (the config's `detection_*` fields).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Anomaly score at which a request is an attack.
+    pub threshold: u32,
+    /// 1 to 4: rules above this level are left out.
+    pub paranoia: u8,
+    /// Bytes of a value inspected; the rest is counted (head and tail halves are inspected).
+    pub max_value_len: usize,
+    pub exclusions: Vec<Exclusion>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            threshold: 5,
+            paranoia: 1,
+            max_value_len: 10_000,
+            exclusions: Vec::new(),
+        }
+    }
+}
+
+/// A user's rule: a linear-time pattern over the normalised value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomRule {
+    pub id: u32,
+    pub pattern: String,
+    pub category: Category,
+    pub score: u8,
+    pub description: String,
+}
+
+/// Custom rules, compiled. Replaced whole when one is added or removed.
+#[derive(Debug, Default)]
+struct CustomSet {
+    rules: Vec<CustomRule>,
+    set: Option<RegexSet>,
+    regexes: Vec<Regex>,
+}
+
+/// Ids of user rules start here.
+pub const CUSTOM_ID_BASE: u32 = 90_000;
+
+/// A compiled rule: its definition and its own regex, run only to find the excerpt of a match.
+#[derive(Debug)]
+struct Compiled {
+    rule: &'static Rule,
+    regex: Regex,
+}
+
+/// Cache per regex set: large enough that the lazy DFA never gives up on the full rule set.
+const DFA_CACHE: usize = 32 << 20;
+const NFA_SIZE: usize = 64 << 20;
+
+/// The compiled detection engine. Built once; scanning takes `&self`.
+#[derive(Debug)]
+pub struct Detector {
+    settings: Settings,
+    normalized: Vec<Compiled>,
+    normalized_set: RegexSet,
+    raw: Vec<Compiled>,
+    raw_set: RegexSet,
+    custom: RwLock<Arc<CustomSet>>,
+}
+
+fn builder_set<I: IntoIterator<Item = S>, S: AsRef<str>>(patterns: I) -> Result<RegexSet, String> {
+    RegexSetBuilder::new(patterns)
+        .unicode(false)
+        .size_limit(NFA_SIZE)
+        .dfa_size_limit(DFA_CACHE)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn builder_one(pattern: &str) -> Result<Regex, String> {
+    RegexBuilder::new(pattern)
+        .unicode(false)
+        .size_limit(NFA_SIZE)
+        .dfa_size_limit(1 << 20)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Fields whose values are never shown in an excerpt.
+fn is_secret(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "pass", "pwd", "secret", "token", "auth", "key", "session", "cookie", "credential",
+        "csrf", "otp", "pin",
+    ]
+    .iter()
+    .any(|s| n.contains(s))
+}
+
+impl Detector {
+    /// Compiles the built-in rules of the configured paranoia level.
+    ///
+    /// # Errors
+    /// A rule that does not compile (a bug, caught by the tests).
+    pub fn new(settings: Settings) -> Result<Detector, String> {
+        let active = |r: &&'static Rule| {
+            r.paranoia <= settings.paranoia
+                && !settings
+                    .exclusions
+                    .iter()
+                    .any(|e| e.path.is_none() && e.params.is_empty() && e.covers_rule(r.id, r.category) && !e.rules.is_empty())
+        };
+        let pick = |target: Target| -> Result<(Vec<Compiled>, RegexSet), String> {
+            let rules: Vec<&'static Rule> =
+                RULES.iter().filter(|r| r.target == target).filter(active).collect();
+            let compiled = rules
+                .iter()
+                .map(|r| {
+                    builder_one(r.pattern)
+                        .map(|regex| Compiled { rule: r, regex })
+                        .map_err(|e| format!("rule {}: {e}", r.id))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let set = builder_set(rules.iter().map(|r| r.pattern))?;
+            Ok((compiled, set))
+        };
+        let (normalized, normalized_set) = pick(Target::Normalized)?;
+        let (raw, raw_set) = pick(Target::Raw)?;
+        Ok(Detector {
+            settings,
+            normalized,
+            normalized_set,
+            raw,
+            raw_set,
+            custom: RwLock::new(Arc::new(CustomSet::default())),
+        })
+    }
+
+    #[must_use]
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Whether `path` is excluded from inspection altogether.
+    #[must_use]
+    pub fn skips_path(&self, path: &str) -> bool {
+        self.settings
+            .exclusions
+            .iter()
+            .any(|e| e.whole_path() && e.applies_to_path(path))
+    }
+
+    /// The user's rules.
+    #[must_use]
+    pub fn custom_rules(&self) -> Vec<CustomRule> {
+        self.custom_set().rules.clone()
+    }
+
+    fn custom_set(&self) -> Arc<CustomSet> {
+        match self.custom.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Adds a user rule. `id` defaults to the next free id from [`CUSTOM_ID_BASE`].
+    ///
+    /// # Errors
+    /// A pattern that does not compile, matches the empty string (it would match every value),
+    /// or an id already in use.
+    pub fn add_rule(
+        &self,
+        pattern: &str,
+        category: Category,
+        score: u8,
+        id: Option<u32>,
+        description: &str,
+    ) -> Result<CustomRule, ConfigErrors> {
+        let mut errors = ConfigErrors::default();
+        let regex = match builder_one(pattern) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                errors.push("pattern", format!("does not compile: {}", first_line(&e)));
+                None
+            }
+        };
+        if regex.as_ref().is_some_and(|r| r.is_match(b"")) {
+            errors.push("pattern", "matches the empty string, so it would match every value");
+        }
+        if score == 0 {
+            errors.push("score", "must be at least 1");
+        }
+        let mut guard = match self.custom.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let current = Arc::clone(&guard);
+        let id = id.unwrap_or_else(|| {
+            current
+                .rules
+                .iter()
+                .map(|r| r.id + 1)
+                .max()
+                .unwrap_or(CUSTOM_ID_BASE)
+                .max(CUSTOM_ID_BASE)
+        });
+        if current.rules.iter().any(|r| r.id == id) || RULES.iter().any(|r| r.id == id) {
+            errors.push("id", format!("{id} is already in use"));
+        }
+        let Some(regex) = regex.filter(|_| errors.is_empty()) else {
+            return Err(errors);
+        };
+        let rule = CustomRule {
+            id,
+            pattern: pattern.to_owned(),
+            category,
+            score,
+            description: if description.is_empty() {
+                format!("custom pattern {pattern}")
+            } else {
+                description.to_owned()
+            },
+        };
+        let mut rules = current.rules.clone();
+        rules.push(rule.clone());
+        let mut regexes = current.regexes.clone();
+        regexes.push(regex);
+        let set = builder_set(rules.iter().map(|r| r.pattern.as_str())).map_err(|e| {
+            let mut errs = ConfigErrors::default();
+            errs.push("pattern", first_line(&e));
+            errs
+        })?;
+        *guard = Arc::new(CustomSet {
+            rules,
+            set: Some(set),
+            regexes,
+        });
+        Ok(rule)
+    }
+
+    /// Removes user rules by id or by pattern; how many were removed.
+    pub fn remove_rule(&self, id: Option<u32>, pattern: Option<&str>) -> usize {
+        let mut guard = match self.custom.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let current = Arc::clone(&guard);
+        let keep: Vec<usize> = (0..current.rules.len())
+            .filter(|&i| {
+                let r = &current.rules[i];
+                !(id == Some(r.id) || pattern == Some(r.pattern.as_str()))
+            })
+            .collect();
+        let removed = current.rules.len() - keep.len();
+        if removed == 0 {
+            return 0;
+        }
+        let rules: Vec<CustomRule> = keep.iter().map(|&i| current.rules[i].clone()).collect();
+        let regexes: Vec<Regex> = keep.iter().map(|&i| current.regexes[i].clone()).collect();
+        let set = if rules.is_empty() {
+            None
+        } else {
+            builder_set(rules.iter().map(|r| r.pattern.as_str())).ok()
+        };
+        *guard = Arc::new(CustomSet {
+            rules,
+            set,
+            regexes,
+        });
+        removed
+    }
+
+    /// Inspects one value as if it came from `kind` (named `name`): the `scan` behind
+    /// `rampart.detector.scan(text, location=…)`.
+    #[must_use]
+    pub fn scan_text(&self, text: &str, kind: Kind, name: &str) -> Scan {
+        let exclusions: Vec<&Exclusion> = self
+            .settings
+            .exclusions
+            .iter()
+            .filter(|e| e.path.is_none())
+            .collect();
+        let mut state = ScanState::new(self, &exclusions);
+        let location = if name.is_empty() {
+            kind.prefix().to_owned()
+        } else {
+            format!("{}:{name}", kind.prefix())
+        };
+        state.value(kind, name, &|| location.clone(), text);
+        state.finish()
+    }
+
+    /// Inspects a whole request (see [`extract`]).
+    #[must_use]
+    pub fn scan_request(&self, req: &crate::request::RequestView<'_>) -> Scan {
+        let exclusions: Vec<&Exclusion> = self
+            .settings
+            .exclusions
+            .iter()
+            .filter(|e| !e.whole_path() && e.applies_to_path(req.path))
+            .collect();
+        let mut state = ScanState::new(self, &exclusions);
+        extract::walk(req, self.settings.max_value_len, &mut state);
+        state.finish()
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The per-request accumulator the extractor feeds values into.
+pub struct ScanState<'d> {
+    detector: &'d Detector,
+    custom: Arc<CustomSet>,
+    exclusions: &'d [&'d Exclusion],
+    scan: Scan,
+    /// Stop once this is reached: the request is an attack and enough evidence is kept.
+    saturated: bool,
+}
+
+/// Values whose bytes are all in this set cannot hold an attack: nothing to decode, no syntax.
+fn is_inert(s: &str) -> bool {
+    s.len() < 3
+        || s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b','))
+}
+
+impl<'d> ScanState<'d> {
+    fn new(detector: &'d Detector, exclusions: &'d [&'d Exclusion]) -> ScanState<'d> {
+        ScanState {
+            detector,
+            custom: detector.custom_set(),
+            exclusions,
+            scan: Scan::default(),
+            saturated: false,
+        }
+    }
+
+    /// Whether exclusions name parameters, so JSON values need their path as their name.
+    #[must_use]
+    pub fn names_json_paths(&self) -> bool {
+        self.exclusions.iter().any(|e| !e.params.is_empty())
+    }
+
+    /// Whether more values are worth reading.
+    #[must_use]
+    pub fn wants_more(&self) -> bool {
+        !self.saturated
+    }
+
+    /// Records bytes the extractor could not inspect (a body over the limit).
+    pub fn truncated(&mut self, location: String, bytes: u64) {
+        self.scan.truncated_bytes += bytes;
+        if self.scan.truncated_at.len() < 8 {
+            self.scan.truncated_at.push(location);
+        }
+    }
+
+    fn excluded(&self, kind: Kind, name: &str, id: u32, category: Category) -> bool {
+        self.exclusions
+            .iter()
+            .any(|e| e.covers_rule(id, category) && e.covers_param(kind, name))
+    }
+
+    /// Inspects one value. `location` renders where it came from, only when something matched.
+    pub fn value(&mut self, kind: Kind, name: &str, location: &dyn Fn() -> String, raw: &str) {
+        if self.saturated || (is_inert(raw) && self.custom.set.is_none()) {
+            return;
+        }
+        if self
+            .exclusions
+            .iter()
+            .any(|e| e.rules.is_empty() && e.covers_param(kind, name))
+        {
+            return;
+        }
+        self.scan.values += 1;
+        let max = self.detector.settings.max_value_len.max(16);
+        if raw.len() <= max {
+            self.piece(kind, name, location, raw);
+        } else {
+            // Head and tail: padding one end does not push a payload out of view.
+            let half = max / 2;
+            let head_end = floor_boundary(raw, half);
+            let tail_start = ceil_boundary(raw, raw.len() - half);
+            self.truncated(location(), (tail_start - head_end) as u64);
+            self.piece(kind, name, location, &raw[..head_end]);
+            self.piece(kind, name, location, &raw[tail_start..]);
+        }
+    }
+
+    fn piece(&mut self, kind: Kind, name: &str, location: &dyn Fn() -> String, raw: &str) {
+        let d = self.detector;
+        let norm = normalize(raw);
+        let text = norm.text.as_bytes();
+        let mut hits: Vec<(u32, Category, u8, String, String)> = Vec::new();
+        let secret = is_secret(name);
+        let excerpt_of = |bytes: &[u8], start: usize, end: usize| -> String {
+            if secret {
+                "[redacted]".to_owned()
+            } else {
+                excerpt(bytes, start, end)
+            }
+        };
+        for i in d.normalized_set.matches(text).iter() {
+            let c = &d.normalized[i];
+            if !c.rule.kinds.contains(kind) {
+                continue;
+            }
+            let m = c.regex.find(text).map_or((0, 0), |m| (m.start(), m.end()));
+            hits.push((
+                c.rule.id,
+                c.rule.category,
+                c.rule.score,
+                c.rule.description.to_owned(),
+                excerpt_of(text, m.0, m.1),
+            ));
+        }
+        if !d.raw.is_empty() {
+            for i in d.raw_set.matches(raw.as_bytes()).iter() {
+                let c = &d.raw[i];
+                if !c.rule.kinds.contains(kind) {
+                    continue;
+                }
+                let m = c
+                    .regex
+                    .find(raw.as_bytes())
+                    .map_or((0, 0), |m| (m.start(), m.end()));
+                hits.push((
+                    c.rule.id,
+                    c.rule.category,
+                    c.rule.score,
+                    c.rule.description.to_owned(),
+                    excerpt_of(raw.as_bytes(), m.0, m.1),
+                ));
+            }
+        }
+        self.traits(&norm, &mut hits, &excerpt_of);
+        self.tokenisers(raw, &norm, &mut hits, &excerpt_of);
+        if let Some(set) = &self.custom.set {
+            for i in set.matches(text).iter() {
+                let r = &self.custom.rules[i];
+                let m = self.custom.regexes[i]
+                    .find(text)
+                    .map_or((0, 0), |m| (m.start(), m.end()));
+                hits.push((r.id, r.category, r.score, r.description.clone(), excerpt_of(text, m.0, m.1)));
+            }
+        }
+        if hits.is_empty() {
+            return;
+        }
+        let mut loc: Option<String> = None;
+        for (id, category, score, description, excerpt) in hits {
+            if self.excluded(kind, name, id, category) {
+                continue;
+            }
+            // A rule counts once per value (the head and tail of a long value are one value).
+            let location = loc.get_or_insert_with(location).clone();
+            if self
+                .scan
+                .findings
+                .iter()
+                .any(|f| f.rule == id && f.location == location)
+            {
+                continue;
+            }
+            self.scan.score += u32::from(score);
+            if self.scan.findings.len() < MAX_FINDINGS {
+                self.scan.findings.push(Finding {
+                    rule: id,
+                    category,
+                    score,
+                    location,
+                    excerpt,
+                    description,
+                });
+            }
+        }
+        if self.scan.score >= d.settings.threshold && self.scan.findings.len() >= MAX_FINDINGS {
+            self.saturated = true;
+        }
+    }
+
+    /// Evidence from the encoding itself.
+    #[allow(clippy::unused_self)]
+    fn traits(
+        &self,
+        norm: &Normalized,
+        hits: &mut Vec<(u32, Category, u8, String, String)>,
+        excerpt_of: &dyn Fn(&[u8], usize, usize) -> String,
+    ) {
+        let t = norm.traits;
+        let text = norm.text.as_bytes();
+        if t.overlong {
+            hits.push((
+                1420,
+                Category::PathTraversal,
+                rules::CRITICAL,
+                "overlong UTF-8 encoding".to_owned(),
+                excerpt_of(text, 0, text.len()),
+            ));
+        }
+        if t.null_byte {
+            hits.push((
+                1421,
+                Category::FileInclusion,
+                rules::CRITICAL,
+                "null byte".to_owned(),
+                excerpt_of(text, 0, text.len()),
+            ));
+        }
+    }
+
+    /// libinjection's SQL and HTML tokenisers, on values that could hold either.
+    #[allow(clippy::unused_self)]
+    fn tokenisers(
+        &self,
+        raw: &str,
+        norm: &Normalized,
+        hits: &mut Vec<(u32, Category, u8, String, String)>,
+        excerpt_of: &dyn Fn(&[u8], usize, usize) -> String,
+    ) {
+        let sqlish = |s: &[u8]| {
+            s.iter()
+                .any(|b| matches!(b, b'\'' | b'"' | b'`' | b'(' | b'#' | b';'))
+                || s.windows(2).any(|w| w == b"--" || w == b"/*")
+        };
+        let changed = norm.traits.layers > 0 || !raw.eq_ignore_ascii_case(&norm.text);
+        let candidates: [Option<&str>; 2] = [Some(raw), changed.then_some(norm.text.as_str())];
+        for s in candidates.into_iter().flatten() {
+            let b = s.as_bytes();
+            if sqlish(b) && !hits.iter().any(|h| h.0 == 1100) {
+                if let Some(fp) = injection::sqli(b) {
+                    hits.push((
+                        1100,
+                        Category::Sqli,
+                        rules::CRITICAL,
+                        format!("SQL token sequence {fp}"),
+                        excerpt_of(b, 0, b.len()),
+                    ));
+                }
+            }
+            if b.contains(&b'<') && !hits.iter().any(|h| h.0 == 1200) && injection::xss(b) {
+                hits.push((
+                    1200,
+                    Category::Xss,
+                    rules::CRITICAL,
+                    "HTML/JavaScript tokeniser: executable markup".to_owned(),
+                    excerpt_of(b, 0, b.len()),
+                ));
+            }
+        }
+    }
+
+    fn finish(mut self) -> Scan {
+        self.scan.attack = self.scan.score >= self.detector.settings.threshold;
+        self.scan
+            .findings
+            .sort_by(|a, b| b.score.cmp(&a.score).then(a.rule.cmp(&b.rule)));
+        self.scan
+    }
+}
+
+/// The tokenisers, behind one small interface (the crate is young; keep it replaceable).
+mod injection {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    /// The fingerprint when `s` tokenises as SQL injection.
+    pub fn sqli(s: &[u8]) -> Option<String> {
+        catch_unwind(AssertUnwindSafe(|| {
+            let r = libinjectionrs::detect_sqli(s);
+            if r.is_injection() {
+                Some(r.fingerprint.map_or_else(String::new, |f| f.as_str().to_owned()))
+            } else {
+                None
+            }
+        }))
+        .ok()
+        .flatten()
+    }
+
+    /// Whether `s` tokenises as executable markup.
+    pub fn xss(s: &[u8]) -> bool {
+        catch_unwind(AssertUnwindSafe(|| libinjectionrs::detect_xss(s).is_injection()))
+            .unwrap_or(false)
+    }
+}
+
+fn floor_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_boundary(s: &str, mut i: usize) -> usize {
+    while i < s.len() && !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+/// The matched bytes with a little context, shortened to [`EXCERPT_CHARS`], control
+/// characters escaped.
+fn excerpt(bytes: &[u8], start: usize, end: usize) -> String {
+    let start = start.min(bytes.len());
+    let end = end.clamp(start, bytes.len());
+    let text = String::from_utf8_lossy(&bytes[start..end]);
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n == EXCERPT_CHARS {
+            out.push('…');
+            break;
+        }
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

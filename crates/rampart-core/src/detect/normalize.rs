@@ -1,0 +1,478 @@
+//! Turning a value into the form the rules match: every layer of encoding an attacker can hide
+//! behind, peeled off in one bounded pass per layer.
+//!
+//! The steps, in order (each linear in the input, each bounded):
+//! 1. percent-decoding, repeated while it changes something (at most [`MAX_LAYERS`] rounds),
+//!    including IIS-style `%uXXXX`; overlong UTF-8 forms (`%c0%af` for `/`) become the ASCII
+//!    character they disguise, other invalid UTF-8 becomes U+FFFD;
+//! 2. HTML character references, named (the ones that matter in markup and scripts) and numeric,
+//!    with or without the closing `;`, repeated up to twice;
+//! 3. JavaScript-style escapes `\xHH` and `\uHHHH` that stand for ASCII;
+//! 4. Unicode NFKC (only when the text is not ASCII), so full-width `＜` is `<`;
+//! 5. lower case;
+//! 6. null bytes dropped, control characters and runs of white space turned into one space (one
+//!    `\n` when the run holds a line break),
+//!    SQL block comments (`/*…*/`) turned into one space (MySQL's `/*!…*/` keeps its content).
+//!
+//! What was peeled is recorded in [`Traits`], because some encodings are evidence on their own
+//! (an overlong UTF-8 sequence or a null byte never occurs in honest input).
+
+use std::borrow::Cow;
+
+use unicode_normalization::UnicodeNormalization;
+
+/// Rounds of percent-decoding at most (attackers rarely go past double encoding).
+pub const MAX_LAYERS: u8 = 3;
+
+/// Facts about the raw value found while normalising it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traits {
+    /// Percent-decoding rounds that changed something.
+    pub layers: u8,
+    /// An overlong or otherwise invalid UTF-8 sequence was decoded.
+    pub overlong: bool,
+    /// A null byte (raw or encoded).
+    pub null_byte: bool,
+    /// A carriage return or line feed (raw or encoded).
+    pub newline: bool,
+}
+
+/// The normalised text and what was learnt producing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Normalized {
+    pub text: String,
+    pub traits: Traits,
+}
+
+/// Whether the byte can start or be part of anything the rules look for beyond plain words.
+/// Values made only of letters, digits, spaces and a few punctuation marks skip the decoding
+/// steps (they have nothing to decode) and are only lower-cased.
+#[inline]
+fn is_plain(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-' | b'_' | b'.' | b',' | b':' | b'@')
+}
+
+/// Normalises `raw` (see the module doc).
+#[must_use]
+pub fn normalize(raw: &str) -> Normalized {
+    let mut traits = Traits::default();
+    if raw.bytes().all(is_plain) {
+        return Normalized {
+            text: raw.to_ascii_lowercase(),
+            traits,
+        };
+    }
+    let mut bytes: Cow<'_, [u8]> = Cow::Borrowed(raw.as_bytes());
+    for _ in 0..MAX_LAYERS {
+        match percent_decode(&bytes) {
+            Some(decoded) => {
+                traits.layers += 1;
+                bytes = Cow::Owned(decoded);
+            }
+            None => break,
+        }
+    }
+    let mut text = utf8_repair(&bytes, &mut traits);
+    for _ in 0..2 {
+        match decode_entities(&text) {
+            Some(decoded) => text = decoded,
+            None => break,
+        }
+    }
+    if let Some(decoded) = decode_js_escapes(&text) {
+        text = decoded;
+    }
+    if !text.is_ascii() {
+        text = text.nfkc().collect();
+    }
+    let text = if text.is_ascii() {
+        text.to_ascii_lowercase()
+    } else {
+        text.to_lowercase()
+    };
+    Normalized {
+        text: squeeze(&text, &mut traits),
+        traits,
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn hex_at(s: &[u8], i: usize, n: usize) -> Option<u32> {
+    let digits = s.get(i..i + n)?;
+    digits
+        .iter()
+        .try_fold(0u32, |acc, &b| Some(acc * 16 + u32::from(hex(b)?)))
+}
+
+/// One round of percent-decoding (`%XX` and `%uXXXX`), or `None` when there was nothing to do.
+fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
+    let first = memchr_percent(s)?;
+    let mut out = Vec::with_capacity(s.len());
+    out.extend_from_slice(&s[..first]);
+    let mut i = first;
+    let mut changed = false;
+    while i < s.len() {
+        let b = s[i];
+        if b == b'%' {
+            if let Some(v) = hex_at(s, i + 1, 2) {
+                #[allow(clippy::cast_possible_truncation)]
+                out.push(v as u8);
+                i += 3;
+                changed = true;
+                continue;
+            }
+            if matches!(s.get(i + 1), Some(b'u' | b'U')) {
+                if let Some(v) = hex_at(s, i + 2, 4) {
+                    let c = char::from_u32(v).unwrap_or('\u{fffd}');
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                    i += 6;
+                    changed = true;
+                    continue;
+                }
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    changed.then_some(out)
+}
+
+fn memchr_percent(s: &[u8]) -> Option<usize> {
+    s.iter().position(|&b| b == b'%')
+}
+
+/// Bytes to text: valid UTF-8 as is, overlong encodings of ASCII as that ASCII character,
+/// anything else invalid as U+FFFD.
+fn utf8_repair(s: &[u8], traits: &mut Traits) -> String {
+    match std::str::from_utf8(s) {
+        Ok(text) => return text.to_owned(),
+        Err(_) => traits.overlong = true,
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match std::str::from_utf8(&s[i..]) {
+            Ok(rest) => {
+                out.push_str(rest);
+                break;
+            }
+            Err(e) => {
+                let valid = e.valid_up_to();
+                // `valid` bytes from `i` are UTF-8 by the error's own account.
+                out.push_str(&String::from_utf8_lossy(&s[i..i + valid]));
+                i += valid;
+                let (c, used) = overlong(&s[i..]);
+                out.push(c);
+                i += used.max(1);
+            }
+        }
+    }
+    out
+}
+
+/// Decodes an overlong (two- or three-byte) encoding of an ASCII character at the start of `s`,
+/// as IIS once did; anything else is one replacement character for one byte. Lenient on the
+/// continuation bytes' top bits, like the decoders these tricks target.
+fn overlong(s: &[u8]) -> (char, usize) {
+    match s {
+        [a @ (0xc0 | 0xc1), b, ..] => {
+            let v = (u32::from(a & 0x1f) << 6) | u32::from(b & 0x3f);
+            (char::from_u32(v & 0x7f).unwrap_or('\u{fffd}'), 2)
+        }
+        [0xe0, b @ 0x80..=0x9f, c, ..] => {
+            let v = (u32::from(b & 0x3f) << 6) | u32::from(c & 0x3f);
+            (char::from_u32(v & 0x7f).unwrap_or('\u{fffd}'), 3)
+        }
+        _ => ('\u{fffd}', 1),
+    }
+}
+
+/// The named references worth decoding: everything that is markup or script syntax. `name` is
+/// lower case.
+fn named_entity(name: &[u8]) -> Option<char> {
+    Some(match name {
+        b"lt" => '<',
+        b"gt" => '>',
+        b"amp" => '&',
+        b"quot" => '"',
+        b"apos" => '\'',
+        b"sol" => '/',
+        b"bsol" => '\\',
+        b"lpar" => '(',
+        b"rpar" => ')',
+        b"lsqb" => '[',
+        b"rsqb" => ']',
+        b"lbrack" => '[',
+        b"rbrack" => ']',
+        b"lcub" => '{',
+        b"rcub" => '}',
+        b"lbrace" => '{',
+        b"rbrace" => '}',
+        b"colon" => ':',
+        b"semi" => ';',
+        b"comma" => ',',
+        b"period" => '.',
+        b"excl" => '!',
+        b"quest" => '?',
+        b"equals" => '=',
+        b"plus" => '+',
+        b"num" => '#',
+        b"dollar" => '$',
+        b"percnt" => '%',
+        b"ast" => '*',
+        b"grave" => '`',
+        b"verbar" => '|',
+        b"vert" => '|',
+        b"hyphen" => '-',
+        b"lowbar" => '_',
+        b"tab" => '\t',
+        b"newline" => '\n',
+        b"nbsp" => ' ',
+        _ => return None,
+    })
+}
+
+/// One round of HTML character-reference decoding, or `None` when nothing was decoded.
+fn decode_entities(s: &str) -> Option<String> {
+    let first = s.find('&')?;
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    out.push_str(&s[..first]);
+    let mut i = first;
+    let mut changed = false;
+    while i < b.len() {
+        if b[i] == b'&' {
+            if let Some((c, used)) = entity_at(&b[i + 1..]) {
+                out.push(c);
+                i += 1 + used;
+                changed = true;
+                continue;
+            }
+        }
+        // Copy up to the next `&` in one go (char boundaries: `&` is ASCII).
+        let next = s[i + 1..].find('&').map_or(b.len(), |p| i + 1 + p);
+        out.push_str(&s[i..next]);
+        i = next;
+    }
+    changed.then_some(out)
+}
+
+/// The reference after a `&`: the character and the bytes it used (`;` included when present).
+fn entity_at(s: &[u8]) -> Option<(char, usize)> {
+    if s.first() == Some(&b'#') {
+        let (radix, start) = match s.get(1) {
+            Some(b'x' | b'X') => (16, 2),
+            _ => (10, 1),
+        };
+        let mut v: u32 = 0;
+        let mut n = start;
+        // Leading zeros are free (attackers pad with them); seven significant digits at most.
+        let mut significant = 0;
+        while let Some(d) = s.get(n).and_then(|&c| char::from(c).to_digit(radix)) {
+            if v > 0 || d > 0 {
+                significant += 1;
+            }
+            if significant > 7 {
+                return None;
+            }
+            v = v * radix + d;
+            n += 1;
+        }
+        if n == start {
+            return None;
+        }
+        if s.get(n) == Some(&b';') {
+            n += 1;
+        }
+        return Some((char::from_u32(v).unwrap_or('\u{fffd}'), n));
+    }
+    let len = s.iter().take(8).take_while(|c| c.is_ascii_alphabetic()).count();
+    let mut name = [0u8; 8];
+    for (d, c) in name.iter_mut().zip(&s[..len]) {
+        *d = c.to_ascii_lowercase();
+    }
+    // Longest name first, so `&lbrack;` is not read as `&lb…`; names are matched case-insensitively
+    // (browsers do not, but `&LT;` is a classic filter dodge some of them accepted).
+    for end in (2..=len).rev() {
+        if let Some(c) = named_entity(&name[..end]) {
+            let used = if s.get(end) == Some(&b';') {
+                end + 1
+            } else {
+                end
+            };
+            return Some((c, used));
+        }
+    }
+    None
+}
+
+/// `\xHH` and `\uHHHH` (also `\u{HH}`) escapes that stand for ASCII, as JavaScript and many
+/// template languages read them. Others are left alone (`C:\xampp` stays a path).
+fn decode_js_escapes(s: &str) -> Option<String> {
+    let first = s.find('\\')?;
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    out.push_str(&s[..first]);
+    let mut i = first;
+    let mut changed = false;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            let escaped = match b.get(i + 1) {
+                Some(b'x') => hex_at(b, i + 2, 2).map(|v| (v, 4)),
+                Some(b'u') if b.get(i + 2) == Some(&b'{') => {
+                    let close = b[i + 3..].iter().take(7).position(|&c| c == b'}');
+                    close.and_then(|n| hex_at(b, i + 3, n).map(|v| (v, n + 4)))
+                }
+                Some(b'u') => hex_at(b, i + 2, 4).map(|v| (v, 6)),
+                _ => None,
+            };
+            if let Some((v, used)) = escaped.filter(|&(v, _)| v > 0 && v < 0x80) {
+                out.push(char::from_u32(v).unwrap_or('\u{fffd}'));
+                i += used;
+                changed = true;
+                continue;
+            }
+        }
+        let next = s[i + 1..].find('\\').map_or(b.len(), |p| i + 1 + p);
+        out.push_str(&s[i..next]);
+        i = next;
+    }
+    changed.then_some(out)
+}
+
+/// Null bytes out, white space and control characters squeezed to one space, SQL block comments
+/// to one space. Records null bytes and line breaks in `traits`.
+fn squeeze(s: &str, traits: &mut Traits) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.char_indices().peekable();
+    let mut space = false;
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\0' => {
+                traits.null_byte = true;
+                continue;
+            }
+            '/' if s[i + 1..].starts_with('*') => {
+                // `/*!50000select*/`: MySQL runs what is inside, so keep it.
+                let body_start = i + 2;
+                let rest = &s[body_start..];
+                let (keep, skip_to) = match rest.find("*/") {
+                    Some(end) => (rest.starts_with('!'), body_start + end + 2),
+                    None => (rest.starts_with('!'), s.len()),
+                };
+                if keep {
+                    let inner_end = rest.find("*/").map_or(s.len(), |e| body_start + e);
+                    let inner = s[body_start + 1..inner_end].trim_start_matches(|c: char| c.is_ascii_digit());
+                    if !space {
+                        out.push(' ');
+                    }
+                    out.push_str(inner);
+                    out.push(' ');
+                } else if !space {
+                    out.push(' ');
+                }
+                space = true;
+                while chars.peek().is_some_and(|&(j, _)| j < skip_to) {
+                    chars.next();
+                }
+                continue;
+            }
+            _ => {}
+        }
+        if c == '\r' || c == '\n' {
+            traits.newline = true;
+            // A run of white space holding a line break is one `\n` (header injection needs it).
+            if space && out.ends_with(' ') {
+                out.pop();
+            }
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+            space = true;
+        } else if c.is_whitespace() || c.is_control() {
+            if !space {
+                out.push(' ');
+                space = true;
+            }
+        } else {
+            out.push(c);
+            space = false;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> String {
+        normalize(s).text
+    }
+
+    #[test]
+    fn plain_values_are_only_lowercased() {
+        assert_eq!(n("Hello World"), "hello world");
+        assert_eq!(normalize("abc").traits, Traits::default());
+    }
+
+    #[test]
+    fn percent_decoding_is_repeated_and_bounded() {
+        assert_eq!(n("%253Cscript%253E"), "<script>");
+        let t = normalize("%2525252e").traits;
+        assert_eq!(t.layers, MAX_LAYERS);
+        assert_eq!(n("%u003cSVG%u003e"), "<svg>");
+        assert_eq!(n("100%"), "100%");
+        assert_eq!(n("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn overlong_utf8_becomes_the_ascii_it_hides() {
+        let r = normalize("..%c0%af..%c0%afetc");
+        assert_eq!(r.text, "../../etc");
+        assert!(r.traits.overlong);
+        assert_eq!(n("%e0%80%ae%e0%80%ae/"), "../");
+        assert_eq!(n("%ff"), "\u{fffd}");
+    }
+
+    #[test]
+    fn html_references_named_and_numeric() {
+        assert_eq!(n("&lt;img src=x onerror=alert&lpar;1&rpar;&gt;"), "<img src=x onerror=alert(1)>");
+        assert_eq!(n("&#x6A;&#0000097;vascript&colon;"), "javascript:");
+        assert_eq!(n("&#106&#97"), "ja");
+        assert_eq!(n("&amp;lt;"), "<");
+        assert_eq!(n("Tom & Jerry"), "tom & jerry");
+        assert_eq!(n("&#99999999999;x"), "&#99999999999;x");
+    }
+
+    #[test]
+    fn js_escapes_only_for_ascii() {
+        assert_eq!(n("\\x3cscript\\u003e"), "<script>");
+        assert_eq!(n("C:\\xampp\\htdocs"), "c:\\xampp\\htdocs");
+        assert_eq!(n("\\u{3c}a"), "<a");
+    }
+
+    #[test]
+    fn nfkc_and_case() {
+        assert_eq!(n("＜ＳＣＲＩＰＴ＞"), "<script>");
+        assert_eq!(n("ÉCOLE"), "école");
+    }
+
+    #[test]
+    fn whitespace_nulls_and_comments() {
+        let r = normalize("UNION/**/SELECT\t\n 1%00");
+        assert_eq!(r.text, "union select\n1");
+        assert!(r.traits.null_byte && r.traits.newline);
+        assert_eq!(n("/*!50000union*/ select"), " union select");
+        assert_eq!(n("a /* unterminated"), "a ");
+    }
+}
