@@ -153,9 +153,8 @@ fn memchr_percent(s: &[u8]) -> Option<usize> {
 /// Bytes to text: valid UTF-8 as is, overlong encodings of ASCII as that ASCII character,
 /// anything else invalid as U+FFFD.
 fn utf8_repair(s: &[u8], traits: &mut Traits) -> String {
-    match std::str::from_utf8(s) {
-        Ok(text) => return text.to_owned(),
-        Err(_) => traits.overlong = true,
+    if let Ok(text) = std::str::from_utf8(s) {
+        return text.to_owned();
     }
     let mut out = String::with_capacity(s.len());
     let mut i = 0;
@@ -171,6 +170,9 @@ fn utf8_repair(s: &[u8], traits: &mut Traits) -> String {
                 out.push_str(&String::from_utf8_lossy(&s[i..i + valid]));
                 i += valid;
                 let (c, used) = overlong(&s[i..]);
+                if used > 1 {
+                    traits.overlong = true;
+                }
                 out.push(c);
                 i += used.max(1);
             }
@@ -179,21 +181,33 @@ fn utf8_repair(s: &[u8], traits: &mut Traits) -> String {
     out
 }
 
-/// Decodes an overlong (two- or three-byte) encoding of an ASCII character at the start of `s`,
-/// as IIS once did; anything else is one replacement character for one byte. Lenient on the
-/// continuation bytes' top bits, like the decoders these tricks target.
+/// Decodes an overlong encoding of an ASCII character at the start of `s` (two to six bytes
+/// whose payload is under 0x80, as old IIS and some Java decoders accepted); anything else is one
+/// replacement character for one byte. Lenient on the continuation bytes' top bits, like the
+/// decoders these tricks target.
 fn overlong(s: &[u8]) -> (char, usize) {
-    match s {
-        [a @ (0xc0 | 0xc1), b, ..] => {
-            let v = (u32::from(a & 0x1f) << 6) | u32::from(b & 0x3f);
-            (char::from_u32(v & 0x7f).unwrap_or('\u{fffd}'), 2)
-        }
-        [0xe0, b @ 0x80..=0x9f, c, ..] => {
-            let v = (u32::from(b & 0x3f) << 6) | u32::from(c & 0x3f);
-            (char::from_u32(v & 0x7f).unwrap_or('\u{fffd}'), 3)
-        }
-        _ => ('\u{fffd}', 1),
+    let Some(&lead) = s.first() else {
+        return ('\u{fffd}', 1);
+    };
+    let (len, payload_bits) = match lead {
+        0xc0 | 0xc1 => (2, lead & 0x1f),
+        0xe0 => (3, 0),
+        0xf0 => (4, 0),
+        0xf8 => (5, 0),
+        0xfc => (6, 0),
+        _ => return ('\u{fffd}', 1),
+    };
+    let Some(tail) = s.get(1..len) else {
+        return ('\u{fffd}', 1);
+    };
+    // Every continuation byte but the last must carry no bits for an ASCII result.
+    let (last, middle) = tail.split_last().unwrap_or((&0, &[]));
+    let high_clear = middle.iter().all(|&b| b & 0x3f == 0 || len == 2);
+    let v = (u32::from(payload_bits) << 6) | u32::from(last & 0x3f);
+    if !high_clear || v >= 0x80 || tail.iter().any(|&b| b & 0xc0 != 0x80 && b & 0xc0 != 0x00) {
+        return ('\u{fffd}', 1);
     }
+    (char::from_u32(v).unwrap_or('\u{fffd}'), len)
 }
 
 /// The named references worth decoding: everything that is markup or script syntax. `name` is
@@ -398,7 +412,9 @@ fn squeeze(s: &str, traits: &mut Traits) -> String {
                 out.push('\n');
             }
             space = true;
-        } else if c.is_whitespace() || c.is_control() {
+        } else if c.is_control() && !c.is_whitespace() {
+            // Other control characters split nothing for the targets (`..\x01/` is `../`).
+        } else if c.is_whitespace() {
             if !space {
                 out.push(' ');
                 space = true;
@@ -441,7 +457,9 @@ mod tests {
         assert_eq!(r.text, "../../etc");
         assert!(r.traits.overlong);
         assert_eq!(n("%e0%80%ae%e0%80%ae/"), "../");
+        assert_eq!(n("..%f0%80%80%af..%f8%80%80%80%afetc"), "../../etc");
         assert_eq!(n("%ff"), "\u{fffd}");
+        assert!(!normalize("H%d5DJe").traits.overlong);
     }
 
     #[test]

@@ -83,7 +83,7 @@ use Category::{
 /// Shell commands that are rarely English words: enough after a command separator.
 macro_rules! strong_cmds {
     () => {
-        r"(?:whoami|uname|wget|curl|ncat|netcat|bash|zsh|ksh|csh|tcsh|nslookup|ipconfig|ifconfig|systeminfo|tasklist|taskkill|powershell|pwsh|perl|python[23]?|php|ruby|nmap|chmod|chown|certutil|bitsadmin|wmic|netstat|telnet|xxd|base64|hostname|passwd|useradd|crontab|tftp|ls|pwd|nc|sh|cmd|ping|rm|ps|netsh|awk|gawk|sed|grep|egrep|xargs|uptime|lsof|ifup|route|arp|traceroute|tracert|getent|busybox|sudo|su|nohup|mkfifo|msiexec|rundll32|regsvr32|cscript|wscript|mshta|schtasks|icacls|cacls|attrib|findstr)"
+        r"(?:whoami|sysinfo|uname|wget|curl|ncat|netcat|bash|zsh|ksh|csh|tcsh|nslookup|ipconfig|ifconfig|systeminfo|tasklist|taskkill|powershell|pwsh|perl|python[23]?|php|ruby|nmap|chmod|chown|certutil|bitsadmin|wmic|netstat|telnet|xxd|base64|hostname|passwd|useradd|crontab|tftp|ls|pwd|nc|sh|cmd|ping|rm|ps|netsh|awk|gawk|sed|grep|egrep|xargs|uptime|lsof|ifup|route|arp|traceroute|tracert|getent|busybox|sudo|su|nohup|mkfifo|msiexec|rundll32|regsvr32|cscript|wscript|mshta|schtasks|icacls|cacls|attrib|findstr)"
     };
 }
 
@@ -97,14 +97,14 @@ macro_rules! weak_cmds {
 /// An argument as a shell sees one: a flag, a path, a variable, a quoted string, a number.
 macro_rules! shell_arg {
     () => {
-        r#"(?:\s+(?:-{1,2}[a-z0-9]|/|\\|[a-z]:[\\/]|%[a-z_]+%|\$|['"]|~|\d+\s*(?:$|[;&|`)]))|\s*(?:$|[;&|`<>]))"#
+        r#"(?:\s+(?:-{1,2}[a-z0-9]|/|\\|[a-z]:[\\/]|%[a-z_]+%|\$|['"]|~|\d+\s*(?:$|[;&|`)]))|\s*(?:$|[;&|`<>]|\\[nr]))"#
     };
 }
 
 /// Characters after which a shell starts a new command.
 macro_rules! sep {
     () => {
-        r"(?:[;&|`\n]|\$\(|\|\||&&)"
+        r#"(?:[;&|]|[\d'"`)]\s*\n|^\s*\n|\$\(|\|\||&&)"#
     };
 }
 
@@ -117,11 +117,11 @@ macro_rules! sql_funcs {
 pub const RULES: &[Rule] = &[
     // ---------------------------------------------------------------- SQL injection
     rule(1110, Sqli, CRITICAL,
-        r"\bunion(?:\s+(?:all|distinct))?[\s(]*select\b",
+        r"\bunion(?:\s+(?:all|distinct))?[\s(]*select(?:\b|char|concat|null|\d)",
         "UNION SELECT"),
     rule(1111, Sqli, CRITICAL,
-        concat!(r#"['"`)]\s*(?:\s(?:or|and|xor|div)\s|\|\||&&)\s*\(*\s*(?:not\s+)?"#,
-            r#"(?:['"`]?[\w.@$]*['"`]?\s*(?:=|<>|!=|<=?|>=?|\blike\b|\bis\b|\brlike\b|\bregexp\b|\bsounds\s+like\b|\bin\s*\(|\bbetween\b)"#,
+        concat!(r#"['"`)]\s*(?:\b(?:or|and|xor|div)\b|\|\||&&)\s*\(*\s*(?:not\s+)?"#,
+            r#"(?:(?:['"`]?[\w.@$]+['"`]?|['"`]{2})\s*(?:=|<>|!=|<=?|>=?|\blike\s+['"%\d]|\bis\s+(?:not\s+)?null\b|\b(?:r?like|regexp)\s+['"]|\bsounds\s+like\b|\bin\s*\(|\bbetween\s+\S+\s+and\b)|['"`]{2}\s*[-^*+|&]\s*['"`]"#,
             r#"|(?:true|false|null|\d+)\s*(?:$|--|#|;|\)|\bor\b|\band\b)"#,
             r"|", sql_funcs!(), r"\s*\(|\(*\s*select\b|exists\s*\()"),
         "quote closed, then a boolean condition"),
@@ -132,7 +132,7 @@ pub const RULES: &[Rule] = &[
         r#"['"`]\s*\)*\s*(?:--(?:\s|$|[-+;])|#\s*$|;\s*(?:--|#|$)|\s(?:or|and)\s+[\w'"]+\s*(?:--|#)\s*$)"#,
         "quote closed, then the rest of the query commented out"),
     rule(1114, Sqli, CRITICAL,
-        concat!(r#"(?:;|['"`)]\s*;?)\s*(?:drop\s+(?:table|database|schema|view|index|user|procedure|function)\b"#,
+        concat!(r#"(?:;|['"`)]\s*;)\s*(?:drop\s+(?:table|database|schema|view|index|user|procedure|function)\b"#,
             r"|truncate\s+(?:table\s+)?\w|delete\s+from\b|insert\s+into\b|update\s+[\w.`]+\s+set\b|alter\s+(?:table|user|database)\b",
             r"|create\s+(?:table|user|database|function|procedure|trigger|or\s+replace)\b|exec(?:ute)?\s+(?:master\.|xp_|sp_|\(|immediate)",
             r"|declare\s+@|shutdown\b|waitfor\s+(?:delay|time)\b|select\s+[^;]{1,80}\bfrom\b|select\s+(?:@@|\*|\d|pg_|sleep|if\s*\()|grant\s+all|load\s+data|copy\s+\w+\s+(?:from|to)\s+program|set\s+@)"),
@@ -155,12 +155,15 @@ pub const RULES: &[Rule] = &[
         r"\b(?:group_concat|concat_ws|string_agg|listagg|xmlagg)\s*\(",
         "aggregation function used to exfiltrate"),
     rule(1119, Sqli, CRITICAL,
-        concat!(r"\b(?:and|or|xor|&&|\|\|)\s+\(*\s*(?:not\s+)?\(*\s*(?:", sql_funcs!(), r"|select)\s*\((?:[^)]*\)){0,3}\s*(?:=|<>|!=|<|>|\bis\b|\blike\b|\bbetween\b|\bin\b)",
-            r"|\b(?:and|or)\s+\(*\s*select\b|\b(?:and|or)\s+\d+\s*(?:=|<|>)\s*\(\s*select\b"),
+        concat!(r"\b(?:and|or|xor|&&|\|\|)\s+\(*\s*(?:not\s+)?\(*\s*(?:", sql_funcs!(), r"|select)\s*\((?:[^)]*\)){0,6}\s*(?:=|<>|!=|<|>|\bis\b|\blike\b|\bbetween\b|\bin\b)",
+            r"|\b(?:and|or)\s+\(*\s*select\b|\b(?:and|or)\s+\d+\s*(?:=|<|>)\s*\(*\s*(?:select\b|", sql_funcs!(), r"\s*\()"),
         "boolean blind probe"),
-    rule(1120, Sqli, ERROR,
+    rule(1120, Sqli, CRITICAL,
         r#"(?:^|['"`)\d])\s*\border\s+by\s+\d+\s*(?:--|#|/\*|;|,\s*\d|$)|\bgroup\s+by\s+\w+\s+having\b|\bhaving\s+\d+\s*=\s*\d+|\bprocedure\s+analyse\s*\("#,
         "column probing (ORDER BY n, HAVING)"),
+    rule(1125, Sqli, CRITICAL,
+        r"^\W*select\s+(?:@@\w+|(?:current_user|session_user|system_user|current_database|current_schema)\b\s*(?:;|$|,|\bfrom\b)|(?:user|version|database|schema)\s*\(\s*\)|null\s*,|\d+\s*,\s*\d+\s*,|(?:[\d@(]|\w+\s*\()[^,]{0,40},)",
+        "bare SELECT of a system function"),
     rule(1121, Sqli, ERROR,
         r"\bchar\s*\(\s*\d+\s*(?:,\s*\d+\s*)+\)|\b(?:concat|char|chr)\s*\(\s*0x[0-9a-f]+|\b0x[0-9a-f]{8,}\b",
         "string built from character codes"),
@@ -196,7 +199,7 @@ pub const RULES: &[Rule] = &[
             r"|\bfetch\s*\(\s*['\x22`]https?://[^)]*\+\s*document|\bnew\s+image\s*\(\s*\)\s*\.\s*src\s*="),
         "script sink or dialog call"),
     rule(1216, Xss, ERROR,
-        r"<\s*(?:img|image|video|audio|body|input|form|button|details|textarea|keygen|select|source|html|head|table|td|div|a|p|span|b|i|u|br|h[1-6]|ul|li|font|center|sub|sup|strong|em|picture|track|area|map|option|dialog|summary|canvas|input)\b[^>]*(?:>|$)",
+        r"<(?:img|image|video|audio|body|input|form|button|details|textarea|keygen|select|source|html|head|table|td|div|a|p|span|b|i|u|br|h[1-6]|ul|li|font|center|sub|sup|strong|em|picture|track|area|map|option|dialog|summary|canvas|input)\b[^>]*(?:>|$)",
         "HTML element in input"),
     rule(1217, Xss, CRITICAL,
         r"<!\[cdata\[|\+ad[wz]-|<\s*!--[\s\S]*?(?:<\s*script|-->\s*<)|<\s*\?\s*import|<\s*[a-z]+:[a-z]+[^>]*\bon[a-z]+\s*=",
@@ -219,8 +222,11 @@ pub const RULES: &[Rule] = &[
         "value starts a new shell command"),
     rule(1313, Cmdi, CRITICAL,
         concat!(r"\$\(\s*(?:/?[\w.-]+/)*(?:", strong_cmds!(), "|", weak_cmds!(), r")\b|\$\{ifs\}|\$ifs\b|\$\{path:0:1\}|\$\{home:0:1\}",
-            r#"|(?:^|[;&|=('"`\s])`\s*(?:/?[\w.-]+/)*(?:"#, strong_cmds!(), "|", weak_cmds!(), r")\b[^`]*`"),
+            r#"|(?:^\s*|[;&|=('"$])`\s*(?:/?[\w.-]+/)*(?:"#, strong_cmds!(), "|", weak_cmds!(), r")\b[^`]*`"),
         "command substitution"),
+    rule(1318, Cmdi, CRITICAL,
+        concat!(sep!(), r#"\s*['"]?/?(?:usr/)?(?:local/)?s?bin/[a-z][\w.-]*|(?:^|[\w'")])[;&|]+\s*id\s*(?:$|\\[nr]|[;&|#])"#),
+        "binary run by its path after a separator"),
     rule(1314, Cmdi, CRITICAL,
         r"\(\s*\)\s*\{\s*[^}]*;\s*\}\s*;",
         "shellshock function definition"),
@@ -233,7 +239,7 @@ pub const RULES: &[Rule] = &[
     rule(1316, Cmdi, ERROR,
         r#"(?:^|[\s;&|`'"(=])/(?:usr/)?(?:local/)?s?bin/[a-z][\w.-]*|\bping\s+-[nciw]\s*\d|\b(?:wget|curl)\s+(?:-[\w-]+\s+)*['"]?(?:https?|ftp)://|>\s*/(?:tmp|dev|var)/"#,
         "binary path or download"),
-    rule(1317, Cmdi, ERROR,
+    rule(1317, Cmdi, WARNING,
         r"(?:^|[^&|])(?:\|\||&&)\s*[a-z]+\b|\|\s*[a-z]+\s+-[a-z]",
         "commands chained"),
     // ---------------------------------------------------------------- path traversal
@@ -244,8 +250,8 @@ pub const RULES: &[Rule] = &[
         r"(?:^|[/\\=\s'\x22])\.{2,}[/\\]|[/\\]\.{2,}(?:[/\\]|$)|^\.{2,}$",
         "../ traversal"),
     rule(1412, PathTraversal, CRITICAL,
-        concat!(r"(?:^|[/\\:.]|\b)etc[/\\]+(?:passwd|shadow|group|hosts|issue|motd|hostname|crontab|sudoers|fstab|resolv\.conf|os-release|master\.passwd|inittab|profile|bashrc|environment|mysql[/\\]|apache2?[/\\]|httpd[/\\]|nginx[/\\]|ssh[/\\]|php[\d.]*[/\\]|security[/\\]|pam\.d|ld\.so|network|lsb-release|redhat-release|debian_version|nsswitch|init\.d|cron)",
-            r"|(?:^|[/\\])proc[/\\]+(?:self|\d+|version|cmdline|environ|mounts|net|sched_debug|partitions|cpuinfo|meminfo)\b",
+        concat!(r"(?:^|[/\\:.]|\b)etc[/\\]+(?:passwd|shadow|group|hosts|issue|motd|hostname|crontab|sudoers|fstab|resolv\.conf|os-release|master\.passwd|inittab|profile|bashrc|environment|[\w.-]+(?:[/\\][\w.-]+)*\.(?:conf|ini|cnf|cfg|d[/\\])|mysql[/\\]|apache2?[/\\]|httpd[/\\]|nginx[/\\]|ssh[/\\]|php[\d.]*[/\\]|security[/\\]|pam\.d|ld\.so|network|lsb-release|redhat-release|debian_version|nsswitch|init\.d|cron)",
+            r"|(?:^|[/\\])proc[/\\]+[a-z\d]",
             r"|\b(?:boot|win|system)\.ini\b|[/\\]system32[/\\]|\bwin(?:dows|nt)[/\\]+(?:win\.ini|system|repair|panther|debug|temp|php\.ini|iis)|\brepair[/\\]+(?:sam|system|security|software)\b",
             r"|[/\\]inetpub[/\\]|\bweb\.config\b|\bphp\.ini\b|\bhttpd\.conf\b|\.ht(?:access|passwd)\b|[/\\]\.ssh[/\\]|\bid_(?:rsa|dsa|ecdsa|ed25519)\b|\.(?:bash|zsh|mysql|psql)_history\b",
             r"|\bwp-config\.php\b|(?:^|[/\\])\.env(?:\.\w+)?$|[/\\]\.git[/\\](?:config|head|index)|[/\\]var[/\\]+log[/\\]|[/\\]var[/\\]+(?:www|lib|mail|spool|run)[/\\]|[/\\]root[/\\]+\.",
@@ -254,14 +260,24 @@ pub const RULES: &[Rule] = &[
     rule(1413, PathTraversal, CRITICAL,
         r"(?:\.|%2e){2}(?:%(?:2f|5c|c0|c1|e0|25|u)|0x(?:2f|5c)|\\x|\\u|;|%00)|\.\.[\x00-\x1f\x7f]",
         "encoded traversal"),
+    rule(1414, PathTraversal, CRITICAL,
+        r"(?:(?:\.|0x2e|%2e){2,}(?:0x2f|0x5c|%2f|%5c|2f|5c|(?:%\w{0,2}){1,4}|[^\w\s.]{1,8}){1,3}){2}|(?:0x2e|%2e){2}|\.\.[/\\][\w./\\-]*\.(?:php\d?|phtml|asp|aspx|jsp|ini|conf|cfg|cnf|log|sh|pl|py|cgi|inc|bak|env|config|htaccess|htpasswd|db|sqlite)\b",
+        "disguised traversal, or traversal to a server file"),
+    raw(rule(1415, PathTraversal, CRITICAL,
+        r"\.\.[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]",
+        "traversal with a control character")),
+    only(rule(1416, PathTraversal, CRITICAL,
+        concat!(r"(?:^|[\s=/\\])(?:[a-z]:)?[/\\](?:[^\s/\\]+[/\\])*(?:(?:access|error|debug|ssl_(?:access|error))[_.-]log|[\w.-]*\.(?:log|err|pdb|cnf))\b",
+            r"|^/?[a-z]:[/\\]+(?:program\s?files|logs?|unattend|sysprep|boot|windows|winnt|inetpub|xampp|wamp|mysql|apache)\b|\b(?:unattend|sysprep)\.(?:txt|xml|inf)\b|\bmy\.(?:cnf|ini)\b"),
+        "server log or configuration file"), Kinds::ALL.without(Kinds::PATH)),
     // ---------------------------------------------------------------- file inclusion
     rule(1510, FileInclusion, CRITICAL,
-        r"\b(?:php|zip|phar|data|expect|input|glob|compress\.zlib|compress\.bzip2|rar|ogg|ssh2(?:\.\w+)?|jar|netdoc)://|\bphp://(?:filter|input|stdin|memory|temp|fd)",
+        r"\b(?:php|zip|phar|data|expect|input|glob|compress\.zlib|compress\.bzip2|rar|ogg|ssh2(?:\.\w+)?|jar|netdoc)://|\bphp://(?:filter|input|stdin|memory|temp|fd)|\bjar:(?:https?|file|ftp):",
         "stream wrapper"),
     rule(1511, FileInclusion, CRITICAL,
         r"\bfile:(?://|[/\\])",
         "file URL"),
-    rule(1512, FileInclusion, ERROR,
+    rule(1512, FileInclusion, CRITICAL,
         r"^(?:https?|ftps?)://[^\s?#]+\?+$|^(?:https?|ftps?)://[^\s]+\.(?:txt|sh|pl|py|rb|jpg|gif|png)\?(?:[\w-]*=?[\w.-]*(?:&|$))?$|\b(?:include|require)(?:_once)?\s*\(?\s*['\x22]?(?:https?|ftps?|php|data)://",
         "remote file inclusion"),
     rule(1513, FileInclusion, CRITICAL,
@@ -287,18 +303,18 @@ pub const RULES: &[Rule] = &[
     // ---------------------------------------------------------------- SSRF
     rule(1810, Ssrf, CRITICAL,
         concat!(r"\b169\.254\.169\.254\b|\bmetadata\.google\.internal\b|\bmetadata\.azure\.com\b|\b100\.100\.100\.200\b|\bfd00:ec2::254\b|\b169\.254\.170\.2\b|\b192\.0\.0\.192\b",
-            r"|/computemetadata/|/latest/(?:meta-data|user-data|api/token|dynamic)\b|/metadata/(?:instance|identity|v1)\b|\bmetadata\.(?:tencentyun|packet\.net|platformequinix)|\binstance-data\b|\b169\.254\.169\.123\b|\balibaba\.metadata"),
+            r"|/computemetadata/|/latest/(?:meta-data|user-data|api/token|dynamic)\b|/metadata/(?:instance|identity|v1)\b|\bmetadata\.(?:tencentyun|packet\.net|platformequinix)|\binstance-data\b|\bkubernetes\.default(?:\.svc)?\b|\.svc\.cluster\.local\b|\b169\.254\.169\.123\b|\balibaba\.metadata"),
         "cloud metadata endpoint"),
     rule(1811, Ssrf, CRITICAL,
         r"\b(?:gopher|dict|tftp|jar|netdoc|ldap|ldaps|sftp|smb|ftp|telnet|rmi|mysql|redis|memcache|mongodb|zookeeper)://(?:[^/@\s]*@)?(?:localhost|127\.|0\.|10\.|192\.168\.|172\.(?:1[6-9]|2\d|3[01])\.|\[|0x|\d{6,}|[^/\s:]*:\d+)",
         "non-HTTP scheme to an internal or explicit port"),
     rule(1812, Ssrf, CRITICAL,
-        concat!(r"\b(?:https?|gopher|dict|ftp)://(?:[^/@\s]*@)?(?:0x[0-9a-f]{2,8}|\d{8,10}|0[0-7]+(?:\.\d+){0,3}|0+(?:\.0+){0,3}|(?:\d+\.){1,2}0x[0-9a-f]+|(?:0x[0-9a-f]+\.){1,3}0?x?[0-9a-f]*",
+        concat!(r"\b(?:https?|gopher|dict|ftp)://(?:[^/@\s]*@)?(?:0x[0-9a-f]{2,24}|\d{8,10}|0[0-7]+(?:\.\d+){0,3}|0+(?:\.0+){0,3}|(?:\d+\.){1,2}0x[0-9a-f]+|(?:0x[0-9a-f]+\.){1,3}0?x?[0-9a-f]*",
             r"|\[(?:0*:)*:?0*(?:1|0)?\]|\[::(?:ffff:)?[0-9a-f.:]*\]|\[0*:0*:0*:0*:0*:(?:0|ffff)*:[0-9a-f.:]+\]|localtest\.me|[\w.-]+\.(?:nip|xip|sslip)\.io|lvh\.me|spoofed\.burpcollaborator\.net|127\.0\.0\.1\.[\w.-]+)(?:[:/?#\]]|$)"),
         "obfuscated internal address"),
-    rule(1813, Ssrf, CRITICAL,
+    only(rule(1813, Ssrf, CRITICAL,
         r"^\s*(?:https?|ftp|gopher|dict)://(?:[^/@\s]*@)?(?:localhost|127(?:\.\d{1,3}){1,3}|0\.0\.0\.0|0|10(?:\.\d{1,3}){3}|192\.168(?:\.\d{1,3}){2}|172\.(?:1[6-9]|2\d|3[01])(?:\.\d{1,3}){2}|169\.254(?:\.\d{1,3}){2}|\[[0-9a-f:.]*\]|[\w-]+\.(?:internal|local|localdomain|corp|intranet|lan))(?:[:/?#]\S*)?\s*$",
-        "parameter is a URL to an internal host"),
+        "parameter is a URL to an internal host"), Kinds::ALL.without(Kinds::HEADER.union(Kinds::COOKIE))),
     rule(1814, Ssrf, WARNING,
         r"\b(?:https?|ftp)://(?:[^/@\s]*@)?(?:localhost|127(?:\.\d{1,3}){1,3}|0\.0\.0\.0|\[::1?\])(?:[:/?#]|$|\s)",
         "URL to the local host"),
@@ -328,6 +344,9 @@ pub const RULES: &[Rule] = &[
     rule(1915, CodeInjection, CRITICAL,
         r"\$\{\s*@?(?:eval|system|exec|phpinfo|passthru|shell_exec|assert|print|die)\s*\(|\{\$\{|;\s*(?:die|exit)\s*\(|\$_(?:get|post|request|cookie|server|files|env)\s*\[|\bphpinfo\s*\(\s*\)",
         "PHP variable or complex-syntax code"),
+    rule(1917, CodeInjection, CRITICAL,
+        r"\b(?:call_user_func(?:_array)?|shell_exec|passthru|proc_open|pcntl_exec|create_function|assert_options)\b",
+        "PHP execution function named"),
     rule(1916, CodeInjection, WARNING,
         r"\b(?:eval|exec|system|passthru|assert|execfile|compile)\s*\(",
         "code-execution function call"),
@@ -338,7 +357,7 @@ pub const RULES: &[Rule] = &[
     rule(2011, Nosql, CRITICAL,
         concat!(r"\[\s*\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|expr|or|and|not|nor|elemmatch|size|all|type|function)\s*\]",
             r"|\{\s*['\x22]?\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|expr|or|and|not|nor|elemmatch|function)['\x22]?\s*:",
-            r"|\$where\b|\bthis\s*\.\s*\w+\s*(?:\.\s*(?:match|constructor|tostring|length)\s*[(=<>]|\s*(?:==|!=|>|<))|\bdb\s*\.\s*[\w]+\s*\.\s*(?:find\w*|insert\w*|update\w*|remove|drop|mapreduce|aggregate|count)\s*\(",
+            r"|['\x22]\s*,\s*\$(?:or|and|where|ne|gt|regex|nin)\s*:|\$where\b|\bthis\s*\.\s*\w+\s*(?:\.\s*(?:match|constructor|tostring|length)\s*[(=<>]|\s*(?:==|!=|>|<))|\bdb\s*\.\s*[\w]+\s*\.\s*(?:find\w*|insert\w*|update\w*|remove|drop|mapreduce|aggregate|count)\s*\(",
             r"|\bdb\s*\.\s*(?:getcollection\w*|dropdatabase|eval|getsiblingdb|adduser|createuser)\s*\(|['\x22]\s*;\s*(?:return|sleep|while|var|let|const|throw)\b|\|\|\s*['\x22]?\w+['\x22]?\s*===?\s*['\x22]?\w+",
             r"|['\x22]\s*&&\s*this\b|\bemit\s*\(\s*\w+\s*,\s*\w+\s*\)|\btojson\s*\(\s*this\b|\bobjectid\s*\(\s*['\x22][0-9a-f]{24}['\x22]\s*\)\s*[,}]\s*\$"),
         "query operator or server-side JavaScript"),
@@ -352,25 +371,26 @@ pub const RULES: &[Rule] = &[
         "template arithmetic probe"),
     rule(2111, TemplateInjection, CRITICAL,
         concat!(r"\{\{[^}]{0,300}?(?:__|\bconfig\b|\brequest\b|\bself\b|\bcycler\b|\bjoiner\b|\bnamespace\b|\blipsum\b|\burl_for\b|\bget_flashed_messages\b|\bgetclass\b|\bclass\b|\bconstructor\b",
-            r"|\bsystem\b|\bexec\b|\bpopen\b|\beval\b|\bos\b|\bimport\b|\bforname\b|\|\s*attr\b|\[\s*['\x22]_|\brange\s*\.\s*constructor|\bprocess\b|\bglobal\b|\bmro\b|\bsubclasses\b|\bsettings\b|\bapp\b|\bfile\b|\bread\b|\bt\s*\()",
+            r"|\bsystem\b|\bexec\b|\bpopen\b|\beval\b|\bos\b|\bimport\b|\bforname\b|\|\s*attr\b|\[\s*['\x22]_|\brange\s*\.\s*constructor|\bprocess\b|\bglobal\b|\bmro\b|\bsubclasses\b|\bsettings\b|\bapp\b|\bfile\b|\bread\b|\bt\s*\(|['\x22]\s*\.\s*\w+\s*\()",
             r"|\{%\s*(?:import|include|extends|set|for|if|debug|load|raw|macro|call|from|print|with|autoescape)\b[^%]{0,300}%\}"),
         "Jinja/Twig/Handlebars expression reaching objects"),
     rule(2112, TemplateInjection, CRITICAL,
         concat!(r"\$\{[^}]{0,300}?(?:getclass|forname|runtime|exec\s*\(|\.os\.|system\s*\(|processbuilder|getruntime|\bt\s*\(|class\.|\bnew\s|@|\.module\b|self\.|\.cache\.|\.template\b|\.inspect\b|\bimport\b|\bjava\.|\bproduct\.|freemarker|\?new|\bobject\b|\.class\b|\bsession\b|\brequest\b|\bapplication\b|\benv\b|\bscriptengine)",
             r"|\bt\s*\(\s*java\.|\bforname\s*\(|\.\s*getclass\s*\(\s*\)|\bfreemarker\s*\.\s*template|<#(?:assign|include|import|list|if|setting|attempt)\b|\[#(?:assign|include|import|list)\b|\?new\s*\(\s*\)|\?api\b",
-            r"|__\$\{|\$\{\s*self\b|#\{[^}]{0,200}(?:system|exec|`|%x|runtime|io\.popen|kernel|getclass|forname|t\s*\()|\*\{[^}]{0,200}t\s*\(|#set\s*\(\s*\$|#foreach\s*\(|\$\w+\.getclass\(|\{php\}|\{/php\}|\{\s*system\s*\(|\{\s*\$smarty\b|\{\s*if\s+(?:system|phpinfo|exec)"),
+            r"|__\$\{|\$\{\s*self\b|#\{[^}]{0,200}(?:system|exec|`|%x|runtime|io\.popen|kernel|getclass|forname|t\s*\()|\*\{[^}]{0,200}t\s*\(|#set\s*\(\s*\$|#foreach\s*\(|\$\w+\.getclass\(|\{php\}|\{/php\}|\{\s*system\s*\(|\{\s*\$smarty\b|\{\s*if\s+(?:system|phpinfo|exec)",
+            r"|\$\{[^}]{0,200}?(?:['\x22]\s*\.\s*\w+\s*\(|\.\s*(?:execute|evaluate|exec|getclass|forname|getruntime|newinstance|invoke|getmethod|getdeclared\w*|loadclass|waitfor|readline|popen\w*|system|eval|getenv|getproperty|inputstream)\s*\()|\$\{\s*jndi\s*:|\$\{[^}]{0,60}(?:\$\{|::-)[^}]{0,60}j|<%[^%]{0,200}\b(?:require|system|exec|popen\d?|open\d|eval|`|%x|io\s*\.|file\s*\.|kernel|runtime|process)\b"),
         "Java, Mako, FreeMarker, Velocity or Smarty expression reaching objects"),
-    rule(2113, TemplateInjection, ERROR,
-        r"<%[=@!-]?[^%]{0,300}%>|\{\{[^}]{0,200}\|\s*(?:attr|filter|map|join|safe|e|escape|format|select|reject)\b|\$\{[^}]{1,200}\}\s*\}?|\{\{=",
+    rule(2113, TemplateInjection, WARNING,
+        r"<%[=@!-]?[^%]{0,300}%>|\{\{[^}]{0,200}\|\s*(?:attr|filter|map|reject|sort\s*\(|first\s*\()\b|\{\{=",
         "template expression"),
     rule(2114, TemplateInjection, NOTICE,
-        r"\{\{[^}]{1,200}\}\}|\{%[^%]{1,200}%\}",
+        r"\{\{[^}]{1,200}\}\}|\{%[^%]{1,200}%\}|\$\{[^}]{1,200}\}",
         "template tag"),
     // ---------------------------------------------------------------- header injection
     rule(2210, HeaderInjection, CRITICAL,
-        r"\n\s*(?:set-cookie|content-(?:type|length|disposition|security-policy)|transfer-encoding|x-xss-protection|access-control-allow-[\w-]+|cache-control|x-forwarded-[\w-]+|x-[\w-]+|host|link|http/\d(?:\.\d)?\s+\d{3})\s*:|\n\s*location\s*:\s*(?:[a-z]+:|/)|\n\s*refresh\s*:\s*\d|\n\s*http/\d",
+        r"\n\s*(?:set-cookie|content-(?:type|length|disposition|security-policy)|transfer-encoding|x-xss-protection|access-control-allow-[\w-]+|cache-control|x-forwarded-[\w-]+|x-[\w-]+|host|link|http/\d(?:\.\d)?\s+\d{3})\s*:|\n\s*location\s*:\s*(?:[a-z]+:|/)|\n\s*refresh\s*:\s*\d|\n[^\n]{0,3}set-cookie\s*:|\n\s*http/\d|@[\w.-]+\.[a-z]{2,}\s*\n\s*(?:bcc|cc|to|from|reply-to|subject)\s*:",
         "line break followed by a header"),
     raw(rule(2211, HeaderInjection, CRITICAL,
-        r"(?i)(?:%0d|%0a|\\r|\\n|%e5%98%8a|%e5%98%8d|%u000a|%u000d|\xe5\x98\x8a|\xe5\x98\x8d|\r|\n)+\s*(?:set-cookie|location|content-type|content-length|x-[\w-]+|refresh|http/1)\s*:",
+        r"(?i)(?:%0d|%0a|\\r|\\n|%e5%98%8a|%e5%98%8d|%u000a|%u000d|\xe5\x98\x8a|\xe5\x98\x8d|\r|\n)+\s*(?:set-cookie|location|content-type|content-length|x-[\w-]+|refresh|http/1|bcc|cc|reply-to)\s*:",
         "encoded line break followed by a header")),
 ];
