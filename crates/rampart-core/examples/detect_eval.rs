@@ -26,7 +26,9 @@ fn encode(s: &str) -> String {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let path = args.get(1).map_or("../shared/corpus/dev.jsonl", String::as_str);
+    let path = args
+        .get(1)
+        .map_or("../shared/corpus/dev.jsonl", String::as_str);
     let show = args.iter().any(|a| a == "--misses");
     let d = Detector::new(Settings::default()).unwrap();
     let f = std::fs::File::open(path).unwrap();
@@ -72,7 +74,8 @@ fn main() {
             _ => {
                 let name = field.to_ascii_uppercase().replace('-', "_");
                 headers = [(name, payload)];
-                let refs: Vec<(&str, &str)> = headers.iter().map(|(a, b)| (a.as_str(), *b)).collect();
+                let refs: Vec<(&str, &str)> =
+                    headers.iter().map(|(a, b)| (a.as_str(), *b)).collect();
                 let scan = d.scan_request(&RequestView {
                     headers: &refs,
                     cookie: (name_is_cookie(field)).then_some(payload),
@@ -137,6 +140,11 @@ fn record(
             .map(|f| format!("{}:{}", f.rule, f.score))
             .collect();
         let p: String = payload.chars().take(160).collect();
-        misses.push(format!("{} {cat:18} {loc:9} {:?} [{}]", if label == "attack" { "MISS" } else { "FP  " }, p, why.join(",")));
+        misses.push(format!(
+            "{} {cat:18} {loc:9} {:?} [{}]",
+            if label == "attack" { "MISS" } else { "FP  " },
+            p,
+            why.join(",")
+        ));
     }
 }

@@ -8,6 +8,7 @@
 use ipnet::IpNet;
 use serde_json::{Map, Value};
 
+use crate::detect::policy::DetectPolicy;
 use crate::error::ConfigErrors;
 use crate::filter::user_agent::UserAgentFilter;
 use crate::limit::policy::{self, BanPolicy, Messages, RateLimitPolicy};
@@ -34,7 +35,6 @@ pub struct FieldSpec {
     pub support: Support,
 }
 
-const DET: Support = Support::Later("penetration-attempt detection");
 const RED: Support = Support::Later("shared state (Redis)");
 const GEO: Support = Support::Later("country and cloud-provider blocking");
 const AGENT: Support = Support::Never("the reference's telemetry agent is not part of Rampart");
@@ -101,15 +101,26 @@ pub const FIELDS: &[FieldSpec] = &[
     f("auto_ban_duration", "3600", Support::Yes),
     f("block_messages", r#""short""#, Support::Yes),
     f("max_tracked_keys", "1000000", Support::Yes),
-    f("enable_penetration_detection", "false", DET),
-    f("detection_compiler_timeout", "2.0", DET),
-    f("detection_max_content_length", "10000", DET),
-    f("detection_preserve_attack_patterns", "true", DET),
-    f("detection_semantic_threshold", "0.7", DET),
-    f("detection_anomaly_threshold", "3.0", DET),
-    f("detection_slow_pattern_threshold", "0.1", DET),
-    f("detection_monitor_history_size", "1000", DET),
-    f("detection_max_tracked_patterns", "1000", DET),
+    f("enable_penetration_detection", "true", Support::Yes),
+    f("detection_compiler_timeout", "2.0", Support::Yes),
+    f("detection_max_content_length", "10000", Support::Yes),
+    f("detection_preserve_attack_patterns", "true", Support::Yes),
+    f("detection_semantic_threshold", "0.7", Support::Yes),
+    f("detection_anomaly_threshold", "3.0", Support::Yes),
+    f("detection_slow_pattern_threshold", "0.1", Support::Yes),
+    f("detection_monitor_history_size", "1000", Support::Yes),
+    f("detection_max_tracked_patterns", "1000", Support::Yes),
+    f("detection_threshold", "5", Support::Yes),
+    f("detection_paranoia_level", "1", Support::Yes),
+    f("detection_action", r#""block""#, Support::Yes),
+    f("detection_status_code", "403", Support::Yes),
+    f("detection_max_body_size", "1048576", Support::Yes),
+    f("detection_auto_ban", "true", Support::Yes),
+    f("detection_exclude_rules", "[]", Support::Yes),
+    f("detection_exclude_params", "[]", Support::Yes),
+    f("detection_exclude_paths", "[]", Support::Yes),
+    f("detection_exclusions", "[]", Support::Yes),
+    f("detection_custom_patterns", "[]", Support::Yes),
     f("enable_redis", "false", RED),
     f("redis_url", "null", RED),
     f("redis_prefix", r#""rampart:""#, RED),
@@ -205,6 +216,7 @@ pub struct Config {
     pub messages: Messages,
     /// Bound on the counters the memory store keeps.
     pub max_tracked_keys: usize,
+    pub detection: DetectPolicy,
     /// Things that are allowed but probably not what the user meant, logged at start-up.
     pub warnings: Vec<String>,
 }
@@ -323,6 +335,7 @@ impl Config {
         let cors = CorsPolicy::parse(&mut r);
         let (rate_limits, bans, messages) = policy::parse(&mut r);
         let max_tracked_keys = r.uint("max_tracked_keys", 1_000_000, 1000, 1 << 32);
+        let detection = DetectPolicy::parse(&mut r);
         let logging = LoggingConfig {
             custom_log_file: r.opt_string("custom_log_file"),
             suspicious_level: r.level("log_suspicious_level", Some(Level::Warning)),
@@ -379,6 +392,7 @@ impl Config {
             bans,
             messages,
             max_tracked_keys: usize::try_from(max_tracked_keys).unwrap_or(usize::MAX),
+            detection,
             warnings,
         })
     }
@@ -569,6 +583,28 @@ impl<'a> Reader<'a> {
             Some(v) => {
                 let d = describe(v);
                 self.err(key, format!("must be a whole number, not {d}"));
+                default
+            }
+        }
+    }
+
+    /// A number (int or float) from `min` to `max`.
+    pub(crate) fn float(&mut self, key: &str, default: f64, min: f64, max: f64) -> f64 {
+        match self.get(key) {
+            None => default,
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(x) if (min..=max).contains(&x) => x,
+                _ => {
+                    self.err(
+                        key,
+                        format!("must be a number from {min} to {max}, not {n}"),
+                    );
+                    default
+                }
+            },
+            Some(v) => {
+                let d = describe(v);
+                self.err(key, format!("must be a number, not {d}"));
                 default
             }
         }
@@ -821,13 +857,57 @@ mod tests {
         let errs = errors(
             r#"{"enable_penetration_detection": true, "enable_redis": true, "enable_agent": true}"#,
         );
-        assert_eq!(errs.len(), 3);
+        assert_eq!(errs.len(), 2);
         assert!(errs
             .iter()
-            .any(|(f, m)| f == "enable_penetration_detection" && m.contains("later release")));
+            .any(|(f, m)| f == "enable_redis" && m.contains("later release")));
         assert!(errs
             .iter()
             .any(|(f, m)| f == "enable_agent" && m.contains("not supported")));
+    }
+
+    #[test]
+    fn detection_fields_are_validated_together() {
+        let errs = errors(
+            r#"{"detection_max_content_length": 5, "detection_semantic_threshold": 2,
+                "detection_action": "drop", "detection_paranoia_level": 9,
+                "detection_exclude_rules": ["sqlx", 1110], "detection_exclude_paths": ["admin"],
+                "detection_exclusions": [{"rules": ["xss"], "bogus": 1}, {}],
+                "detection_custom_patterns": ["(", {"pattern": "a*"}, {"category": "nope"}]}"#,
+        );
+        let fields: Vec<&str> = errs.iter().map(|(f, _)| f.as_str()).collect();
+        for want in [
+            "detection_max_content_length",
+            "detection_semantic_threshold",
+            "detection_action",
+            "detection_paranoia_level",
+            "detection_exclude_rules[0]",
+            "detection_exclude_paths[0]",
+            "detection_exclusions[0].bogus",
+            "detection_exclusions[1].path",
+            "detection_custom_patterns[0].pattern",
+            "detection_custom_patterns[1].pattern",
+            "detection_custom_patterns[2].pattern",
+            "detection_custom_patterns[2].category",
+        ] {
+            assert!(fields.contains(&want), "{want} missing from {fields:?}");
+        }
+        let ok = Config::from_json(
+            r#"{"detection_custom_patterns": ["acme", {"pattern": "zz+top", "category": "sqli", "score": 3}],
+                "detection_exclusions": [{"path": "/cms", "rules": ["xss", 1210], "params": ["body"]}]}"#,
+        )
+        .expect("valid");
+        let d = ok.detection.detector.expect("on by default");
+        assert_eq!(d.custom_rules().len(), 2);
+        let errs = errors(r#"{"detection_custom_patterns": ["(", {"pattern": "a*"}]}"#);
+        let fields: Vec<&str> = errs.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "detection_custom_patterns[0].pattern",
+                "detection_custom_patterns[1].pattern"
+            ]
+        );
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use std::net::IpAddr;
 
+use crate::detect::Finding;
+
 /// A list of response headers.
 pub type Headers = Vec<(String, String)>;
 
@@ -58,6 +60,8 @@ pub fn reason_phrase(status: u16) -> &'static str {
 pub enum Outcome {
     Blocked,
     Passive,
+    /// Nothing was blocked; worth recording (a value too long to inspect whole).
+    Noted,
 }
 
 impl Outcome {
@@ -66,6 +70,7 @@ impl Outcome {
         match self {
             Outcome::Blocked => "blocked",
             Outcome::Passive => "passive",
+            Outcome::Noted => "noted",
         }
     }
 }
@@ -84,6 +89,8 @@ pub struct Event {
     pub client_ip: Option<IpAddr>,
     pub method: String,
     pub path: String,
+    /// Detection findings (rule, category, location, excerpt) for `penetration_attempt`.
+    pub findings: Vec<Finding>,
 }
 
 /// The engine's answer for a request that is not on the plain allow path.

@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::config::Config;
 use crate::decision::{Event, Headers, Outcome, Response, Verdict};
+use crate::detect::{Detector, Finding, Scan};
 use crate::error::ConfigErrors;
 use crate::limit::policy::{self, Limit, Messages, RoutePolicy};
 use crate::limit::{Clock, Quota};
@@ -69,6 +70,8 @@ struct Hit {
     location: Option<String>,
     /// Extra response headers (`Retry-After`, rate-limit state).
     headers: Headers,
+    /// What detection found, for `penetration_attempt`.
+    findings: Vec<Finding>,
 }
 
 impl Hit {
@@ -87,6 +90,7 @@ impl Hit {
             message,
             location: None,
             headers: Vec::new(),
+            findings: Vec::new(),
         }
     }
 }
@@ -245,6 +249,11 @@ impl Engine {
                         }
                     }
                 }
+                if let Some(hit) = self.detection(&ctx, None, &mut events) {
+                    if let Some(block) = self.enforce(&hit, &ctx, &mut events) {
+                        return Some(block);
+                    }
+                }
             }
         }
         self.allow(req, events, limit_headers)
@@ -269,6 +278,11 @@ impl Engine {
                 None
             }
         };
+        if let Some(hit) = self.detection(&ctx, endpoint, &mut events) {
+            if let Some(block) = self.enforce(&hit, &ctx, &mut events) {
+                return Some(block);
+            }
+        }
         if headers.is_none() && events.is_empty() {
             return None;
         }
@@ -397,6 +411,80 @@ impl Engine {
             headers.push(("RateLimit".to_owned(), state));
         }
         Some(headers)
+    }
+
+    /// The compiled detector, when detection is on.
+    #[must_use]
+    pub fn detector(&self) -> Option<&Detector> {
+        self.config.detection.detector.as_deref()
+    }
+
+    /// Inspects a request for attacks without acting on it (what the adapter's
+    /// `detect_penetration_attempt` reports). `None` when detection is off or the path is
+    /// excluded from it.
+    #[must_use]
+    pub fn scan(&self, req: &RequestView<'_>) -> Option<Scan> {
+        let d = self.detector()?;
+        (!d.skips_path(req.path)).then(|| d.scan_request(req))
+    }
+
+    /// Detection: an attack is a hit (403 "Suspicious activity detected") that counts toward
+    /// the automatic ban; the request that reaches the threshold gets 403 "IP has been banned".
+    /// With `detection_action="log"` the attack is only an event. A value too long to inspect
+    /// whole leaves a `noted` event saying how much was not read.
+    fn detection(
+        &self,
+        ctx: &Ctx<'_, '_>,
+        _endpoint: Option<&str>,
+        events: &mut Vec<Event>,
+    ) -> Option<Hit> {
+        let policy = &self.config.detection;
+        let scan = self.scan(ctx.req)?;
+        if scan.truncated_bytes > 0 {
+            let mut note = Hit::new(
+                200,
+                "",
+                "inspection_truncated",
+                "detect:truncated",
+                format!(
+                    "{} bytes not inspected (over the detection limits) at {}",
+                    scan.truncated_bytes,
+                    scan.truncated_at.join(", ")
+                ),
+            );
+            note.findings.clear();
+            events.push(Self::event(&note, Outcome::Noted, ctx));
+        }
+        if !scan.attack {
+            return None;
+        }
+        let rules: Vec<String> = scan.findings.iter().map(|f| f.rule.to_string()).collect();
+        let mut hit = Hit::new(
+            policy.status,
+            "Suspicious activity detected",
+            "penetration_attempt",
+            format!("detect:{}", rules.join(",")),
+            format!("score {}: {}", scan.score, scan.summary()),
+        );
+        hit.findings = scan.findings;
+        let ip = ctx.client.ip;
+        let mut banned = false;
+        if policy.auto_ban && !policy.log_only {
+            if let Some(ip) = ip {
+                let report = self.report(ip);
+                banned = report.banned_until_ms.is_some();
+                events.extend(report.event);
+            }
+        }
+        if policy.log_only {
+            events.push(Self::event(&hit, Outcome::Passive, ctx));
+            return None;
+        }
+        if banned {
+            hit.status = 403;
+            hit.body = Cow::Borrowed("IP has been banned");
+        }
+        Some(hit)
     }
 
     fn banned_hit(&self, ip: Option<IpAddr>, ban: &Ban, now_ms: u64) -> Hit {
@@ -709,6 +797,7 @@ impl Engine {
             client_ip: ctx.client.ip,
             method: ctx.req.method.to_owned(),
             path: ctx.req.path.to_owned(),
+            findings: hit.findings.clone(),
         }
     }
 }
@@ -817,6 +906,7 @@ fn ban_event(ip: IpAddr, action: &'static str, outcome: Outcome, message: String
         client_ip: Some(ip),
         method: String::new(),
         path: String::new(),
+        findings: Vec::new(),
     }
 }
 

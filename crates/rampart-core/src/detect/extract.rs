@@ -135,7 +135,11 @@ pub fn walk(req: &RequestView<'_>, max_value_len: usize, state: &mut ScanState<'
         m if m == "application/json" || m.ends_with("+json") || m == "text/json" => {
             json_body(&body, max_value_len, state);
         }
-        m if m.ends_with("/xml") || m.ends_with("+xml") || m.starts_with("text/") || m.is_empty() => {
+        m if m.ends_with("/xml")
+            || m.ends_with("+xml")
+            || m.starts_with("text/")
+            || m.is_empty() =>
+        {
             state.value(Kind::Body, "", &|| "body".to_owned(), &body);
         }
         _ => {}
@@ -155,12 +159,7 @@ fn pairs(s: &str, prefix: &'static str, kind: Kind, state: &mut ScanState<'_>) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let name = form_decode(name);
         let value = form_decode(value);
-        state.value(
-            Kind::Key,
-            &name,
-            &|| format!("{prefix}-key:{name}"),
-            &name,
-        );
+        state.value(Kind::Key, &name, &|| format!("{prefix}-key:{name}"), &name);
         state.value(kind, &name, &|| format!("{prefix}:{name}"), &value);
     }
 }
@@ -199,7 +198,12 @@ fn json_body(body: &str, max_value_len: usize, state: &mut ScanState<'_>) {
     let result = json::walk(body, &mut |item, path, text| {
         match item {
             Item::Key => {
-                state.value(Kind::Key, text, &|| format!("json-key:{}", path.render()), text);
+                state.value(
+                    Kind::Key,
+                    text,
+                    &|| format!("json-key:{}", path.render()),
+                    text,
+                );
             }
             Item::String => {
                 let rendered;
@@ -210,7 +214,12 @@ fn json_body(body: &str, max_value_len: usize, state: &mut ScanState<'_>) {
                 } else {
                     ""
                 };
-                state.value(Kind::Json, name, &|| format!("json:{}", path.render()), text);
+                state.value(
+                    Kind::Json,
+                    name,
+                    &|| format!("json:{}", path.render()),
+                    text,
+                );
             }
         }
         state.wants_more()
@@ -273,7 +282,12 @@ fn multipart(body: &[u8], boundary: &str, state: &mut ScanState<'_>) {
             }
         }
         if let Some(f) = &filename {
-            state.value(Kind::Form, &name, &|| format!("multipart:{name}.filename"), f);
+            state.value(
+                Kind::Form,
+                &name,
+                &|| format!("multipart:{name}.filename"),
+                f,
+            );
         }
         let texty = content_type.is_empty()
             || content_type.starts_with("text/")

@@ -284,8 +284,9 @@ mod tests {
 
     #[test]
     fn keys_and_strings_with_paths() {
-        let got = items(r#"{"a": "x", "items": [{"name": "n\u0041"}, 3, "y"], "b c": {"$ne": null}}"#)
-            .expect("valid");
+        let got =
+            items(r#"{"a": "x", "items": [{"name": "n\u0041"}, 3, "y"], "b c": {"$ne": null}}"#)
+                .expect("valid");
         let want = vec![
             (Item::Key, "$.a".to_owned(), "a".to_owned()),
             (Item::String, "$.a".to_owned(), "x".to_owned()),
@@ -308,7 +309,17 @@ mod tests {
 
     #[test]
     fn malformed_documents_are_errors() {
-        for doc in ["", "{", "[1,2", "{\"a\":}x", "\"open", "nope", "[1]]", "{} {}", "[\"\\q\"]"] {
+        for doc in [
+            "",
+            "{",
+            "[1,2",
+            "{\"a\":}x",
+            "\"open",
+            "nope",
+            "[1]]",
+            "{} {}",
+            "[\"\\q\"]",
+        ] {
             assert!(items(doc).is_err(), "{doc:?}");
         }
     }

@@ -14,6 +14,7 @@
 pub mod extract;
 pub mod json;
 pub mod normalize;
+pub mod policy;
 pub mod rules;
 
 use std::fmt;
@@ -436,12 +437,36 @@ fn builder_one(pattern: &str) -> Result<Regex, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Whether `pattern` can be a user rule: it compiles (linear-time syntax: no look-around, no
+/// back-references) and does not match the empty string.
+///
+/// # Errors
+/// Why not, in one line.
+pub fn validate_pattern(pattern: &str) -> Result<(), String> {
+    let regex =
+        builder_one(pattern).map_err(|e| format!("does not compile: {}", first_line(&e)))?;
+    if regex.is_match(b"") {
+        return Err("matches the empty string, so it would match every value".to_owned());
+    }
+    Ok(())
+}
+
 /// Fields whose values are never shown in an excerpt.
 fn is_secret(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     [
-        "pass", "pwd", "secret", "token", "auth", "key", "session", "cookie", "credential",
-        "csrf", "otp", "pin",
+        "pass",
+        "pwd",
+        "secret",
+        "token",
+        "auth",
+        "key",
+        "session",
+        "cookie",
+        "credential",
+        "csrf",
+        "otp",
+        "pin",
     ]
     .iter()
     .any(|s| n.contains(s))
@@ -455,14 +480,19 @@ impl Detector {
     pub fn new(settings: Settings) -> Result<Detector, String> {
         let active = |r: &&'static Rule| {
             r.paranoia <= settings.paranoia
-                && !settings
-                    .exclusions
-                    .iter()
-                    .any(|e| e.path.is_none() && e.params.is_empty() && e.covers_rule(r.id, r.category) && !e.rules.is_empty())
+                && !settings.exclusions.iter().any(|e| {
+                    e.path.is_none()
+                        && e.params.is_empty()
+                        && e.covers_rule(r.id, r.category)
+                        && !e.rules.is_empty()
+                })
         };
         let pick = |target: Target| -> Result<(Vec<Compiled>, RegexSet), String> {
-            let rules: Vec<&'static Rule> =
-                RULES.iter().filter(|r| r.target == target).filter(active).collect();
+            let rules: Vec<&'static Rule> = RULES
+                .iter()
+                .filter(|r| r.target == target)
+                .filter(active)
+                .collect();
             let compiled = rules
                 .iter()
                 .map(|r| {
@@ -527,16 +557,13 @@ impl Detector {
         description: &str,
     ) -> Result<CustomRule, ConfigErrors> {
         let mut errors = ConfigErrors::default();
-        let regex = match builder_one(pattern) {
-            Ok(r) => Some(r),
+        let regex = match validate_pattern(pattern) {
+            Ok(()) => builder_one(pattern).ok(),
             Err(e) => {
-                errors.push("pattern", format!("does not compile: {}", first_line(&e)));
+                errors.push("pattern", e);
                 None
             }
         };
-        if regex.as_ref().is_some_and(|r| r.is_match(b"")) {
-            errors.push("pattern", "matches the empty string, so it would match every value");
-        }
         if score == 0 {
             errors.push("score", "must be at least 1");
         }
@@ -679,7 +706,10 @@ fn is_inert(s: &str) -> bool {
         || (s
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b','))
-            && !s.as_bytes().windows(2).any(|w| w.eq_ignore_ascii_case(b"0x")))
+            && !s
+                .as_bytes()
+                .windows(2)
+                .any(|w| w.eq_ignore_ascii_case(b"0x")))
 }
 
 impl<'d> ScanState<'d> {
@@ -800,7 +830,13 @@ impl<'d> ScanState<'d> {
                 let m = self.custom.regexes[i]
                     .find(text)
                     .map_or((0, 0), |m| (m.start(), m.end()));
-                hits.push((r.id, r.category, r.score, r.description.clone(), excerpt_of(text, m.0, m.1)));
+                hits.push((
+                    r.id,
+                    r.category,
+                    r.score,
+                    r.description.clone(),
+                    excerpt_of(text, m.0, m.1),
+                ));
             }
         }
         if hits.is_empty() {
@@ -880,7 +916,8 @@ impl<'d> ScanState<'d> {
         // Quotes, comments, or a parenthesis next to letters: what SQL needs to break out of a
         // literal. (Phone numbers like `(025)-914` tokenise as SQL and are not.)
         let sqlish = |s: &[u8]| {
-            s.iter().any(|b| matches!(b, b'\'' | b'"' | b'`' | b'#' | b';'))
+            s.iter()
+                .any(|b| matches!(b, b'\'' | b'"' | b'`' | b'#' | b';'))
                 || s.windows(2).any(|w| w == b"--" || w == b"/*")
                 || (s.contains(&b'(') && s.iter().any(u8::is_ascii_alphabetic))
         };
@@ -888,7 +925,8 @@ impl<'d> ScanState<'d> {
         let candidates: [Option<&str>; 2] = [Some(raw), changed.then_some(norm.text.as_str())];
         for s in candidates.into_iter().flatten() {
             let b = s.as_bytes();
-            if std::env::var_os("NOLI").is_none() && sqlish(b) && !hits.iter().any(|h| h.0 == 1100) {
+            if std::env::var_os("NOLI").is_none() && sqlish(b) && !hits.iter().any(|h| h.0 == 1100)
+            {
                 if let Some(fp) = injection::sqli(b) {
                     hits.push((
                         1100,
@@ -929,7 +967,10 @@ mod injection {
         catch_unwind(AssertUnwindSafe(|| {
             let r = libinjectionrs::detect_sqli(s);
             if r.is_injection() {
-                Some(r.fingerprint.map_or_else(String::new, |f| f.as_str().to_owned()))
+                Some(
+                    r.fingerprint
+                        .map_or_else(String::new, |f| f.as_str().to_owned()),
+                )
             } else {
                 None
             }
@@ -940,8 +981,10 @@ mod injection {
 
     /// Whether `s` tokenises as executable markup.
     pub fn xss(s: &[u8]) -> bool {
-        catch_unwind(AssertUnwindSafe(|| libinjectionrs::detect_xss(s).is_injection()))
-            .unwrap_or(false)
+        catch_unwind(AssertUnwindSafe(|| {
+            libinjectionrs::detect_xss(s).is_injection()
+        }))
+        .unwrap_or(false)
     }
 }
 

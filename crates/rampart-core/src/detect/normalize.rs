@@ -309,7 +309,11 @@ fn entity_at(s: &[u8]) -> Option<(char, usize)> {
         }
         return Some((char::from_u32(v).unwrap_or('\u{fffd}'), n));
     }
-    let len = s.iter().take(8).take_while(|c| c.is_ascii_alphabetic()).count();
+    let len = s
+        .iter()
+        .take(8)
+        .take_while(|c| c.is_ascii_alphabetic())
+        .count();
     let mut name = [0u8; 8];
     for (d, c) in name.iter_mut().zip(&s[..len]) {
         *d = c.to_ascii_lowercase();
@@ -385,7 +389,8 @@ fn squeeze(s: &str, traits: &mut Traits) -> String {
                 };
                 if keep {
                     let inner_end = rest.find("*/").map_or(s.len(), |e| body_start + e);
-                    let inner = s[body_start + 1..inner_end].trim_start_matches(|c: char| c.is_ascii_digit());
+                    let inner = s[body_start + 1..inner_end]
+                        .trim_start_matches(|c: char| c.is_ascii_digit());
                     if !space {
                         out.push(' ');
                     }
@@ -464,7 +469,10 @@ mod tests {
 
     #[test]
     fn html_references_named_and_numeric() {
-        assert_eq!(n("&lt;img src=x onerror=alert&lpar;1&rpar;&gt;"), "<img src=x onerror=alert(1)>");
+        assert_eq!(
+            n("&lt;img src=x onerror=alert&lpar;1&rpar;&gt;"),
+            "<img src=x onerror=alert(1)>"
+        );
         assert_eq!(n("&#x6A;&#0000097;vascript&colon;"), "javascript:");
         assert_eq!(n("&#106&#97"), "ja");
         assert_eq!(n("&amp;lt;"), "<");

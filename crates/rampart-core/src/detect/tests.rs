@@ -34,16 +34,26 @@ fn classic_attacks_are_caught() {
         (Kind::Query, "%3Cscript%3Ealert(1)%3C/script%3E"),
         (Kind::Form, "; cat /etc/passwd"),
         (Kind::Query, "../../../../etc/passwd"),
-        (Kind::Query, "php://filter/convert.base64-encode/resource=index.php"),
+        (
+            Kind::Query,
+            "php://filter/convert.base64-encode/resource=index.php",
+        ),
         (Kind::Query, "*)(uid=*))(|(uid=*"),
-        (Kind::Body, "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><x>&e;</x>"),
+        (
+            Kind::Body,
+            "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><x>&e;</x>",
+        ),
         (Kind::Query, "http://169.254.169.254/latest/meta-data/"),
         (Kind::Query, "__import__('os').system('id')"),
         (Kind::Key, "$ne"),
         (Kind::Query, "{{config.__class__.__init__.__globals__}}"),
         (Kind::Query, "/x\r\nSet-Cookie: a=b"),
     ] {
-        assert!(attack(&d, kind, text), "{kind:?} {text:?}: {:?}", d.scan_text(text, kind, "q"));
+        assert!(
+            attack(&d, kind, text),
+            "{kind:?} {text:?}: {:?}",
+            d.scan_text(text, kind, "q")
+        );
     }
 }
 
@@ -88,9 +98,13 @@ fn custom_rules_are_validated_added_and_removed() {
         .expect("valid");
     assert_eq!(r.id, CUSTOM_ID_BASE);
     assert!(attack(&d, Kind::Query, "acme-internal-token"));
-    let errs = d.add_rule("a*", Category::Custom, 5, None, "").expect_err("empty match");
+    let errs = d
+        .add_rule("a*", Category::Custom, 5, None, "")
+        .expect_err("empty match");
     assert!(errs.mentions("pattern"));
-    let errs = d.add_rule("(", Category::Custom, 5, Some(1110), "").expect_err("bad");
+    let errs = d
+        .add_rule("(", Category::Custom, 5, Some(1110), "")
+        .expect_err("bad");
     assert!(errs.mentions("pattern") && errs.mentions("id"));
     assert_eq!(d.remove_rule(Some(r.id), None), 1);
     assert!(!attack(&d, Kind::Query, "acme-internal-token"));
@@ -115,7 +129,10 @@ fn exclusions_by_rule_param_and_path() {
     })
     .expect("compile");
     assert!(!d.scan_text("<script>x</script>", Kind::Form, "html").attack);
-    assert!(d.scan_text("<script>x</script>", Kind::Form, "title").attack);
+    assert!(
+        d.scan_text("<script>x</script>", Kind::Form, "title")
+            .attack
+    );
     assert!(d.skips_path("/cms/page"));
     assert!(!d.skips_path("/cmsx"));
 }
