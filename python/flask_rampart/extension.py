@@ -14,6 +14,7 @@ from flask import Flask, current_app, has_request_context, request
 from . import _native
 from ._routes import RouteRegistry
 from .config import SecurityConfig
+from .detection import DetectorControl, buffer_body
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -99,6 +100,19 @@ class RampartState:
         if level is None:
             return
         for event in events:
+            if event["event.outcome"] == "noted":
+                # Nothing was blocked: a note (a value too long to inspect whole).
+                self.emit(
+                    min(level, logging.INFO),
+                    event,
+                    "noted %s: %s (%s %s from %s)",
+                    event["event.action"],
+                    event["message"],
+                    event["http.request.method"],
+                    event["url.path"],
+                    event["source.ip"],
+                )
+                continue
             if not event.get("http.request.method"):
                 # Made outside a request (a ban through the API): no method or path to show.
                 self.emit(
@@ -187,7 +201,16 @@ class RampartMiddleware:
     response of Rampart's own).
     """
 
-    __slots__ = ("_app", "_flask", "_inspect", "_lock", "_ready", "_state", "_static")
+    __slots__ = (
+        "_app",
+        "_body_limit",
+        "_flask",
+        "_inspect",
+        "_lock",
+        "_ready",
+        "_state",
+        "_static",
+    )
 
     def __init__(self, wsgi_app: WSGIApplication, flask_app: Flask, state: RampartState) -> None:
         self._app = wsgi_app
@@ -195,6 +218,7 @@ class RampartMiddleware:
         self._state = state
         self._inspect = state.engine.inspect
         self._static = state.engine.static_headers
+        self._body_limit = state.engine.detection_body_limit
         self._ready = False
         self._lock = threading.Lock()
 
@@ -218,6 +242,10 @@ class RampartMiddleware:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if not self._ready:
             self._finalize()
+        if self._body_limit and (
+            environ.get("CONTENT_LENGTH") or environ.get("wsgi.input_terminated")
+        ):
+            buffer_body(environ, self._body_limit)
         decision = self._inspect(environ)
         if self._state.request_level is not None:
             self._log_request(environ)
@@ -502,6 +530,11 @@ class Rampart(BanControl):
         if base is not None and not isinstance(base, SecurityConfig):
             raise TypeError(f"config must be a SecurityConfig, not {type(base).__name__}")
         install(app, base or SecurityConfig(), owner=self, clock=self._clock, routes=self._routes)
+
+    @property
+    def detector(self) -> DetectorControl:
+        """Explain values and add or remove detection rules at runtime (current app)."""
+        return DetectorControl(self._extension_key)
 
     @staticmethod
     def client_ip() -> str | None:

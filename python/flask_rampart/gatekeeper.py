@@ -150,6 +150,8 @@ class GateKeeper(BanControl):
             "block_messages": "detailed",
             "rate_limit_headers": False,
             "rate_limit_algorithm": "sliding_window",
+            # flask-gatekeeper has no attack detection; switching imports must not add blocks.
+            "enable_penetration_detection": False,
         }
         fields.update(_ban_fields(ban_rule, errors))
         rules = _rules(rate_limit_rule, rate_limit_rules, errors)

@@ -52,6 +52,8 @@ pub struct Needs {
     pub forwarded_proto: bool,
     pub origin: bool,
     pub host: bool,
+    /// Detection: every header, the cookies, the content type and the buffered body.
+    pub detection: bool,
 }
 
 /// Everything a check may look at.
@@ -199,6 +201,7 @@ impl Engine {
             forwarded_proto: proxies && c.proxies.trust_forwarded_proto,
             origin: c.cors.is_some(),
             host: c.enforce_https,
+            detection: c.detection.detector.is_some(),
         }
     }
 

@@ -10,9 +10,11 @@ use std::net::IpAddr;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFrozenSet, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyList, PyString, PyTuple, PyType};
 use rampart_core::config::{defaults_json, Level};
 use rampart_core::decision::{is_repeatable, Event, Headers, Verdict};
+use rampart_core::detect::extract::inspects_header;
+use rampart_core::detect::{Category, Finding, Kind, Scan};
 use rampart_core::limit::Clock;
 use rampart_core::net::cidr::parse_peer;
 use rampart_core::{ConfigErrors, Engine as CoreEngine, Needs, RequestView, FIELDS};
@@ -101,6 +103,29 @@ struct Engine {
     ip_key: Py<PyString>,
     /// `(headers, names)` for the static list alone, then static + each precomputed CORS set.
     cached: Vec<Py<PyTuple>>,
+}
+
+impl Engine {
+    fn detector(&self) -> PyResult<&rampart_core::detect::Detector> {
+        self.core.detector().ok_or_else(|| {
+            PyRuntimeError::new_err(
+                "penetration-attempt detection is off (enable_penetration_detection=False)",
+            )
+        })
+    }
+}
+
+fn custom_dict<'py>(
+    py: Python<'py>,
+    r: &rampart_core::detect::CustomRule,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("id", r.id)?;
+    d.set_item("pattern", &r.pattern)?;
+    d.set_item("category", r.category.as_str())?;
+    d.set_item("score", r.score)?;
+    d.set_item("description", &r.description)?;
+    Ok(d)
 }
 
 /// `(headers, names)`: a header list and the lower-case names in it that the application's own
@@ -204,7 +229,65 @@ fn with_view<R>(
         text(acrm.as_ref()),
         text(acrh.as_ref()),
     );
+    // Detection: the cookies, the content type, the body the adapter buffered, and every
+    // header that carries user data.
+    let detect = needs.detection;
+    let (cookie, content_type) = if detect {
+        (
+            env_str(env, intern!(py, "HTTP_COOKIE")),
+            env_str(env, intern!(py, "CONTENT_TYPE")),
+        )
+    } else {
+        (None, None)
+    };
+    let body = if detect {
+        env.get_item(intern!(py, "rampart.body"))
+            .ok()
+            .flatten()
+            .and_then(|b| b.cast_into::<PyBytes>().ok())
+    } else {
+        None
+    };
+    let body_truncated: u64 = if detect {
+        env.get_item(intern!(py, "rampart.body_truncated"))
+            .ok()
+            .flatten()
+            .and_then(|v| v.extract().ok())
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let mut header_objs: Vec<(Bound<'_, PyString>, Bound<'_, PyString>)> = Vec::new();
+    if detect {
+        for (k, v) in env.iter() {
+            let (Ok(k), Ok(v)) = (k.cast_into::<PyString>(), v.cast_into::<PyString>()) else {
+                continue;
+            };
+            let keep = k
+                .to_str()
+                .ok()
+                .and_then(|k| k.strip_prefix("HTTP_"))
+                .is_some_and(|name| name != "COOKIE" && inspects_header(name));
+            if keep {
+                header_objs.push((k, v));
+            }
+        }
+    }
+    let header_texts: Vec<(Cow<'_, str>, Cow<'_, str>)> = header_objs
+        .iter()
+        .filter_map(|(k, v)| Some((text(Some(k))?, text(Some(v))?)))
+        .collect();
+    let headers: Vec<(&str, &str)> = header_texts
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("HTTP_")?, v.as_ref())))
+        .collect();
+    let (cookie, content_type) = (text(cookie.as_ref()), text(content_type.as_ref()));
     let view = RequestView {
+        cookie: cookie.as_deref(),
+        content_type: content_type.as_deref(),
+        headers: &headers,
+        body: body.as_ref().map_or(&[], |b| b.as_bytes()),
+        body_truncated,
         method: method.as_deref().unwrap_or("GET"),
         path: path.as_deref().unwrap_or("/"),
         script_name: script.as_deref().unwrap_or(""),
@@ -236,6 +319,42 @@ fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("http.response.status_code", e.status)?;
     d.set_item("rule.id", &e.rule)?;
     d.set_item("message", &e.message)?;
+    if !e.findings.is_empty() {
+        let findings = e
+            .findings
+            .iter()
+            .map(|f| finding_dict(py, f))
+            .collect::<PyResult<Vec<_>>>()?;
+        d.set_item("rampart.findings", findings)?;
+    }
+    Ok(d)
+}
+
+fn finding_dict<'py>(py: Python<'py>, f: &Finding) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("rule", f.rule)?;
+    d.set_item("category", f.category.as_str())?;
+    d.set_item("score", f.score)?;
+    d.set_item("location", &f.location)?;
+    d.set_item("excerpt", &f.excerpt)?;
+    d.set_item("description", &f.description)?;
+    Ok(d)
+}
+
+/// `{"attack", "score", "threshold", "findings", "summary", "truncated_bytes"}`.
+fn scan_dict<'py>(py: Python<'py>, scan: &Scan, threshold: u32) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("attack", scan.attack)?;
+    d.set_item("score", scan.score)?;
+    d.set_item("threshold", threshold)?;
+    let findings = scan
+        .findings
+        .iter()
+        .map(|f| finding_dict(py, f))
+        .collect::<PyResult<Vec<_>>>()?;
+    d.set_item("findings", findings)?;
+    d.set_item("summary", scan.summary())?;
+    d.set_item("truncated_bytes", scan.truncated_bytes)?;
     Ok(d)
 }
 
@@ -340,6 +459,105 @@ impl Engine {
     #[getter]
     fn route_mode(&self) -> bool {
         self.core.route_mode()
+    }
+
+    /// Inspects the request in `environ` for attacks without acting on it: a scan dict, or
+    /// `None` when detection is off or the path is excluded from it.
+    fn detect<'py>(
+        &self,
+        py: Python<'py>,
+        environ: &Bound<'py, PyDict>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(d) = self.core.detector() else {
+            return Ok(None);
+        };
+        let threshold = d.settings().threshold;
+        let scan = with_view(py, self.needs, &self.ip_key, environ, |view| {
+            self.core.scan(view)
+        });
+        scan.map(|s| scan_dict(py, &s, threshold)).transpose()
+    }
+
+    /// Inspects one value as if it arrived at `location` (`query`, `form`/`body`, `json`,
+    /// `header`, `cookie`, `path`, `key`) under `name`.
+    #[pyo3(signature = (text, location="query", name=""))]
+    fn scan_text<'py>(
+        &self,
+        py: Python<'py>,
+        text: &str,
+        location: &str,
+        name: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let d = self.detector()?;
+        let kind = Kind::parse(location).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "location must be one of query, form, body, json, header, cookie, path, key, raw; not {location:?}"
+            ))
+        })?;
+        let threshold = d.settings().threshold;
+        let scan = py.detach(|| d.scan_text(text, kind, name));
+        scan_dict(py, &scan, threshold)
+    }
+
+    /// Adds a user rule; its dict. Raises `ConfigError` for a bad pattern, category or id.
+    #[pyo3(signature = (pattern, category="custom", score=5, id=None, description=""))]
+    fn add_pattern<'py>(
+        &self,
+        py: Python<'py>,
+        pattern: &str,
+        category: &str,
+        score: u8,
+        id: Option<u32>,
+        description: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let d = self.detector()?;
+        let Some(cat) = Category::parse(category) else {
+            let mut e = ConfigErrors::default();
+            e.push(
+                "category",
+                format!("'{category}' is not a detection category"),
+            );
+            return Err(config_error(py, &e));
+        };
+        let rule = d
+            .add_rule(pattern, cat, score, id, description)
+            .map_err(|e| config_error(py, &e))?;
+        custom_dict(py, &rule)
+    }
+
+    /// Removes user rules by id (an int) or by pattern (a str); how many were removed.
+    fn remove_pattern(&self, key: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let d = self.detector()?;
+        if let Ok(id) = key.extract::<u32>() {
+            return Ok(d.remove_rule(Some(id), None));
+        }
+        let pattern: String = key.extract()?;
+        Ok(d.remove_rule(None, Some(&pattern)))
+    }
+
+    /// The user rules, as dicts.
+    fn custom_patterns<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let d = self.detector()?;
+        d.custom_rules()
+            .iter()
+            .map(|r| custom_dict(py, r))
+            .collect()
+    }
+
+    /// Whether penetration-attempt detection is on.
+    #[getter]
+    fn detection_enabled(&self) -> bool {
+        self.core.detector().is_some()
+    }
+
+    /// Body bytes the adapter should buffer for detection (0: detection is off).
+    #[getter]
+    fn detection_body_limit(&self) -> usize {
+        if self.core.detector().is_some() {
+            self.core.config().detection.max_body_bytes
+        } else {
+            0
+        }
     }
 
     /// Now, in seconds since the epoch, on the engine's clock.

@@ -1,0 +1,214 @@
+"""Penetration-attempt detection, Python side: buffering the body for the engine, and the
+``rampart.detector`` API. The detection itself is in the Rust engine."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flask import current_app
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+    from .extension import RampartState
+
+#: Where the WSGI wrapper leaves the buffered body (and the bytes it did not read) for the engine.
+BODY_KEY = "rampart.body"
+TRUNCATED_KEY = "rampart.body_truncated"
+
+#: Media types whose bodies the engine inspects (others are files: not read).
+_INSPECTED_PREFIXES = (
+    "application/x-www-form-urlencoded",
+    "multipart/form-data",
+    "application/json",
+    "text/",
+    "application/xml",
+)
+
+
+def _inspected(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return (
+        not media
+        or media.startswith(_INSPECTED_PREFIXES)
+        or media.endswith(("+json", "+xml", "/xml"))
+    )
+
+
+class _ReplayInput(io.RawIOBase):
+    """``wsgi.input`` after Rampart read the start of the body: that start, then the rest of the
+    original stream, so the application reads the whole body as sent."""
+
+    def __init__(self, head: bytes, rest: Any) -> None:
+        self._head = memoryview(head)
+        self._pos = 0
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        size = len(buffer)
+        if self._pos < len(self._head):
+            chunk = self._head[self._pos : self._pos + size]
+            buffer[: len(chunk)] = chunk
+            self._pos += len(chunk)
+            return len(chunk)
+        data = self._rest.read(size)
+        if not data:
+            return 0
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _read(stream: Any, size: int) -> bytes:
+    parts = []
+    while size > 0:
+        data = stream.read(size)
+        if not data:
+            break
+        parts.append(data)
+        size -= len(data)
+    return b"".join(parts)
+
+
+def buffer_body(environ: WSGIEnvironment, limit: int) -> None:
+    """Reads up to ``limit`` bytes of the request body into ``environ[BODY_KEY]`` and puts a
+    stream back that replays them. Bytes past the limit are left in the stream and counted in
+    ``environ[TRUNCATED_KEY]`` (multipart excepted: what is past the limit is file content)."""
+    stream = environ.get("wsgi.input")
+    if stream is None or not _inspected(environ.get("CONTENT_TYPE", "")):
+        return
+    raw_length = environ.get("CONTENT_LENGTH")
+    try:
+        length = int(raw_length) if raw_length else None
+    except ValueError:
+        return
+    if length is None:
+        if not environ.get("wsgi.input_terminated"):
+            return
+        want = limit + 1
+    elif length <= 0:
+        return
+    else:
+        want = min(length, limit)
+    try:
+        data = _read(stream, want)
+    except (OSError, ValueError):
+        # A client that went away: nothing to inspect; the application sees the same error.
+        return
+    multipart = environ.get("CONTENT_TYPE", "").lower().startswith("multipart/")
+    if length is None:
+        more = len(data) > limit
+        head, data = data, data[:limit]
+        environ["wsgi.input"] = _ReplayInput(head, stream) if more else io.BytesIO(head)
+        if more and not multipart:
+            environ[TRUNCATED_KEY] = 1
+    elif length > len(data):
+        environ["wsgi.input"] = _ReplayInput(data, stream)
+        if not multipart:
+            environ[TRUNCATED_KEY] = length - len(data)
+    else:
+        environ["wsgi.input"] = io.BytesIO(data)
+    environ[BODY_KEY] = data
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule that matched one value."""
+
+    rule: int
+    category: str
+    score: int
+    location: str
+    excerpt: str
+    description: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.category} at {self.location} (rule {self.rule} {self.description}, "
+            f"score {self.score}): {self.excerpt}"
+        )
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """What detection made of a request or a value. True when it is an attack."""
+
+    attack: bool
+    score: int
+    threshold: int
+    findings: tuple[Finding, ...]
+    summary: str
+    truncated_bytes: int = 0
+
+    def __bool__(self) -> bool:
+        return self.attack
+
+    @classmethod
+    def from_native(cls, data: dict[str, Any]) -> ScanResult:
+        return cls(
+            attack=data["attack"],
+            score=data["score"],
+            threshold=data["threshold"],
+            findings=tuple(Finding(**f) for f in data["findings"]),
+            summary=data["summary"],
+            truncated_bytes=data["truncated_bytes"],
+        )
+
+
+@dataclass(frozen=True)
+class CustomPattern:
+    """A user rule added with :meth:`DetectorControl.add_pattern`."""
+
+    id: int
+    pattern: str
+    category: str
+    score: int
+    description: str
+
+
+class DetectorControl:
+    """``rampart.detector``: explain a value, and add or remove rules at runtime, on the current
+    app's engine. Rules added here apply to every request from then on, in every thread."""
+
+    def __init__(self, extension_key: str) -> None:
+        self._extension_key = extension_key
+
+    def _state(self) -> RampartState:
+        try:
+            return current_app.extensions[self._extension_key]
+        except RuntimeError:
+            raise RuntimeError(
+                "rampart.detector needs an application context: call it inside a request, "
+                "or within `with app.app_context():`"
+            ) from None
+
+    def scan(self, text: str, location: str = "query", name: str = "") -> ScanResult:
+        """Inspects ``text`` as if it arrived at ``location`` (``query``, ``form``/``body``,
+        ``json``, ``header``, ``cookie``, ``path``, ``key``) as parameter ``name``."""
+        return ScanResult.from_native(self._state().engine.scan_text(text, location, name))
+
+    def add_pattern(
+        self,
+        pattern: str,
+        category: str = "custom",
+        score: int = 5,
+        id: int | None = None,  # noqa: A002 - the rule's id, as the events name it
+        description: str = "",
+    ) -> CustomPattern:
+        """Adds a rule: ``pattern`` is a Rust ``regex`` matched against the normalised value
+        (lower case, decoded); it must not match the empty string. Raises ``ConfigError``."""
+        rule = self._state().engine.add_pattern(pattern, category, score, id, description)
+        return CustomPattern(**rule)
+
+    def remove_pattern(self, rule: int | str) -> int:
+        """Removes user rules by id or by pattern; how many were removed."""
+        return self._state().engine.remove_pattern(rule)
+
+    @property
+    def patterns(self) -> list[CustomPattern]:
+        """The user rules, in the order they were added."""
+        return [CustomPattern(**r) for r in self._state().engine.custom_patterns()]
