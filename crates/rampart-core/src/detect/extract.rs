@@ -124,7 +124,10 @@ pub fn walk(req: &RequestView<'_>, max_value_len: usize, state: &mut ScanState<'
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let body = String::from_utf8_lossy(req.body);
+    let body = match std::str::from_utf8(req.body) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(req.body),
+    };
     match media.as_str() {
         "application/x-www-form-urlencoded" => pairs(&body, "form", Kind::Form, state),
         "multipart/form-data" => {

@@ -137,7 +137,7 @@ pub fn walk(doc: &str, f: &mut dyn FnMut(Item, &Path, &str) -> bool) -> Result<(
                 i += 1;
             }
             b'"' => {
-                let (text, end) = string(b, i)?;
+                let (text, end) = string(doc, i)?;
                 i = end;
                 if path.frames.is_empty() {
                     if seen_root {
@@ -195,7 +195,8 @@ pub fn walk(doc: &str, f: &mut dyn FnMut(Item, &Path, &str) -> bool) -> Result<(
 }
 
 /// The string starting at `b[start] == '"'`, unescaped, and the index after its closing quote.
-fn string(b: &[u8], start: usize) -> Result<(Cow<'_, str>, usize), Error> {
+fn string(doc: &str, start: usize) -> Result<(Cow<'_, str>, usize), Error> {
+    let b = doc.as_bytes();
     let body = start + 1;
     let mut i = body;
     // Fast path: no escapes.
@@ -206,7 +207,8 @@ fn string(b: &[u8], start: usize) -> Result<(Cow<'_, str>, usize), Error> {
         return Err(Error::Syntax);
     }
     if b[i] == b'"' {
-        let s = std::str::from_utf8(&b[body..i]).map_err(|_| Error::Syntax)?;
+        // Both ends are ASCII quotes, so the slice is on character boundaries.
+        let s = doc.get(body..i).ok_or(Error::Syntax)?;
         return Ok((Cow::Borrowed(s), i + 1));
     }
     let mut out: Vec<u8> = b[body..i].to_vec();

@@ -414,6 +414,9 @@ pub struct Detector {
     settings: Settings,
     normalized: Vec<Compiled>,
     normalized_set: RegexSet,
+    /// The rules that can match prose, as indexes into `normalized`, and their set.
+    prose: Vec<usize>,
+    prose_set: RegexSet,
     raw: Vec<Compiled>,
     raw_set: RegexSet,
     custom: RwLock<Arc<CustomSet>>,
@@ -505,11 +508,17 @@ impl Detector {
             Ok((compiled, set))
         };
         let (normalized, normalized_set) = pick(Target::Normalized)?;
+        let prose: Vec<usize> = (0..normalized.len())
+            .filter(|&i| rules::PROSE_RULES.contains(&normalized[i].rule.id))
+            .collect();
+        let prose_set = builder_set(prose.iter().map(|&i| normalized[i].rule.pattern))?;
         let (raw, raw_set) = pick(Target::Raw)?;
         Ok(Detector {
             settings,
             normalized,
             normalized_set,
+            prose,
+            prose_set,
             raw,
             raw_set,
             custom: RwLock::new(Arc::new(CustomSet::default())),
@@ -781,16 +790,24 @@ impl<'d> ScanState<'d> {
         let norm = normalize(raw);
         let text = norm.text.as_bytes();
         let mut hits: Vec<(u32, Category, u8, String, String)> = Vec::new();
-        let secret = is_secret(name);
+        let secret = std::cell::OnceCell::new();
         let excerpt_of = |bytes: &[u8], start: usize, end: usize| -> String {
-            if secret {
+            if *secret.get_or_init(|| is_secret(name)) {
                 "[redacted]".to_owned()
             } else {
                 excerpt(bytes, start, end)
             }
         };
-        for i in d.normalized_set.matches(text).iter() {
-            let c = &d.normalized[i];
+        // Most values match nothing: `is_match` stops at the first match and skips the
+        // bookkeeping of which rules matched.
+        let (set, map): (&RegexSet, Option<&[usize]>) = if is_prose(text) {
+            (&d.prose_set, Some(&d.prose))
+        } else {
+            (&d.normalized_set, None)
+        };
+        let matched = set.is_match(text).then(|| set.matches(text));
+        for i in matched.iter().flat_map(regex::bytes::SetMatches::iter) {
+            let c = &d.normalized[map.map_or(i, |m| m[i])];
             if !c.rule.kinds.contains(kind) {
                 continue;
             }
@@ -803,7 +820,8 @@ impl<'d> ScanState<'d> {
                 excerpt_of(text, m.0, m.1),
             ));
         }
-        if !d.raw.is_empty() {
+        // Raw-form rules look for encodings and control characters: a clean value has none.
+        if !d.raw.is_empty() && !normalize::is_clean(raw.as_bytes()) {
             for i in d.raw_set.matches(raw.as_bytes()).iter() {
                 let c = &d.raw[i];
                 if !c.rule.kinds.contains(kind) {
@@ -913,20 +931,15 @@ impl<'d> ScanState<'d> {
         hits: &mut Vec<(u32, Category, u8, String, String)>,
         excerpt_of: &dyn Fn(&[u8], usize, usize) -> String,
     ) {
-        // Quotes, comments, or a parenthesis next to letters: what SQL needs to break out of a
-        // literal. (Phone numbers like `(025)-914` tokenise as SQL and are not.)
-        let sqlish = |s: &[u8]| {
-            s.iter()
-                .any(|b| matches!(b, b'\'' | b'"' | b'`' | b'#' | b';'))
-                || s.windows(2).any(|w| w == b"--" || w == b"/*")
-                || (s.contains(&b'(') && s.iter().any(u8::is_ascii_alphabetic))
-        };
+        // The SQL tokeniser is costly (several passes per value) and only ever corroborates:
+        // its verdict scores below the threshold. So it runs only on values another rule
+        // already found suspicious.
+        let sql_candidate = !hits.is_empty();
         let changed = norm.traits.layers > 0 || !raw.eq_ignore_ascii_case(&norm.text);
         let candidates: [Option<&str>; 2] = [Some(raw), changed.then_some(norm.text.as_str())];
         for s in candidates.into_iter().flatten() {
             let b = s.as_bytes();
-            if std::env::var_os("NOLI").is_none() && sqlish(b) && !hits.iter().any(|h| h.0 == 1100)
-            {
+            if sql_candidate && !hits.iter().any(|h| h.0 == 1100) {
                 if let Some(fp) = injection::sqli(b) {
                     hits.push((
                         1100,
@@ -937,7 +950,7 @@ impl<'d> ScanState<'d> {
                     ));
                 }
             }
-            if b.contains(&b'<') && !hits.iter().any(|h| h.0 == 1200) && injection::xss(b) {
+            if opens_tag(b) && !hits.iter().any(|h| h.0 == 1200) && injection::xss(b) {
                 hits.push((
                     1200,
                     Category::Xss,
@@ -986,6 +999,25 @@ mod injection {
         }))
         .unwrap_or(false)
     }
+}
+
+/// Whether normalised text is prose: letters (any script), digits, spaces, line breaks and
+/// `,.;!?-`. Only [`rules::PROSE_RULES`] can match it.
+#[must_use]
+pub fn is_prose(text: &[u8]) -> bool {
+    text.iter().all(|&b| {
+        b.is_ascii_alphanumeric()
+            || b >= 0x80
+            || matches!(b, b' ' | b'\n' | b',' | b'.' | b';' | b'!' | b'?' | b'-')
+    })
+}
+
+/// Whether `b` has a `<` that can start markup (`<a`, `</`, `<!`, `<?`), not `<3` or `a < b`.
+fn opens_tag(b: &[u8]) -> bool {
+    memchr::memchr_iter(b'<', b).any(|i| {
+        b.get(i + 1)
+            .is_some_and(|&c| c.is_ascii_alphabetic() || matches!(c, b'/' | b'!' | b'?'))
+    })
 }
 
 fn floor_boundary(s: &str, mut i: usize) -> usize {

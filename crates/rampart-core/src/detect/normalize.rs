@@ -44,19 +44,32 @@ pub struct Normalized {
     pub traits: Traits,
 }
 
-/// Whether the byte can start or be part of anything the rules look for beyond plain words.
-/// Values made only of letters, digits, spaces and a few punctuation marks skip the decoding
-/// steps (they have nothing to decode) and are only lower-cased.
-#[inline]
-fn is_plain(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-' | b'_' | b'.' | b',' | b':' | b'@')
+/// Whether normalising `s` would only lower-case it: ASCII with nothing to decode (`%`, `&`,
+/// `\\`), no control characters, no white space but single spaces, no `/*` comment. Most honest
+/// values are; they skip every other step.
+#[must_use]
+pub fn is_clean(s: &[u8]) -> bool {
+    let mut prev = 0u8;
+    for &b in s {
+        let special = match b {
+            b'%' | b'&' | b'\\' | 0..=0x1f | 0x7f..=0xff => true,
+            b' ' => prev == b' ',
+            b'*' => prev == b'/',
+            _ => false,
+        };
+        if special {
+            return false;
+        }
+        prev = b;
+    }
+    true
 }
 
 /// Normalises `raw` (see the module doc).
 #[must_use]
 pub fn normalize(raw: &str) -> Normalized {
     let mut traits = Traits::default();
-    if raw.bytes().all(is_plain) {
+    if is_clean(raw.as_bytes()) {
         return Normalized {
             text: raw.to_ascii_lowercase(),
             traits,
@@ -72,28 +85,27 @@ pub fn normalize(raw: &str) -> Normalized {
             None => break,
         }
     }
-    let mut text = utf8_repair(&bytes, &mut traits);
+    let mut text: Cow<'_, str> = utf8_repair(&bytes, &mut traits);
     for _ in 0..2 {
         match decode_entities(&text) {
-            Some(decoded) => text = decoded,
+            Some(decoded) => text = Cow::Owned(decoded),
             None => break,
         }
     }
     if let Some(decoded) = decode_js_escapes(&text) {
-        text = decoded;
-    }
-    if !text.is_ascii() {
-        text = text.nfkc().collect();
+        text = Cow::Owned(decoded);
     }
     let text = if text.is_ascii() {
-        text.to_ascii_lowercase()
+        squeeze_ascii(text.as_bytes(), &mut traits)
     } else {
-        text.to_lowercase()
+        let folded: String = text.nfkc().collect::<String>().to_lowercase();
+        if folded.is_ascii() {
+            squeeze_ascii(folded.as_bytes(), &mut traits)
+        } else {
+            squeeze(&folded, &mut traits)
+        }
     };
-    Normalized {
-        text: squeeze(&text, &mut traits),
-        traits,
-    }
+    Normalized { text, traits }
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -152,9 +164,9 @@ fn memchr_percent(s: &[u8]) -> Option<usize> {
 
 /// Bytes to text: valid UTF-8 as is, overlong encodings of ASCII as that ASCII character,
 /// anything else invalid as U+FFFD.
-fn utf8_repair(s: &[u8], traits: &mut Traits) -> String {
+fn utf8_repair<'a>(s: &'a [u8], traits: &mut Traits) -> Cow<'a, str> {
     if let Ok(text) = std::str::from_utf8(s) {
-        return text.to_owned();
+        return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(s.len());
     let mut i = 0;
@@ -178,7 +190,7 @@ fn utf8_repair(s: &[u8], traits: &mut Traits) -> String {
             }
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Decodes an overlong encoding of an ASCII character at the start of `s` (two to six bytes
@@ -365,6 +377,65 @@ fn decode_js_escapes(s: &str) -> Option<String> {
         i = next;
     }
     changed.then_some(out)
+}
+
+/// [`squeeze`] for ASCII text, lower-casing on the way: one pass over bytes.
+fn squeeze_ascii(s: &[u8], traits: &mut Traits) -> String {
+    let mut out: Vec<u8> = Vec::with_capacity(s.len());
+    let mut space = false;
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        match b {
+            0 => traits.null_byte = true,
+            b'/' if s.get(i + 1) == Some(&b'*') => {
+                let body = i + 2;
+                let end = memchr::memmem::find(&s[body..], b"*/").map(|e| body + e);
+                if s.get(body) == Some(&b'!') {
+                    // `/*!50000select*/`: MySQL runs what is inside, so keep it.
+                    let inner_end = end.unwrap_or(s.len());
+                    let mut j = body + 1;
+                    while j < inner_end && s[j].is_ascii_digit() {
+                        j += 1;
+                    }
+                    if !space {
+                        out.push(b' ');
+                    }
+                    out.extend(s[j..inner_end].iter().map(u8::to_ascii_lowercase));
+                    out.push(b' ');
+                } else if !space {
+                    out.push(b' ');
+                }
+                space = true;
+                i = end.map_or(s.len(), |e| e + 2);
+                continue;
+            }
+            b'\r' | b'\n' => {
+                traits.newline = true;
+                if space && out.last() == Some(&b' ') {
+                    out.pop();
+                }
+                if out.last() != Some(&b'\n') {
+                    out.push(b'\n');
+                }
+                space = true;
+            }
+            b' ' | b'\t' | 0x0b | 0x0c => {
+                if !space {
+                    out.push(b' ');
+                    space = true;
+                }
+            }
+            1..=0x1f | 0x7f => {}
+            _ => {
+                out.push(b.to_ascii_lowercase());
+                space = false;
+            }
+        }
+        i += 1;
+    }
+    // Only ASCII bytes were pushed.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Null bytes out, white space and control characters squeezed to one space, SQL block comments

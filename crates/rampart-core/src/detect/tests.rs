@@ -145,3 +145,53 @@ fn long_values_are_inspected_at_both_ends_and_counted() {
     assert!(s.attack);
     assert!(s.truncated_bytes > 30_000);
 }
+
+/// Every rule outside `PROSE_RULES` must fail on prose, or prose values would skip it. Checked
+/// on the regression set's payloads reduced to prose (their other characters dropped or turned
+/// into spaces) and on keyword-heavy sentences.
+#[test]
+fn only_prose_rules_match_prose() {
+    let corpus = include_str!("../../../../tests/detection/regression.jsonl");
+    let mut texts: Vec<String> = Vec::new();
+    for line in corpus.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("jsonl");
+        let p = normalize::normalize(v["payload"].as_str().unwrap_or_default()).text;
+        let dropped: String = p
+            .bytes()
+            .filter(|&b| is_prose(&[b]))
+            .map(char::from)
+            .collect();
+        let spaced: String = p
+            .bytes()
+            .map(|b| if is_prose(&[b]) { char::from(b) } else { ' ' })
+            .collect();
+        texts.extend([dropped, spaced]);
+    }
+    for s in [
+        "1 union select password from users where id 1",
+        "x; drop table users; shutdown",
+        "order by 3 -- select 1,2",
+        "; ls -la; cat etc passwd; id",
+        "ping -n 3 127.0.0.1; whoami",
+        "etc passwd boot.ini win.ini web.config",
+        "169.254.169.254 metadata.google.internal",
+        "java.lang.runtime processbuilder",
+        "set-cookie: a\nlocation: x",
+    ] {
+        texts.push(s.to_owned());
+    }
+    let all: Vec<&Rule> = RULES
+        .iter()
+        .filter(|r| r.target == rules::Target::Normalized && r.paranoia <= 4)
+        .collect();
+    let set = builder_set(all.iter().map(|r| r.pattern)).expect("compile");
+    for t in texts.iter().filter(|t| is_prose(t.as_bytes())) {
+        for i in set.matches(t.as_bytes()).iter() {
+            assert!(
+                rules::PROSE_RULES.contains(&all[i].id),
+                "rule {} matches prose {t:?}: add it to PROSE_RULES",
+                all[i].id
+            );
+        }
+    }
+}
