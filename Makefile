@@ -8,13 +8,14 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 TOOLS := $(VENV)/.tools-installed
 
-.PHONY: help demo test test-rust test-python build bench lint fmt clean
+.PHONY: help demo test test-rust test-python build bench detect-eval lint fmt clean
 
 help:
 	@echo "make demo   - build (release) and serve examples/demo.py on 127.0.0.1:5000"
 	@echo "make test   - cargo test --workspace, then pytest against a fresh build"
 	@echo "make build  - build the extension and install it into $(VENV)"
 	@echo "make bench  - side-by-side benchmark against bare Flask and peer extensions"
+	@echo "make detect-eval [CORPUS=path.jsonl] - detection TPR/FPR through a real Flask app"
 	@echo "make lint   - cargo fmt --check, clippy -D warnings, ruff"
 
 $(PY):
@@ -43,6 +44,14 @@ bench: build
 	$(PIP) install -q --disable-pip-version-check -r bench/requirements-peers.txt || echo "some peer extensions could not be installed; they are reported as such"
 	$(PY) bench/overhead.py
 	$(PY) bench/limit_state.py
+	$(PY) bench/detect_cost.py
+	$(PY) bench/detect_eval.py $(CORPUS) --out bench/results/detection.md
+
+# The shared corpus lives outside the project; without it only the project's own set is used.
+CORPUS ?= $(wildcard ../shared/corpus/dev.jsonl) tests/detection/regression.jsonl
+
+detect-eval: build
+	$(PY) bench/detect_eval.py $(CORPUS) --misses
 
 lint: $(TOOLS)
 	cargo fmt --all -- --check

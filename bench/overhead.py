@@ -56,6 +56,8 @@ WARMUP_REQUESTS = 500
 PROCESSES = 3
 RAMPART_TARGET_US = 5.0
 RATELIMIT_TARGET_US = 2.0
+#: Detection on (the `rampart` row): the GET with three short parameters, then the 10 KB JSON.
+DETECT_TARGET_US = (10.0, 25.0)
 WHOLE_US_FROM = 1000.0
 WHOLE_RATIO_FROM = 100.0
 
@@ -167,11 +169,15 @@ def build_route(
     return Route(label=label, environ=environ, body=body, expected_json=expected_json)
 
 
+#: The GET carries three short query parameters, which detection inspects.
+SEARCH_PATH = "/hello?q=wireless+headphones&page=2&sort=price"
+
+
 def build_routes() -> list[Route]:
     """Build the two benchmarked requests."""
     order = order_document()
     return [
-        build_route("GET", "/hello", None, {"message": "hello"}),
+        build_route("GET", SEARCH_PATH, None, {"message": "hello"}),
         build_route("POST", "/submit", order, {"items": len(order["items"])}),
     ]
 
@@ -216,6 +222,8 @@ class Config:
     expect_headers: tuple[str, ...] = ()
     blocked_user_agent: str | None = None
     note_label: str = ""
+    #: Whether an SQL injection and an XSS must be refused (penetration detection is on).
+    detects: bool = False
 
 
 def load(module: str, name: str) -> Callable[..., Any]:
@@ -224,8 +232,8 @@ def load(module: str, name: str) -> Callable[..., Any]:
     return loaded
 
 
-def setup_rampart(app: Flask) -> None:
-    """Set up Rampart with the issue's target configuration."""
+def setup_rampart(app: Flask, *, detection: bool = True) -> None:
+    """Set up Rampart with the issue's target configuration (detection on, as by default)."""
     rampart, security_config = (
         load("flask_rampart", "Rampart"),
         load("flask_rampart", "SecurityConfig"),
@@ -238,8 +246,14 @@ def setup_rampart(app: Flask) -> None:
         enable_cors=True,
         cors_allow_origins=["https://app.example.com"],
         enforce_https=False,
+        enable_penetration_detection=detection,
     )
     rampart(app, config=config)
+
+
+def setup_rampart_nodetect(app: Flask) -> None:
+    """The `rampart` row with penetration detection switched off."""
+    setup_rampart(app, detection=False)
 
 
 def setup_rampart_ratelimit(app: Flask) -> None:
@@ -256,6 +270,7 @@ def setup_rampart_ratelimit(app: Flask) -> None:
         cors_allow_origins=["https://app.example.com"],
         rate_limit=10**9,
         rate_limit_window=60,
+        enable_penetration_detection=False,
     )
     rampart(app, config=config)
 
@@ -265,8 +280,8 @@ def setup_rampart_gatekeeper(app: Flask) -> None:
     load("flask_rampart", "GateKeeper")(app, rate_limit_rules=[{"count": 10**9, "window": 60}])
 
 
-def setup_rampart_headers_only(app: Flask) -> None:
-    """Set up Rampart with default settings: security headers only."""
+def setup_rampart_defaults(app: Flask) -> None:
+    """Set up Rampart with default settings: security headers and detection."""
     rampart, security_config = (
         load("flask_rampart", "Rampart"),
         load("flask_rampart", "SecurityConfig"),
@@ -334,16 +349,27 @@ CONFIGS: tuple[Config, ...] = (
     Config(
         "rampart",
         "blacklist (v4+v6), trusted proxies, 3 blocked UAs, CORS for one origin, "
-        "default security headers",
+        "default security headers, penetration detection (default; every query parameter, "
+        "header and JSON value inspected)",
         RAMPART,
         ("flask-rampart",),
         setup_rampart,
         ("X-Content-Type-Options", "Access-Control-Allow-Origin"),
         "sqlmap/1.8.4#stable (https://sqlmap.org)",
+        detects=True,
+    ),
+    Config(
+        "rampart-nodetect",
+        "the `rampart` row with `enable_penetration_detection=False`",
+        RAMPART,
+        ("flask-rampart",),
+        setup_rampart_nodetect,
+        ("X-Content-Type-Options", "Access-Control-Allow-Origin"),
+        "sqlmap/1.8.4#stable (https://sqlmap.org)",
     ),
     Config(
         "rampart-ratelimit",
-        "the `rampart` row plus `rate_limit=10**9` per 60 s (exact sliding window, "
+        "the `rampart-nodetect` row plus `rate_limit=10**9` per 60 s (exact sliding window, "
         "X-RateLimit-* headers) and the ban check",
         RAMPART,
         ("flask-rampart",),
@@ -359,12 +385,13 @@ CONFIGS: tuple[Config, ...] = (
         setup_rampart_gatekeeper,
     ),
     Config(
-        "rampart-headers-only",
-        "`SecurityConfig()` defaults: security headers only",
+        "rampart-defaults",
+        "`SecurityConfig()` defaults: security headers and penetration detection",
         RAMPART,
         ("flask-rampart",),
-        setup_rampart_headers_only,
+        setup_rampart_defaults,
         ("X-Content-Type-Options",),
+        detects=True,
     ),
     Config(
         "talisman+cors",
@@ -484,6 +511,18 @@ def check_blocked(app: Flask, user_agent: str) -> None:
         raise BenchError(msg)
 
 
+def check_detects(app: Flask) -> None:
+    """Fail unless an SQL injection in the query and an XSS in the JSON body get 403."""
+    for route in (
+        build_route("GET", "/hello?q=1%27%20OR%20%271%27%3D%271", None, None),
+        build_route("POST", "/submit", {"items": ["<svg onload=alert(1)>"]}, None),
+    ):
+        response = call_app(app, route.fresh_environ(), keep_body=True)
+        if not response.status.startswith("403"):
+            msg = f"{route.label}: attack not blocked, status {response.status!r}"
+            raise BenchError(msg)
+
+
 def timed_batch(app: Flask, route: Route, count: int, out: list[int]) -> None:
     """Serve ``count`` requests, appending each call's duration in ns."""
     clock = time.perf_counter_ns
@@ -565,6 +604,8 @@ def run_worker(name: str, seconds: float) -> list[Samples]:
         check_response(app, route, config.expect_headers)
     if config.blocked_user_agent is not None:
         check_blocked(app, config.blocked_user_agent)
+    if config.detects:
+        check_detects(app)
     results = []
     for route in routes:
         samples = measure_route(bare, app, route, seconds)
@@ -816,27 +857,36 @@ def tables_section(routes: Sequence[str], results: dict[str, ConfigResult | None
 
 
 def target_section(results: dict[str, ConfigResult | None]) -> list[str]:
-    """Check the targets: rampart adds at most 5 µs per request, and a global rate limit with
-    the ban check adds at most 2 µs on top of that."""
-    result = results.get("rampart")
+    """Check the targets: with detection on, rampart adds at most 10 µs to the GET with three
+    parameters and 25 µs to the 10 KB JSON POST; without detection at most 5 µs; a global rate
+    limit with the ban check adds at most 2 µs on top of `rampart-nodetect`."""
     lines = ["## Targets", ""]
-    if result is None or result.error is not None or not result.routes:
-        return [*lines, "`rampart` was not measured, so the targets were not checked.", ""]
-    for route in result.routes:
+    result = results.get("rampart")
+    if result is not None and result.error is None:
+        for route, target in zip(result.routes, DETECT_TARGET_US, strict=False):
+            verdict = "met" if route.added_us <= target else "**missed**"
+            lines.append(
+                f"- `rampart` (detection on), {route.route}: {fmt_added(route.added_us)} µs "
+                f"added (target ≤ {target:g} µs): {verdict}"
+            )
+    base_result = results.get("rampart-nodetect")
+    if base_result is None or base_result.error is not None or not base_result.routes:
+        return [*lines, "`rampart-nodetect` was not measured.", ""]
+    for route in base_result.routes:
         verdict = "met" if route.added_us <= RAMPART_TARGET_US else "**missed**"
         lines.append(
-            f"- `rampart`, {route.route}: {fmt_added(route.added_us)} µs added "
+            f"- `rampart-nodetect`, {route.route}: {fmt_added(route.added_us)} µs added "
             f"(target ≤ {RAMPART_TARGET_US:g} µs): {verdict}"
         )
     limited = results.get("rampart-ratelimit")
     if limited is not None and limited.error is None:
-        base = {route.route: route.added_us for route in result.routes}
+        base = {route.route: route.added_us for route in base_result.routes}
         for route in limited.routes:
             extra = route.added_us - base.get(route.route, 0.0)
             verdict = "met" if extra <= RATELIMIT_TARGET_US else "**missed**"
             lines.append(
-                f"- `rampart-ratelimit` over `rampart`, {route.route}: {fmt_added(extra)} µs "
-                f"(target ≤ {RATELIMIT_TARGET_US:g} µs): {verdict}"
+                f"- `rampart-ratelimit` over `rampart-nodetect`, {route.route}: "
+                f"{fmt_added(extra)} µs (target ≤ {RATELIMIT_TARGET_US:g} µs): {verdict}"
             )
     return [*lines, ""]
 

@@ -196,7 +196,7 @@ class DetectorControl:
         pattern: str,
         category: str = "custom",
         score: int = 5,
-        id: int | None = None,  # noqa: A002 - the rule's id, as the events name it
+        id: int | None = None,
         description: str = "",
     ) -> CustomPattern:
         """Adds a rule: ``pattern`` is a Rust ``regex`` matched against the normalised value
