@@ -99,17 +99,15 @@ def buffer_body(environ: WSGIEnvironment, limit: int) -> None:
     except (OSError, ValueError):
         # A client that went away: nothing to inspect; the application sees the same error.
         return
-    multipart = environ.get("CONTENT_TYPE", "").lower().startswith("multipart/")
     if length is None:
         more = len(data) > limit
         head, data = data, data[:limit]
         environ["wsgi.input"] = _ReplayInput(head, stream) if more else io.BytesIO(head)
-        if more and not multipart:
+        if more:
             environ[TRUNCATED_KEY] = 1
     elif length > len(data):
         environ["wsgi.input"] = _ReplayInput(data, stream)
-        if not multipart:
-            environ[TRUNCATED_KEY] = length - len(data)
+        environ[TRUNCATED_KEY] = length - len(data)
     else:
         environ["wsgi.input"] = io.BytesIO(data)
     environ[BODY_KEY] = data

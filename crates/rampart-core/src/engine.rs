@@ -732,6 +732,10 @@ impl Engine {
     /// Whether `path` is under one of `exclude_paths` (the path itself or below it).
     #[must_use]
     pub fn is_excluded(&self, path: &str) -> bool {
+        // `/static/../admin` is not under `/static` once a server or proxy resolves it.
+        if path.split('/').any(|seg| seg == ".." || seg == ".") {
+            return false;
+        }
         self.config.exclude_paths.iter().any(|p| {
             let p = p.strip_suffix('/').unwrap_or(p);
             p.is_empty()

@@ -506,18 +506,33 @@ impl Engine {
         py: Python<'py>,
         pattern: &str,
         category: &str,
-        score: u8,
-        id: Option<u32>,
+        score: i64,
+        id: Option<i64>,
         description: &str,
     ) -> PyResult<Bound<'py, PyDict>> {
         let d = self.detector()?;
-        let Some(cat) = Category::parse(category) else {
-            let mut e = ConfigErrors::default();
-            e.push(
+        let mut errors = ConfigErrors::default();
+        let cat = Category::parse(category);
+        if cat.is_none() {
+            errors.push(
                 "category",
                 format!("'{category}' is not a detection category"),
             );
-            return Err(config_error(py, &e));
+        }
+        let score = u8::try_from(score).ok().filter(|s| (1..=100).contains(s));
+        if score.is_none() {
+            errors.push("score", "must be a whole number from 1 to 100");
+        }
+        let id = match id.map(u32::try_from) {
+            None => None,
+            Some(Ok(id)) if id > 0 => Some(id),
+            Some(_) => {
+                errors.push("id", "must be a whole number from 1 to 4294967295");
+                None
+            }
+        };
+        let (Some(cat), Some(score), true) = (cat, score, errors.is_empty()) else {
+            return Err(config_error(py, &errors));
         };
         let rule = d
             .add_rule(pattern, cat, score, id, description)

@@ -211,11 +211,12 @@ fn json_body(body: &str, max_value_len: usize, state: &mut ScanState<'_>) {
             Item::String => {
                 let rendered;
                 // Exclusions by JSON path need the path as the name; render it only then.
+                // Otherwise the innermost key names the value (redaction of `password`, …).
                 let name: &str = if state.names_json_paths() {
                     rendered = path.render();
                     &rendered
                 } else {
-                    ""
+                    path.last_key()
                 };
                 state.value(
                     Kind::Json,

@@ -25,6 +25,19 @@ pub struct Path {
 }
 
 impl Path {
+    /// The innermost object key on the path (`name` in `$.items[2].name`), or `""`.
+    #[must_use]
+    pub fn last_key(&self) -> &str {
+        self.frames
+            .iter()
+            .rev()
+            .find_map(|f| match f {
+                Frame::Object { key, .. } => Some(key.as_str()),
+                Frame::Array { .. } => None,
+            })
+            .unwrap_or("")
+    }
+
     /// `$.items[2].name`; keys that are not identifiers as `$['a b']`.
     #[must_use]
     pub fn render(&self) -> String {

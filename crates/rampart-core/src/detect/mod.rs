@@ -17,7 +17,7 @@ pub mod normalize;
 pub mod policy;
 pub mod rules;
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::sync::{Arc, RwLock};
 
 use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
@@ -262,7 +262,7 @@ impl Scan {
             out.push_str(&f.to_string());
         }
         if self.findings.len() > 3 {
-            out.push_str(&format!("; and {} more", self.findings.len() - 3));
+            let _ = write!(out, "; and {} more", self.findings.len() - 3);
         }
         out
     }
@@ -423,8 +423,11 @@ pub struct Detector {
 }
 
 fn builder_set<I: IntoIterator<Item = S>, S: AsRef<str>>(patterns: I) -> Result<RegexSet, String> {
+    // Values are lower-cased before matching; case-insensitive patterns let users write
+    // `Evil-Token` and mean it (built-in rules are lower case already).
     RegexSetBuilder::new(patterns)
         .unicode(false)
+        .case_insensitive(true)
         .size_limit(NFA_SIZE)
         .dfa_size_limit(DFA_CACHE)
         .build()
@@ -434,6 +437,7 @@ fn builder_set<I: IntoIterator<Item = S>, S: AsRef<str>>(patterns: I) -> Result<
 fn builder_one(pattern: &str) -> Result<Regex, String> {
     RegexBuilder::new(pattern)
         .unicode(false)
+        .case_insensitive(true)
         .size_limit(NFA_SIZE)
         .dfa_size_limit(1 << 20)
         .build()
@@ -573,8 +577,14 @@ impl Detector {
                 None
             }
         };
-        if score == 0 {
-            errors.push("score", "must be at least 1");
+        if score == 0 || score > 100 {
+            errors.push(
+                "score",
+                format!("must be a whole number from 1 to 100, not {score}"),
+            );
+        }
+        if id == Some(0) {
+            errors.push("id", "must be at least 1");
         }
         let mut guard = match self.custom.write() {
             Ok(g) => g,
@@ -590,7 +600,10 @@ impl Detector {
                 .unwrap_or(CUSTOM_ID_BASE)
                 .max(CUSTOM_ID_BASE)
         });
-        if current.rules.iter().any(|r| r.id == id) || RULES.iter().any(|r| r.id == id) {
+        if current.rules.iter().any(|r| r.id == id)
+            || RULES.iter().any(|r| r.id == id)
+            || rules::RESERVED_IDS.contains(&id)
+        {
             errors.push("id", format!("{id} is already in use"));
         }
         let Some(regex) = regex.filter(|_| errors.is_empty()) else {
@@ -774,6 +787,21 @@ impl<'d> ScanState<'d> {
         let max = self.detector.settings.max_value_len.max(16);
         if raw.len() <= max {
             self.piece(kind, name, location, raw);
+        } else if kind == Kind::Body {
+            // A body inspected whole (XML, text, JSON that did not parse) is read to the end in
+            // overlapping windows: it is bounded by the body limit already, and a document can
+            // put its payload anywhere.
+            let overlap = 256.min(max / 4);
+            let mut start = 0;
+            while start < raw.len() && !self.saturated {
+                let end = floor_boundary(raw, (start + max).min(raw.len()));
+                let end = if end <= start { raw.len() } else { end };
+                self.piece(kind, name, location, &raw[start..end]);
+                if end == raw.len() {
+                    break;
+                }
+                start = ceil_boundary(raw, end - overlap);
+            }
         } else {
             // Head and tail: padding one end does not push a payload out of view.
             let half = max / 2;
@@ -822,7 +850,7 @@ impl<'d> ScanState<'d> {
         }
         // Raw-form rules look for encodings and control characters: a clean value has none.
         if !d.raw.is_empty() && !normalize::is_clean(raw.as_bytes()) {
-            for i in d.raw_set.matches(raw.as_bytes()).iter() {
+            for i in &d.raw_set.matches(raw.as_bytes()) {
                 let c = &d.raw[i];
                 if !c.rule.kinds.contains(kind) {
                     continue;
@@ -843,7 +871,7 @@ impl<'d> ScanState<'d> {
         self.traits(&norm, &mut hits, &excerpt_of);
         self.tokenisers(raw, &norm, &mut hits, &excerpt_of);
         if let Some(set) = &self.custom.set {
-            for i in set.matches(text).iter() {
+            for i in &set.matches(text) {
                 let r = &self.custom.rules[i];
                 let m = self.custom.regexes[i]
                     .find(text)
@@ -950,7 +978,9 @@ impl<'d> ScanState<'d> {
                     ));
                 }
             }
-            if opens_tag(b) && !hits.iter().any(|h| h.0 == 1200) && injection::xss(b) {
+            // An XML document is markup by design; the element rules still apply to it.
+            let xml = b.trim_ascii_start().starts_with(b"<?xml");
+            if !xml && opens_tag(b) && !hits.iter().any(|h| h.0 == 1200) && injection::xss(b) {
                 hits.push((
                     1200,
                     Category::Xss,
@@ -1050,7 +1080,9 @@ fn excerpt(bytes: &[u8], start: usize, end: usize) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c if c.is_control() => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
             c => out.push(c),
         }
     }

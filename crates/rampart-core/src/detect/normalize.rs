@@ -12,7 +12,7 @@
 //! 5. lower case;
 //! 6. null bytes dropped, control characters and runs of white space turned into one space (one
 //!    `\n` when the run holds a line break),
-//!    SQL block comments (`/*…*/`) turned into one space (MySQL's `/*!…*/` keeps its content).
+//!    SQL block comments (`/*…*/`) turned into one space (`MySQL`'s `/*!…*/` keeps its content).
 //!
 //! What was peeled is recorded in [`Traits`], because some encodings are evidence on their own
 //! (an overlong UTF-8 sequence or a null byte never occurs in honest input).
@@ -94,6 +94,9 @@ pub fn normalize(raw: &str) -> Normalized {
     }
     if let Some(decoded) = decode_js_escapes(&text) {
         text = Cow::Owned(decoded);
+    }
+    if let Some(stripped) = strip_comments(&text) {
+        text = Cow::Owned(stripped);
     }
     let text = if text.is_ascii() {
         squeeze_ascii(text.as_bytes(), &mut traits)
@@ -214,7 +217,7 @@ fn overlong(s: &[u8]) -> (char, usize) {
     };
     // Every continuation byte but the last must carry no bits for an ASCII result.
     let (last, middle) = tail.split_last().unwrap_or((&0, &[]));
-    let high_clear = middle.iter().all(|&b| b & 0x3f == 0 || len == 2);
+    let high_clear = middle.iter().all(|&b| b.trailing_zeros() >= 6 || len == 2);
     let v = (u32::from(payload_bits) << 6) | u32::from(last & 0x3f);
     if !high_clear || v >= 0x80 || tail.iter().any(|&b| b & 0xc0 != 0x80 && b & 0xc0 != 0x00) {
         return ('\u{fffd}', 1);
@@ -285,7 +288,10 @@ fn decode_entities(s: &str) -> Option<String> {
             }
         }
         // Copy up to the next `&` in one go (char boundaries: `&` is ASCII).
-        let next = s[i + 1..].find('&').map_or(b.len(), |p| i + 1 + p);
+        // From past this `&` (it decoded to nothing), or from here (after a decoded reference,
+        // where a multi-byte character may start).
+        let from = if b[i] == b'&' { i + 1 } else { i };
+        let next = s[from..].find('&').map_or(b.len(), |p| from + p);
         out.push_str(&s[i..next]);
         i = next;
     }
@@ -372,11 +378,38 @@ fn decode_js_escapes(s: &str) -> Option<String> {
                 continue;
             }
         }
-        let next = s[i + 1..].find('\\').map_or(b.len(), |p| i + 1 + p);
+        let from = if b[i] == b'\\' { i + 1 } else { i };
+        let next = s[from..].find('\\').map_or(b.len(), |p| from + p);
         out.push_str(&s[i..next]);
         i = next;
     }
     changed.then_some(out)
+}
+
+/// SQL block comments to one space; `MySQL`'s `/*!50000 … */` keeps its content (`MySQL` runs
+/// it).
+/// `None` when there is no comment.
+fn strip_comments(s: &str) -> Option<String> {
+    let first = s.find("/*")?;
+    let mut out = String::with_capacity(s.len());
+    out.push_str(&s[..first]);
+    let mut rest = &s[first..];
+    while let Some(pos) = rest.find("/*") {
+        out.push_str(&rest[..pos]);
+        let body = &rest[pos + 2..];
+        let (inner, after) = match body.find("*/") {
+            Some(e) => (&body[..e], &body[e + 2..]),
+            None => (body, ""),
+        };
+        out.push(' ');
+        if let Some(kept) = inner.strip_prefix('!') {
+            out.push_str(kept.trim_start_matches(|c: char| c.is_ascii_digit()));
+            out.push(' ');
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 /// [`squeeze`] for ASCII text, lower-casing on the way: one pass over bytes.
@@ -388,28 +421,6 @@ fn squeeze_ascii(s: &[u8], traits: &mut Traits) -> String {
         let b = s[i];
         match b {
             0 => traits.null_byte = true,
-            b'/' if s.get(i + 1) == Some(&b'*') => {
-                let body = i + 2;
-                let end = memchr::memmem::find(&s[body..], b"*/").map(|e| body + e);
-                if s.get(body) == Some(&b'!') {
-                    // `/*!50000select*/`: MySQL runs what is inside, so keep it.
-                    let inner_end = end.unwrap_or(s.len());
-                    let mut j = body + 1;
-                    while j < inner_end && s[j].is_ascii_digit() {
-                        j += 1;
-                    }
-                    if !space {
-                        out.push(b' ');
-                    }
-                    out.extend(s[j..inner_end].iter().map(u8::to_ascii_lowercase));
-                    out.push(b' ');
-                } else if !space {
-                    out.push(b' ');
-                }
-                space = true;
-                i = end.map_or(s.len(), |e| e + 2);
-                continue;
-            }
             b'\r' | b'\n' => {
                 traits.newline = true;
                 if space && out.last() == Some(&b' ') {
@@ -442,41 +453,11 @@ fn squeeze_ascii(s: &[u8], traits: &mut Traits) -> String {
 /// to one space. Records null bytes and line breaks in `traits`.
 fn squeeze(s: &str, traits: &mut Traits) -> String {
     let mut out = String::with_capacity(s.len());
-    let mut chars = s.char_indices().peekable();
     let mut space = false;
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\0' => {
-                traits.null_byte = true;
-                continue;
-            }
-            '/' if s[i + 1..].starts_with('*') => {
-                // `/*!50000select*/`: MySQL runs what is inside, so keep it.
-                let body_start = i + 2;
-                let rest = &s[body_start..];
-                let (keep, skip_to) = match rest.find("*/") {
-                    Some(end) => (rest.starts_with('!'), body_start + end + 2),
-                    None => (rest.starts_with('!'), s.len()),
-                };
-                if keep {
-                    let inner_end = rest.find("*/").map_or(s.len(), |e| body_start + e);
-                    let inner = s[body_start + 1..inner_end]
-                        .trim_start_matches(|c: char| c.is_ascii_digit());
-                    if !space {
-                        out.push(' ');
-                    }
-                    out.push_str(inner);
-                    out.push(' ');
-                } else if !space {
-                    out.push(' ');
-                }
-                space = true;
-                while chars.peek().is_some_and(|&(j, _)| j < skip_to) {
-                    chars.next();
-                }
-                continue;
-            }
-            _ => {}
+    for c in s.chars() {
+        if c == '\0' {
+            traits.null_byte = true;
+            continue;
         }
         if c == '\r' || c == '\n' {
             traits.newline = true;
@@ -549,6 +530,24 @@ mod tests {
         assert_eq!(n("&amp;lt;"), "<");
         assert_eq!(n("Tom & Jerry"), "tom & jerry");
         assert_eq!(n("&#99999999999;x"), "&#99999999999;x");
+    }
+
+    #[test]
+    fn decoded_references_before_multibyte_characters() {
+        for s in [
+            "&lt;é",
+            "&ltÉ",
+            "&#60é",
+            "a&amp;\u{3000}",
+            "\\x41é",
+            "\\u0041é",
+            "\\u{41}é",
+        ] {
+            let _ = normalize(s);
+        }
+        assert_eq!(n("&lt;é"), "<é");
+        assert_eq!(n("\\x41é"), "aé");
+        assert_eq!(n("/*!a\0b  c*/"), " ab c ");
     }
 
     #[test]

@@ -186,7 +186,7 @@ fn only_prose_rules_match_prose() {
         .collect();
     let set = builder_set(all.iter().map(|r| r.pattern)).expect("compile");
     for t in texts.iter().filter(|t| is_prose(t.as_bytes())) {
-        for i in set.matches(t.as_bytes()).iter() {
+        for i in &set.matches(t.as_bytes()) {
             assert!(
                 rules::PROSE_RULES.contains(&all[i].id),
                 "rule {} matches prose {t:?}: add it to PROSE_RULES",
