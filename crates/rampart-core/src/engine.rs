@@ -444,7 +444,7 @@ impl Engine {
         let policy = &self.config.detection;
         let scan = self.scan(ctx.req)?;
         if scan.truncated_bytes > 0 {
-            let mut note = Hit::new(
+            let note = Hit::new(
                 200,
                 "",
                 "inspection_truncated",
@@ -455,7 +455,6 @@ impl Engine {
                     scan.truncated_at.join(", ")
                 ),
             );
-            note.findings.clear();
             events.push(Self::event(&note, Outcome::Noted, ctx));
         }
         if !scan.attack {
@@ -732,18 +731,10 @@ impl Engine {
     /// Whether `path` is under one of `exclude_paths` (the path itself or below it).
     #[must_use]
     pub fn is_excluded(&self, path: &str) -> bool {
-        // `/static/../admin` is not under `/static` once a server or proxy resolves it.
-        if path.split('/').any(|seg| seg == ".." || seg == ".") {
-            return false;
-        }
-        self.config.exclude_paths.iter().any(|p| {
-            let p = p.strip_suffix('/').unwrap_or(p);
-            p.is_empty()
-                || path == p
-                || path
-                    .strip_prefix(p)
-                    .is_some_and(|rest| rest.starts_with('/'))
-        })
+        self.config
+            .exclude_paths
+            .iter()
+            .any(|p| crate::request::path_is_under(path, p))
     }
 
     /// Security headers for a response Rampart builds itself, CORS added for an allowed origin.

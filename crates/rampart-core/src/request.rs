@@ -36,3 +36,19 @@ pub struct RequestView<'a> {
     /// Body bytes past the limit, not read.
     pub body_truncated: u64,
 }
+
+/// Whether `path` is `prefix` or below it, segment-wise (`/static` covers `/static/app.js`, not
+/// `/staticfoo`). A path with `.` or `..` segments is under nothing: once a server or proxy
+/// resolves `/static/../admin`, it is not under `/static`.
+#[must_use]
+pub fn path_is_under(path: &str, prefix: &str) -> bool {
+    if path.split('/').any(|seg| seg == ".." || seg == ".") {
+        return false;
+    }
+    let p = prefix.strip_suffix('/').unwrap_or(prefix);
+    p.is_empty()
+        || path == p
+        || path
+            .strip_prefix(p)
+            .is_some_and(|rest| rest.starts_with('/'))
+}

@@ -23,7 +23,7 @@ use std::sync::{Arc, RwLock};
 use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use crate::error::ConfigErrors;
-use normalize::{normalize, Normalized};
+use normalize::Normalized;
 use rules::{Rule, Target, RULES};
 
 /// Attack categories.
@@ -310,14 +310,9 @@ pub struct Exclusion {
 
 impl Exclusion {
     fn applies_to_path(&self, path: &str) -> bool {
-        self.path.as_deref().is_none_or(|p| {
-            let p = p.strip_suffix('/').unwrap_or(p);
-            p.is_empty()
-                || path == p
-                || path
-                    .strip_prefix(p)
-                    .is_some_and(|rest| rest.starts_with('/'))
-        })
+        self.path
+            .as_deref()
+            .is_none_or(|p| crate::request::path_is_under(path, p))
     }
 
     fn covers_param(&self, kind: Kind, name: &str) -> bool {
@@ -722,12 +717,11 @@ pub struct ScanState<'d> {
     saturated: bool,
 }
 
-/// Values whose bytes are all in this set cannot hold an attack: nothing to decode, no syntax.
-fn is_inert(s: &str) -> bool {
+/// Values made only of `[A-Za-z0-9_,-]` cannot hold an attack: nothing to decode, no syntax
+/// (hex-encoded `0x2e0x2e…` aside).
+fn is_inert(s: &str, profile: normalize::Profile) -> bool {
     s.len() < 3
-        || (s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b','))
+        || (profile.classes & normalize::NOT_TOKEN == 0
             && !s
                 .as_bytes()
                 .windows(2)
@@ -773,21 +767,27 @@ impl<'d> ScanState<'d> {
 
     /// Inspects one value. `location` renders where it came from, only when something matched.
     pub fn value(&mut self, kind: Kind, name: &str, location: &dyn Fn() -> String, raw: &str) {
-        if self.saturated || (is_inert(raw) && self.custom.set.is_none()) {
+        if self.saturated {
             return;
         }
-        if self
-            .exclusions
-            .iter()
-            .any(|e| e.rules.is_empty() && e.covers_param(kind, name))
-        {
+        let max = self.detector.settings.max_value_len.max(16);
+        if raw.len() <= max {
+            // The common case: one pass to profile the value, reused by every step.
+            let profile = normalize::Profile::of(raw.as_bytes());
+            if (is_inert(raw, profile) && self.custom.set.is_none())
+                || self.excluded_param(kind, name)
+            {
+                return;
+            }
+            self.scan.values += 1;
+            self.piece(kind, name, location, raw, profile);
+            return;
+        }
+        if self.excluded_param(kind, name) {
             return;
         }
         self.scan.values += 1;
-        let max = self.detector.settings.max_value_len.max(16);
-        if raw.len() <= max {
-            self.piece(kind, name, location, raw);
-        } else if kind == Kind::Body {
+        if kind == Kind::Body {
             // A body inspected whole (XML, text, JSON that did not parse) is read to the end in
             // overlapping windows: it is bounded by the body limit already, and a document can
             // put its payload anywhere.
@@ -796,7 +796,14 @@ impl<'d> ScanState<'d> {
             while start < raw.len() && !self.saturated {
                 let end = floor_boundary(raw, (start + max).min(raw.len()));
                 let end = if end <= start { raw.len() } else { end };
-                self.piece(kind, name, location, &raw[start..end]);
+                let window = &raw[start..end];
+                self.piece(
+                    kind,
+                    name,
+                    location,
+                    window,
+                    normalize::Profile::of(window.as_bytes()),
+                );
                 if end == raw.len() {
                     break;
                 }
@@ -808,14 +815,36 @@ impl<'d> ScanState<'d> {
             let head_end = floor_boundary(raw, half);
             let tail_start = ceil_boundary(raw, raw.len() - half);
             self.truncated(location(), (tail_start - head_end) as u64);
-            self.piece(kind, name, location, &raw[..head_end]);
-            self.piece(kind, name, location, &raw[tail_start..]);
+            for part in [&raw[..head_end], &raw[tail_start..]] {
+                self.piece(
+                    kind,
+                    name,
+                    location,
+                    part,
+                    normalize::Profile::of(part.as_bytes()),
+                );
+            }
         }
     }
 
-    fn piece(&mut self, kind: Kind, name: &str, location: &dyn Fn() -> String, raw: &str) {
+    /// Whether an exclusion switches inspection of this value off entirely.
+    fn excluded_param(&self, kind: Kind, name: &str) -> bool {
+        self.exclusions
+            .iter()
+            .any(|e| e.rules.is_empty() && e.covers_param(kind, name))
+    }
+
+    fn piece(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        location: &dyn Fn() -> String,
+        raw: &str,
+        profile: normalize::Profile,
+    ) {
         let d = self.detector;
-        let norm = normalize(raw);
+        let clean = profile.clean();
+        let norm = normalize::normalize_profiled(raw, profile);
         let text = norm.text.as_bytes();
         let mut hits: Vec<(u32, Category, u8, String, String)> = Vec::new();
         let secret = std::cell::OnceCell::new();
@@ -828,7 +857,13 @@ impl<'d> ScanState<'d> {
         };
         // Most values match nothing: `is_match` stops at the first match and skips the
         // bookkeeping of which rules matched.
-        let (set, map): (&RegexSet, Option<&[usize]>) = if is_prose(text) {
+        // A clean value's normal form is its lower case: same classes, no second pass.
+        let prose = if clean {
+            profile.classes & normalize::NOT_PROSE == 0
+        } else {
+            is_prose(text)
+        };
+        let (set, map): (&RegexSet, Option<&[usize]>) = if prose {
             (&d.prose_set, Some(&d.prose))
         } else {
             (&d.normalized_set, None)
@@ -849,7 +884,7 @@ impl<'d> ScanState<'d> {
             ));
         }
         // Raw-form rules look for encodings and control characters: a clean value has none.
-        if !d.raw.is_empty() && !normalize::is_clean(raw.as_bytes()) {
+        if !d.raw.is_empty() && !clean {
             for i in &d.raw_set.matches(raw.as_bytes()) {
                 let c = &d.raw[i];
                 if !c.rule.kinds.contains(kind) {
@@ -869,7 +904,7 @@ impl<'d> ScanState<'d> {
             }
         }
         self.traits(&norm, &mut hits, &excerpt_of);
-        self.tokenisers(raw, &norm, &mut hits, &excerpt_of);
+        self.tokenisers(raw, &norm, clean, &mut hits, &excerpt_of);
         if let Some(set) = &self.custom.set {
             for i in &set.matches(text) {
                 let r = &self.custom.rules[i];
@@ -956,6 +991,7 @@ impl<'d> ScanState<'d> {
         &self,
         raw: &str,
         norm: &Normalized,
+        clean: bool,
         hits: &mut Vec<(u32, Category, u8, String, String)>,
         excerpt_of: &dyn Fn(&[u8], usize, usize) -> String,
     ) {
@@ -963,7 +999,10 @@ impl<'d> ScanState<'d> {
         // its verdict scores below the threshold. So it runs only on values another rule
         // already found suspicious.
         let sql_candidate = !hits.is_empty();
-        let changed = norm.traits.layers > 0 || !raw.eq_ignore_ascii_case(&norm.text);
+        if !sql_candidate && !opens_tag(raw.as_bytes()) && !opens_tag(norm.text.as_bytes()) {
+            return;
+        }
+        let changed = !clean && (norm.traits.layers > 0 || !raw.eq_ignore_ascii_case(&norm.text));
         let candidates: [Option<&str>; 2] = [Some(raw), changed.then_some(norm.text.as_str())];
         for s in candidates.into_iter().flatten() {
             let b = s.as_bytes();

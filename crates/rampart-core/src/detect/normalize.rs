@@ -44,32 +44,96 @@ pub struct Normalized {
     pub traits: Traits,
 }
 
-/// Whether normalising `s` would only lower-case it: ASCII with nothing to decode (`%`, `&`,
-/// `\\`), no control characters, no white space but single spaces, no `/*` comment. Most honest
-/// values are; they skip every other step.
+/// A byte outside `[A-Za-z0-9_,-]`: the value is not an inert token.
+pub const NOT_TOKEN: u8 = 1;
+/// `%`, `&`, `\\`, a control character or a non-ASCII byte: there may be something to decode.
+pub const ENCODED: u8 = 2;
+/// A byte outside prose (letters, digits, spaces, line breaks, `,.;!?-`, non-ASCII).
+pub const NOT_PROSE: u8 = 4;
+
+const fn class_of(b: u8) -> u8 {
+    let mut c = 0;
+    if !(b.is_ascii_alphanumeric() || b == b'_' || b == b',' || b == b'-') {
+        c |= NOT_TOKEN;
+    }
+    if matches!(b, b'%' | b'&' | b'\\' | 0..=0x1f | 0x7f..=0xff) {
+        c |= ENCODED;
+    }
+    if !(b.is_ascii_alphanumeric()
+        || b >= 0x80
+        || matches!(b, b' ' | b'\n' | b',' | b'.' | b';' | b'!' | b'?' | b'-'))
+    {
+        c |= NOT_PROSE;
+    }
+    c
+}
+
+static CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        #[allow(clippy::cast_possible_truncation)]
+        {
+            t[i] = class_of(i as u8);
+        }
+        i += 1;
+    }
+    t
+};
+
+/// What one pass over a value tells about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Profile {
+    /// The union of the classes ([`NOT_TOKEN`], [`ENCODED`], [`NOT_PROSE`]) of its bytes.
+    pub classes: u8,
+    /// Two spaces in a row, or `/*`.
+    pub squeezable: bool,
+}
+
+impl Profile {
+    /// One pass over `s`.
+    #[must_use]
+    pub fn of(s: &[u8]) -> Profile {
+        let mut classes = 0;
+        let mut squeezable = false;
+        let mut prev = 0u8;
+        for &b in s {
+            classes |= CLASSES[usize::from(b)];
+            squeezable |= (b == b' ' && prev == b' ') || (b == b'*' && prev == b'/');
+            prev = b;
+        }
+        Profile {
+            classes,
+            squeezable,
+        }
+    }
+
+    /// Whether normalising would only lower-case the value: ASCII with nothing to decode, no
+    /// control characters, no white space but single spaces, no `/*` comment. Most honest values
+    /// are; they skip every other step.
+    #[must_use]
+    pub fn clean(self) -> bool {
+        self.classes & ENCODED == 0 && !self.squeezable
+    }
+}
+
+/// Whether normalising `s` would only lower-case it (see [`Profile::clean`]).
 #[must_use]
 pub fn is_clean(s: &[u8]) -> bool {
-    let mut prev = 0u8;
-    for &b in s {
-        let special = match b {
-            b'%' | b'&' | b'\\' | 0..=0x1f | 0x7f..=0xff => true,
-            b' ' => prev == b' ',
-            b'*' => prev == b'/',
-            _ => false,
-        };
-        if special {
-            return false;
-        }
-        prev = b;
-    }
-    true
+    Profile::of(s).clean()
 }
 
 /// Normalises `raw` (see the module doc).
 #[must_use]
 pub fn normalize(raw: &str) -> Normalized {
+    normalize_profiled(raw, Profile::of(raw.as_bytes()))
+}
+
+/// [`normalize`] when the caller already has the value's [`Profile`].
+#[must_use]
+pub fn normalize_profiled(raw: &str, profile: Profile) -> Normalized {
     let mut traits = Traits::default();
-    if is_clean(raw.as_bytes()) {
+    if profile.clean() {
         return Normalized {
             text: raw.to_ascii_lowercase(),
             traits,
