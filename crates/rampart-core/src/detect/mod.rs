@@ -270,6 +270,9 @@ impl Scan {
 
 /// Findings kept per request; the score still counts every one.
 pub const MAX_FINDINGS: usize = 16;
+/// Windows of `detection_max_content_length` bytes read from the start of a body inspected
+/// whole (about 120 KB by default), before its last window.
+const BODY_WINDOWS: usize = 12;
 /// Longest excerpt, in characters.
 const EXCERPT_CHARS: usize = 60;
 
@@ -788,14 +791,19 @@ impl<'d> ScanState<'d> {
         }
         self.scan.values += 1;
         if kind == Kind::Body {
-            // A body inspected whole (XML, text, JSON that did not parse) is read to the end in
-            // overlapping windows: it is bounded by the body limit already, and a document can
-            // put its payload anywhere.
+            // A body inspected whole (XML, text, JSON that did not parse) is read in overlapping
+            // windows: a document can put its payload anywhere. Up to BODY_WINDOWS of them from
+            // the start, then the last one; a longer middle is counted, not read (the cost of a
+            // request stays bounded whatever the body limit).
             let overlap = 256.min(max / 4);
+            let budget = floor_boundary(raw, raw.len().min(max.saturating_mul(BODY_WINDOWS)));
             let mut start = 0;
-            while start < raw.len() && !self.saturated {
-                let end = floor_boundary(raw, (start + max).min(raw.len()));
-                let end = if end <= start { raw.len() } else { end };
+            let mut end = 0;
+            while start < budget && !self.saturated {
+                end = floor_boundary(raw, (start + max).min(budget));
+                if end <= start {
+                    end = budget;
+                }
                 let window = &raw[start..end];
                 self.piece(
                     kind,
@@ -804,10 +812,22 @@ impl<'d> ScanState<'d> {
                     window,
                     normalize::Profile::of(window.as_bytes()),
                 );
-                if end == raw.len() {
+                if end == budget {
                     break;
                 }
                 start = ceil_boundary(raw, end - overlap);
+            }
+            if end < raw.len() && !self.saturated {
+                let tail_start = ceil_boundary(raw, raw.len().saturating_sub(max).max(end));
+                self.truncated(location(), (tail_start - end) as u64);
+                let tail = &raw[tail_start..];
+                self.piece(
+                    kind,
+                    name,
+                    location,
+                    tail,
+                    normalize::Profile::of(tail.as_bytes()),
+                );
             }
         } else {
             // Head and tail: padding one end does not push a payload out of view.
