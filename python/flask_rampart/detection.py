@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
+from . import _native
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
@@ -17,24 +19,6 @@ if TYPE_CHECKING:
 #: Where the WSGI wrapper leaves the buffered body (and the bytes it did not read) for the engine.
 BODY_KEY = "rampart.body"
 TRUNCATED_KEY = "rampart.body_truncated"
-
-#: Media types whose bodies the engine inspects (others are files: not read).
-_INSPECTED_PREFIXES = (
-    "application/x-www-form-urlencoded",
-    "multipart/form-data",
-    "application/json",
-    "text/",
-    "application/xml",
-)
-
-
-def _inspected(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    return (
-        not media
-        or media.startswith(_INSPECTED_PREFIXES)
-        or media.endswith(("+json", "+xml", "/xml"))
-    )
 
 
 class _ReplayInput(io.RawIOBase):
@@ -79,7 +63,7 @@ def buffer_body(environ: WSGIEnvironment, limit: int) -> None:
     stream back that replays them. Bytes past the limit are left in the stream and counted in
     ``environ[TRUNCATED_KEY]`` (multipart excepted: what is past the limit is file content)."""
     stream = environ.get("wsgi.input")
-    if stream is None or not _inspected(environ.get("CONTENT_TYPE", "")):
+    if stream is None or not _native.inspects_body(environ.get("CONTENT_TYPE", "")):
         return
     raw_length = environ.get("CONTENT_LENGTH")
     try:

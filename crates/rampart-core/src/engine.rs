@@ -252,7 +252,7 @@ impl Engine {
                         }
                     }
                 }
-                if let Some(hit) = self.detection(&ctx, None, &mut events) {
+                if let Some(hit) = self.detection(&ctx, &mut events) {
                     if let Some(block) = self.enforce(&hit, &ctx, &mut events) {
                         return Some(block);
                     }
@@ -281,7 +281,7 @@ impl Engine {
                 None
             }
         };
-        if let Some(hit) = self.detection(&ctx, endpoint, &mut events) {
+        if let Some(hit) = self.detection(&ctx, &mut events) {
             if let Some(block) = self.enforce(&hit, &ctx, &mut events) {
                 return Some(block);
             }
@@ -435,12 +435,7 @@ impl Engine {
     /// the automatic ban; the request that reaches the threshold gets 403 "IP has been banned".
     /// With `detection_action="log"` the attack is only an event. A value too long to inspect
     /// whole leaves a `noted` event saying how much was not read.
-    fn detection(
-        &self,
-        ctx: &Ctx<'_, '_>,
-        _endpoint: Option<&str>,
-        events: &mut Vec<Event>,
-    ) -> Option<Hit> {
+    fn detection(&self, ctx: &Ctx<'_, '_>, events: &mut Vec<Event>) -> Option<Hit> {
         let policy = &self.config.detection;
         let scan = self.scan(ctx.req)?;
         if scan.truncated_bytes > 0 {

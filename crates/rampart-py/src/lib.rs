@@ -822,12 +822,20 @@ fn field_names() -> Vec<&'static str> {
     FIELDS.iter().map(|f| f.name).collect()
 }
 
+/// Whether a body with this `Content-Type` is inspected, so worth buffering.
+#[pyfunction]
+fn inspects_body(content_type: &str) -> bool {
+    rampart_core::detect::extract::body_kind(content_type).is_some()
+}
+
 #[pymodule(gil_used = false)]
 mod _native {
     #[pymodule_export]
     use super::config_defaults;
     #[pymodule_export]
     use super::field_names;
+    #[pymodule_export]
+    use super::inspects_body;
     #[pymodule_export]
     use super::Decision;
     #[pymodule_export]

@@ -83,7 +83,7 @@ fn header_name(env_name: &str) -> String {
 }
 
 /// Feeds every value of `req` to `state`.
-pub fn walk(req: &RequestView<'_>, max_value_len: usize, state: &mut ScanState<'_>) {
+pub fn walk(req: &RequestView<'_>, state: &mut ScanState<'_>) {
     if !req.path.is_empty() && req.path != "/" {
         let path = req.path.strip_prefix('/').unwrap_or(req.path);
         state.value(Kind::Path, "", &|| "path".to_owned(), path);
@@ -116,36 +116,63 @@ pub fn walk(req: &RequestView<'_>, max_value_len: usize, state: &mut ScanState<'
     if req.body.is_empty() || !state.wants_more() {
         return;
     }
-    let media = req
-        .content_type
-        .unwrap_or("")
+    let Some(body_kind) = body_kind(req.content_type.unwrap_or("")) else {
+        return;
+    };
+    let body = match std::str::from_utf8(req.body) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(req.body),
+    };
+    match body_kind {
+        BodyKind::Form => pairs(&body, "form", Kind::Form, state),
+        BodyKind::Multipart => {
+            if let Some(boundary) = boundary(req.content_type.unwrap_or("")) {
+                multipart(req.body, &boundary, state);
+            }
+        }
+        BodyKind::Json => json_body(&body, state),
+        BodyKind::Text => state.value(Kind::Body, "", &|| "body".to_owned(), &body),
+    }
+}
+
+/// How a body is inspected, by its media type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// `application/x-www-form-urlencoded`: field by field.
+    Form,
+    /// `multipart/form-data`: text parts and file names.
+    Multipart,
+    /// `application/json`, `*+json`, `text/json`: keys and strings.
+    Json,
+    /// XML, `text/*`, or no content type: whole.
+    Text,
+}
+
+/// How a body with this `Content-Type` is inspected; `None` for media types that are files
+/// (images, archives, `application/octet-stream`, …): not read at all. The adapter asks before
+/// buffering a body.
+#[must_use]
+pub fn body_kind(content_type: &str) -> Option<BodyKind> {
+    let media = content_type
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let body = match std::str::from_utf8(req.body) {
-        Ok(text) => Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(req.body),
-    };
     match media.as_str() {
-        "application/x-www-form-urlencoded" => pairs(&body, "form", Kind::Form, state),
-        "multipart/form-data" => {
-            if let Some(boundary) = boundary(req.content_type.unwrap_or("")) {
-                multipart(req.body, &boundary, state);
-            }
-        }
+        "application/x-www-form-urlencoded" => Some(BodyKind::Form),
+        "multipart/form-data" => Some(BodyKind::Multipart),
         m if m == "application/json" || m.ends_with("+json") || m == "text/json" => {
-            json_body(&body, max_value_len, state);
+            Some(BodyKind::Json)
         }
         m if m.ends_with("/xml")
             || m.ends_with("+xml")
             || m.starts_with("text/")
             || m.is_empty() =>
         {
-            state.value(Kind::Body, "", &|| "body".to_owned(), &body);
+            Some(BodyKind::Text)
         }
-        _ => {}
+        _ => None,
     }
 }
 
@@ -197,7 +224,7 @@ pub fn form_decode(s: &str) -> Cow<'_, str> {
     Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
-fn json_body(body: &str, max_value_len: usize, state: &mut ScanState<'_>) {
+fn json_body(body: &str, state: &mut ScanState<'_>) {
     let result = json::walk(body, &mut |item, path, text| {
         match item {
             Item::Key => {
@@ -230,7 +257,6 @@ fn json_body(body: &str, max_value_len: usize, state: &mut ScanState<'_>) {
     });
     if result.is_err() && state.wants_more() {
         // Not JSON after all (or absurdly deep): inspect it as text.
-        let _ = max_value_len;
         state.value(Kind::Body, "", &|| "body".to_owned(), body);
     }
 }

@@ -23,6 +23,7 @@ use std::sync::{Arc, RwLock};
 use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use crate::error::ConfigErrors;
+pub use normalize::is_prose;
 use normalize::Normalized;
 use rules::{Rule, Target, RULES};
 
@@ -448,12 +449,17 @@ fn builder_one(pattern: &str) -> Result<Regex, String> {
 /// # Errors
 /// Why not, in one line.
 pub fn validate_pattern(pattern: &str) -> Result<(), String> {
+    compile_user_pattern(pattern).map(drop)
+}
+
+/// [`validate_pattern`], keeping the compiled regex.
+fn compile_user_pattern(pattern: &str) -> Result<Regex, String> {
     let regex =
         builder_one(pattern).map_err(|e| format!("does not compile: {}", first_line(&e)))?;
     if regex.is_match(b"") {
         return Err("matches the empty string, so it would match every value".to_owned());
     }
-    Ok(())
+    Ok(regex)
 }
 
 /// Fields whose values are never shown in an excerpt.
@@ -568,8 +574,8 @@ impl Detector {
         description: &str,
     ) -> Result<CustomRule, ConfigErrors> {
         let mut errors = ConfigErrors::default();
-        let regex = match validate_pattern(pattern) {
-            Ok(()) => builder_one(pattern).ok(),
+        let regex = match compile_user_pattern(pattern) {
+            Ok(regex) => Some(regex),
             Err(e) => {
                 errors.push("pattern", e);
                 None
@@ -697,7 +703,7 @@ impl Detector {
             .filter(|e| !e.whole_path() && e.applies_to_path(req.path))
             .collect();
         let mut state = ScanState::new(self, &exclusions);
-        extract::walk(req, self.settings.max_value_len, &mut state);
+        extract::walk(req, &mut state);
         state.finish()
     }
 }
@@ -866,7 +872,8 @@ impl<'d> ScanState<'d> {
         let clean = profile.clean();
         let norm = normalize::normalize_profiled(raw, profile);
         let text = norm.text.as_bytes();
-        let mut hits: Vec<(u32, Category, u8, String, String)> = Vec::new();
+        // Findings of this value; their location is filled in once, for those that count.
+        let mut hits: Vec<Finding> = Vec::new();
         let secret = std::cell::OnceCell::new();
         let excerpt_of = |bytes: &[u8], start: usize, end: usize| -> String {
             if *secret.get_or_init(|| is_secret(name)) {
@@ -875,8 +882,6 @@ impl<'d> ScanState<'d> {
                 excerpt(bytes, start, end)
             }
         };
-        // Most values match nothing: `is_match` stops at the first match and skips the
-        // bookkeeping of which rules matched.
         // A clean value's normal form is its lower case: same classes, no second pass.
         let prose = if clean {
             profile.classes & normalize::NOT_PROSE == 0
@@ -888,39 +893,28 @@ impl<'d> ScanState<'d> {
         } else {
             (&d.normalized_set, None)
         };
+        // Most values match nothing: `is_match` stops at the first match and skips the
+        // bookkeeping of which rules matched.
         let matched = set.is_match(text).then(|| set.matches(text));
-        for i in matched.iter().flat_map(regex::bytes::SetMatches::iter) {
-            let c = &d.normalized[map.map_or(i, |m| m[i])];
-            if !c.rule.kinds.contains(kind) {
-                continue;
-            }
-            let m = c.regex.find(text).map_or((0, 0), |m| (m.start(), m.end()));
-            hits.push((
-                c.rule.id,
-                c.rule.category,
-                c.rule.score,
-                c.rule.description.to_owned(),
-                excerpt_of(text, m.0, m.1),
-            ));
-        }
-        // Raw-form rules look for encodings and control characters: a clean value has none.
-        if !d.raw.is_empty() && !clean {
-            for i in &d.raw_set.matches(raw.as_bytes()) {
-                let c = &d.raw[i];
-                if !c.rule.kinds.contains(kind) {
-                    continue;
-                }
-                let m = c
-                    .regex
-                    .find(raw.as_bytes())
-                    .map_or((0, 0), |m| (m.start(), m.end()));
-                hits.push((
+        let record = |hits: &mut Vec<Finding>, c: &Compiled, bytes: &[u8]| {
+            if c.rule.kinds.contains(kind) {
+                let (start, end) = c.regex.find(bytes).map_or((0, 0), |m| (m.start(), m.end()));
+                hits.push(finding(
                     c.rule.id,
                     c.rule.category,
                     c.rule.score,
                     c.rule.description.to_owned(),
-                    excerpt_of(raw.as_bytes(), m.0, m.1),
+                    excerpt_of(bytes, start, end),
                 ));
+            }
+        };
+        for i in matched.iter().flat_map(regex::bytes::SetMatches::iter) {
+            record(&mut hits, &d.normalized[map.map_or(i, |m| m[i])], text);
+        }
+        // Raw-form rules look for encodings and control characters: a clean value has none.
+        if !d.raw.is_empty() && !clean {
+            for i in &d.raw_set.matches(raw.as_bytes()) {
+                record(&mut hits, &d.raw[i], raw.as_bytes());
             }
         }
         self.traits(&norm, &mut hits, &excerpt_of);
@@ -931,7 +925,7 @@ impl<'d> ScanState<'d> {
                 let m = self.custom.regexes[i]
                     .find(text)
                     .map_or((0, 0), |m| (m.start(), m.end()));
-                hits.push((
+                hits.push(finding(
                     r.id,
                     r.category,
                     r.score,
@@ -944,30 +938,23 @@ impl<'d> ScanState<'d> {
             return;
         }
         let mut loc: Option<String> = None;
-        for (id, category, score, description, excerpt) in hits {
-            if self.excluded(kind, name, id, category) {
+        for mut f in hits {
+            if self.excluded(kind, name, f.rule, f.category) {
                 continue;
             }
             // A rule counts once per value (the head and tail of a long value are one value).
-            let location = loc.get_or_insert_with(location).clone();
+            f.location.clone_from(loc.get_or_insert_with(location));
             if self
                 .scan
                 .findings
                 .iter()
-                .any(|f| f.rule == id && f.location == location)
+                .any(|g| g.rule == f.rule && g.location == f.location)
             {
                 continue;
             }
-            self.scan.score += u32::from(score);
+            self.scan.score += u32::from(f.score);
             if self.scan.findings.len() < MAX_FINDINGS {
-                self.scan.findings.push(Finding {
-                    rule: id,
-                    category,
-                    score,
-                    location,
-                    excerpt,
-                    description,
-                });
+                self.scan.findings.push(f);
             }
         }
         if self.scan.score >= d.settings.threshold && self.scan.findings.len() >= MAX_FINDINGS {
@@ -980,13 +967,13 @@ impl<'d> ScanState<'d> {
     fn traits(
         &self,
         norm: &Normalized,
-        hits: &mut Vec<(u32, Category, u8, String, String)>,
+        hits: &mut Vec<Finding>,
         excerpt_of: &dyn Fn(&[u8], usize, usize) -> String,
     ) {
         let t = norm.traits;
         let text = norm.text.as_bytes();
         if t.overlong {
-            hits.push((
+            hits.push(finding(
                 1420,
                 Category::PathTraversal,
                 rules::CRITICAL,
@@ -995,7 +982,7 @@ impl<'d> ScanState<'d> {
             ));
         }
         if t.null_byte {
-            hits.push((
+            hits.push(finding(
                 1421,
                 Category::FileInclusion,
                 rules::CRITICAL,
@@ -1012,23 +999,20 @@ impl<'d> ScanState<'d> {
         raw: &str,
         norm: &Normalized,
         clean: bool,
-        hits: &mut Vec<(u32, Category, u8, String, String)>,
+        hits: &mut Vec<Finding>,
         excerpt_of: &dyn Fn(&[u8], usize, usize) -> String,
     ) {
         // The SQL tokeniser is costly (several passes per value) and only ever corroborates:
         // its verdict scores below the threshold. So it runs only on values another rule
         // already found suspicious.
         let sql_candidate = !hits.is_empty();
-        if !sql_candidate && !opens_tag(raw.as_bytes()) && !opens_tag(norm.text.as_bytes()) {
-            return;
-        }
         let changed = !clean && (norm.traits.layers > 0 || !raw.eq_ignore_ascii_case(&norm.text));
         let candidates: [Option<&str>; 2] = [Some(raw), changed.then_some(norm.text.as_str())];
         for s in candidates.into_iter().flatten() {
             let b = s.as_bytes();
-            if sql_candidate && !hits.iter().any(|h| h.0 == 1100) {
+            if sql_candidate && !hits.iter().any(|h| h.rule == 1100) {
                 if let Some(fp) = injection::sqli(b) {
-                    hits.push((
+                    hits.push(finding(
                         1100,
                         Category::Sqli,
                         rules::ERROR,
@@ -1039,8 +1023,8 @@ impl<'d> ScanState<'d> {
             }
             // An XML document is markup by design; the element rules still apply to it.
             let xml = b.trim_ascii_start().starts_with(b"<?xml");
-            if !xml && opens_tag(b) && !hits.iter().any(|h| h.0 == 1200) && injection::xss(b) {
-                hits.push((
+            if !xml && opens_tag(b) && !hits.iter().any(|h| h.rule == 1200) && injection::xss(b) {
+                hits.push(finding(
                     1200,
                     Category::Xss,
                     rules::CRITICAL,
@@ -1090,15 +1074,22 @@ mod injection {
     }
 }
 
-/// Whether normalised text is prose: letters (any script), digits, spaces, line breaks and
-/// `,.;!?-`. Only [`rules::PROSE_RULES`] can match it.
-#[must_use]
-pub fn is_prose(text: &[u8]) -> bool {
-    text.iter().all(|&b| {
-        b.is_ascii_alphanumeric()
-            || b >= 0x80
-            || matches!(b, b' ' | b'\n' | b',' | b'.' | b';' | b'!' | b'?' | b'-')
-    })
+/// A finding of one value, its location still to be filled in.
+fn finding(
+    rule: u32,
+    category: Category,
+    score: u8,
+    description: String,
+    excerpt: String,
+) -> Finding {
+    Finding {
+        rule,
+        category,
+        score,
+        location: String::new(),
+        excerpt,
+        description,
+    }
 }
 
 /// Whether `b` has a `<` that can start markup (`<a`, `</`, `<!`, `<?`), not `<3` or `a < b`.

@@ -117,10 +117,12 @@ impl Profile {
     }
 }
 
-/// Whether normalising `s` would only lower-case it (see [`Profile::clean`]).
+/// Whether normalised text is prose: letters (any script), digits, spaces, line breaks and
+/// `,.;!?-` (no [`NOT_PROSE`] byte). Only [`super::rules::PROSE_RULES`] can match it.
 #[must_use]
-pub fn is_clean(s: &[u8]) -> bool {
-    Profile::of(s).clean()
+pub fn is_prose(text: &[u8]) -> bool {
+    text.iter()
+        .all(|&b| CLASSES[usize::from(b)] & NOT_PROSE == 0)
 }
 
 /// Normalises `raw` (see the module doc).
