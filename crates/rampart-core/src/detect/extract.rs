@@ -225,14 +225,15 @@ pub fn form_decode(s: &str) -> Cow<'_, str> {
 }
 
 fn json_body(body: &str, state: &mut ScanState<'_>) {
-    let result = json::walk(body, &mut |item, path, text| {
+    let result = json::walk_profiled(body, &mut |item, path, text, profile| {
         match item {
             Item::Key => {
-                state.value(
+                state.value_profiled(
                     Kind::Key,
                     text,
                     &|| format!("json-key:{}", path.render()),
                     text,
+                    profile,
                 );
             }
             Item::String => {
@@ -245,11 +246,12 @@ fn json_body(body: &str, state: &mut ScanState<'_>) {
                 } else {
                     path.last_key()
                 };
-                state.value(
+                state.value_profiled(
                     Kind::Json,
                     name,
                     &|| format!("json:{}", path.render()),
                     text,
+                    profile,
                 );
             }
         }

@@ -8,23 +8,25 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use super::normalize::{self, Profile};
+
 /// Deeper documents are not walked (the caller inspects them as text).
 pub const MAX_DEPTH: usize = 128;
 
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Frame {
-    Object { key: String, expect_key: bool },
+enum Frame<'a> {
+    Object { key: Cow<'a, str>, expect_key: bool },
     Array { index: usize },
 }
 
 /// Where the walker is: the chain of containers above the current value.
 #[derive(Debug, Default)]
-pub struct Path {
-    frames: Vec<Frame>,
+pub struct Path<'a> {
+    frames: Vec<Frame<'a>>,
 }
 
-impl Path {
+impl Path<'_> {
     /// The innermost object key on the path (`name` in `$.items[2].name`), or `""`.
     #[must_use]
     pub fn last_key(&self) -> &str {
@@ -32,7 +34,7 @@ impl Path {
             .iter()
             .rev()
             .find_map(|f| match f {
-                Frame::Object { key, .. } => Some(key.as_str()),
+                Frame::Object { key, .. } => Some(key.as_ref()),
                 Frame::Array { .. } => None,
             })
             .unwrap_or("")
@@ -100,7 +102,18 @@ pub enum Error {
 /// # Errors
 /// A document that is not JSON, or nested deeper than [`MAX_DEPTH`]. Items already reported
 /// stay reported.
-pub fn walk(doc: &str, f: &mut dyn FnMut(Item, &Path, &str) -> bool) -> Result<(), Error> {
+pub fn walk(doc: &str, f: &mut dyn FnMut(Item, &Path<'_>, &str) -> bool) -> Result<(), Error> {
+    walk_profiled(doc, &mut |item, path, text, _| f(item, path, text))
+}
+
+/// [`walk`], also passing each text's [`Profile`], computed while the string is scanned.
+///
+/// # Errors
+/// As [`walk`].
+pub fn walk_profiled<'a>(
+    doc: &'a str,
+    f: &mut dyn FnMut(Item, &Path<'a>, &str, Profile) -> bool,
+) -> Result<(), Error> {
     let b = doc.as_bytes();
     let mut path = Path::default();
     let mut i = 0;
@@ -119,7 +132,7 @@ pub fn walk(doc: &str, f: &mut dyn FnMut(Item, &Path, &str) -> bool) -> Result<(
                 seen_root = true;
                 path.frames.push(if c == b'{' {
                     Frame::Object {
-                        key: String::new(),
+                        key: Cow::Borrowed(""),
                         expect_key: true,
                     }
                 } else {
@@ -150,7 +163,7 @@ pub fn walk(doc: &str, f: &mut dyn FnMut(Item, &Path, &str) -> bool) -> Result<(
                 i += 1;
             }
             b'"' => {
-                let (text, end) = string(doc, i)?;
+                let (text, profile, end) = string(doc, i)?;
                 i = end;
                 if path.frames.is_empty() {
                     if seen_root {
@@ -167,14 +180,13 @@ pub fn walk(doc: &str, f: &mut dyn FnMut(Item, &Path, &str) -> bool) -> Result<(
                 );
                 if is_key {
                     if let Some(Frame::Object { key, expect_key }) = path.frames.last_mut() {
-                        key.clear();
-                        key.push_str(&text);
+                        *key = text;
                         *expect_key = false;
                     }
-                    if !f(Item::Key, &path, &text) {
+                    if !f(Item::Key, &path, path.last_key(), profile) {
                         return Ok(());
                     }
-                } else if !f(Item::String, &path, &text) {
+                } else if !f(Item::String, &path, &text, profile) {
                     return Ok(());
                 }
             }
@@ -208,28 +220,31 @@ pub fn walk(doc: &str, f: &mut dyn FnMut(Item, &Path, &str) -> bool) -> Result<(
 }
 
 /// The string starting at `b[start] == '"'`, unescaped, and the index after its closing quote.
-fn string(doc: &str, start: usize) -> Result<(Cow<'_, str>, usize), Error> {
+/// The string starting at `start` (its opening quote), its profile, and the index after it.
+fn string(doc: &str, start: usize) -> Result<(Cow<'_, str>, Profile, usize), Error> {
     let b = doc.as_bytes();
     let body = start + 1;
-    let mut i = body;
-    // Fast path: no escapes.
-    while i < b.len() && b[i] != b'"' && b[i] != b'\\' {
-        i += 1;
-    }
+    // Fast path, no escapes: one pass finds the closing quote and profiles the text.
+    let (classes, mut i) = normalize::scan_string(b, body);
     if i >= b.len() {
         return Err(Error::Syntax);
     }
     if b[i] == b'"' {
         // Both ends are ASCII quotes, so the slice is on character boundaries.
         let s = doc.get(body..i).ok_or(Error::Syntax)?;
-        return Ok((Cow::Borrowed(s), i + 1));
+        return Ok((
+            Cow::Borrowed(s),
+            Profile::with_classes(s.as_bytes(), classes),
+            i + 1,
+        ));
     }
     let mut out: Vec<u8> = b[body..i].to_vec();
     while i < b.len() {
         match b[i] {
             b'"' => {
                 let s = String::from_utf8(out).map_err(|_| Error::Syntax)?;
-                return Ok((Cow::Owned(s), i + 1));
+                let profile = Profile::of(s.as_bytes());
+                return Ok((Cow::Owned(s), profile, i + 1));
             }
             b'\\' => {
                 let esc = *b.get(i + 1).ok_or(Error::Syntax)?;

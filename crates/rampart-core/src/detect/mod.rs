@@ -15,6 +15,7 @@ pub mod extract;
 pub mod json;
 pub mod normalize;
 pub mod policy;
+pub mod prose;
 pub mod rules;
 
 use std::fmt::{self, Write as _};
@@ -416,6 +417,8 @@ pub struct Detector {
     /// The rules that can match prose, as indexes into `normalized`, and their set.
     prose: Vec<usize>,
     prose_set: RegexSet,
+    /// `prose_set` narrowed to prose: the fast "does any match" for prose values.
+    prose_gate: prose::ProseGate,
     raw: Vec<Compiled>,
     raw_set: RegexSet,
     custom: RwLock<Arc<CustomSet>>,
@@ -520,6 +523,11 @@ impl Detector {
             .filter(|&i| rules::PROSE_RULES.contains(&normalized[i].rule.id))
             .collect();
         let prose_set = builder_set(prose.iter().map(|&i| normalized[i].rule.pattern))?;
+        let prose_gate = prose::ProseGate::new(
+            prose.iter().map(|&i| normalized[i].rule.pattern),
+            NFA_SIZE,
+            DFA_CACHE,
+        )?;
         let (raw, raw_set) = pick(Target::Raw)?;
         Ok(Detector {
             settings,
@@ -527,6 +535,7 @@ impl Detector {
             normalized_set,
             prose,
             prose_set,
+            prose_gate,
             raw,
             raw_set,
             custom: RwLock::new(Arc::new(CustomSet::default())),
@@ -683,7 +692,7 @@ impl Detector {
             .iter()
             .filter(|e| e.path.is_none())
             .collect();
-        let mut state = ScanState::new(self, &exclusions);
+        let mut state = ScanState::new(self, &exclusions, false);
         let location = if name.is_empty() {
             kind.prefix().to_owned()
         } else {
@@ -702,8 +711,16 @@ impl Detector {
             .iter()
             .filter(|e| !e.whole_path() && e.applies_to_path(req.path))
             .collect();
-        let mut state = ScanState::new(self, &exclusions);
+        // Clean prose, most of what honest users send, is matched in one pass over all such
+        // values at the end. That pass almost never finds anything; when it does, the request is
+        // scanned again value by value, which places and explains the findings.
+        let mut state = ScanState::new(self, &exclusions, true);
         extract::walk(req, &mut state);
+        if state.batch_may_match() {
+            let mut exact = ScanState::new(self, &exclusions, false);
+            extract::walk(req, &mut exact);
+            return exact.finish();
+        }
         state.finish()
     }
 }
@@ -724,6 +741,10 @@ pub struct ScanState<'d> {
     scan: Scan,
     /// Stop once this is reached: the request is an attack and enough evidence is kept.
     saturated: bool,
+    /// When batching: the clean prose values seen so far, lower-cased, each followed by
+    /// [`prose::BARRIER`], for one pass of the prose gate at the end (see
+    /// [`Detector::scan_request`]).
+    batch: Option<Vec<u8>>,
 }
 
 /// Values made only of `[A-Za-z0-9_,-]` cannot hold an attack: nothing to decode, no syntax
@@ -731,21 +752,33 @@ pub struct ScanState<'d> {
 fn is_inert(s: &str, profile: normalize::Profile) -> bool {
     s.len() < 3
         || (profile.classes & normalize::NOT_TOKEN == 0
-            && !s
-                .as_bytes()
-                .windows(2)
-                .any(|w| w.eq_ignore_ascii_case(b"0x")))
+            && (profile.classes & normalize::HEX_MARK == 0
+                || !s
+                    .as_bytes()
+                    .windows(2)
+                    .any(|w| w.eq_ignore_ascii_case(b"0x"))))
 }
 
 impl<'d> ScanState<'d> {
-    fn new(detector: &'d Detector, exclusions: &'d [&'d Exclusion]) -> ScanState<'d> {
+    fn new(detector: &'d Detector, exclusions: &'d [&'d Exclusion], batch: bool) -> ScanState<'d> {
         ScanState {
             detector,
             custom: detector.custom_set(),
             exclusions,
             scan: Scan::default(),
             saturated: false,
+            batch: batch.then(Vec::new),
         }
+    }
+
+    /// Whether the batched prose values may hold a finding (then the request is scanned again,
+    /// value by value, to say which).
+    fn batch_may_match(&self) -> bool {
+        !self.saturated
+            && self
+                .batch
+                .as_ref()
+                .is_some_and(|b| !b.is_empty() && self.detector.prose_gate.batch_is_match(b))
     }
 
     /// Whether exclusions name parameters, so JSON values need their path as their name.
@@ -776,19 +809,53 @@ impl<'d> ScanState<'d> {
 
     /// Inspects one value. `location` renders where it came from, only when something matched.
     pub fn value(&mut self, kind: Kind, name: &str, location: &dyn Fn() -> String, raw: &str) {
+        if !self.saturated {
+            // A value over the limit is profiled piece by piece instead.
+            let profile = if raw.len() <= self.max_value_len() {
+                normalize::Profile::of(raw.as_bytes())
+            } else {
+                normalize::Profile::UNKNOWN
+            };
+            self.value_profiled(kind, name, location, raw, profile);
+        }
+    }
+
+    /// [`ScanState::value`] with the value's profile already known (the JSON walker computes
+    /// it while finding the string's end).
+    pub fn value_profiled(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        location: &dyn Fn() -> String,
+        raw: &str,
+        profile: normalize::Profile,
+    ) {
         if self.saturated {
             return;
         }
-        let max = self.detector.settings.max_value_len.max(16);
+        let max = self.max_value_len();
         if raw.len() <= max {
-            // The common case: one pass to profile the value, reused by every step.
-            let profile = normalize::Profile::of(raw.as_bytes());
+            // The common case: one pass profiled the value, reused by every step.
             if (is_inert(raw, profile) && self.custom.set.is_none())
                 || self.excluded_param(kind, name)
             {
                 return;
             }
             self.scan.values += 1;
+            // A clean prose value can only match a prose rule (no decoding, no markup, no raw
+            // rule, no tokeniser): it waits for the batch, unless user rules need to see it.
+            if let Some(batch) = self.batch.as_mut() {
+                if profile.clean()
+                    && profile.classes & normalize::NOT_PROSE == 0
+                    && self.custom.set.is_none()
+                {
+                    let start = batch.len();
+                    batch.extend_from_slice(raw.as_bytes());
+                    batch[start..].make_ascii_lowercase();
+                    batch.push(prose::BARRIER);
+                    return;
+                }
+            }
             self.piece(kind, name, location, raw, profile);
             return;
         }
@@ -853,6 +920,10 @@ impl<'d> ScanState<'d> {
         }
     }
 
+    fn max_value_len(&self) -> usize {
+        self.detector.settings.max_value_len.max(16)
+    }
+
     /// Whether an exclusion switches inspection of this value off entirely.
     fn excluded_param(&self, kind: Kind, name: &str) -> bool {
         self.exclusions
@@ -895,7 +966,12 @@ impl<'d> ScanState<'d> {
         };
         // Most values match nothing: `is_match` stops at the first match and skips the
         // bookkeeping of which rules matched.
-        let matched = set.is_match(text).then(|| set.matches(text));
+        let any = if prose {
+            d.prose_gate.is_match(text)
+        } else {
+            set.is_match(text)
+        };
+        let matched = any.then(|| set.matches(text));
         let record = |hits: &mut Vec<Finding>, c: &Compiled, bytes: &[u8]| {
             if c.rule.kinds.contains(kind) {
                 let (start, end) = c.regex.find(bytes).map_or((0, 0), |m| (m.start(), m.end()));

@@ -18,6 +18,9 @@
 //! (an overlong UTF-8 sequence or a null byte never occurs in honest input).
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use memchr::memmem;
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -50,6 +53,10 @@ pub const NOT_TOKEN: u8 = 1;
 pub const ENCODED: u8 = 2;
 /// A byte outside prose (letters, digits, spaces, line breaks, `,.;!?-`, non-ASCII).
 pub const NOT_PROSE: u8 = 4;
+/// `x` or `X`: a token may still spell hex-encoded bytes (`0x2e0x2e…`).
+pub const HEX_MARK: u8 = 8;
+/// `"` or `\\`: where the plain run of a JSON string stops (see [`scan_string`]).
+const STOP: u8 = 0x80;
 
 const fn class_of(b: u8) -> u8 {
     let mut c = 0;
@@ -64,6 +71,9 @@ const fn class_of(b: u8) -> u8 {
         || matches!(b, b' ' | b'\n' | b',' | b'.' | b';' | b'!' | b'?' | b'-'))
     {
         c |= NOT_PROSE;
+    }
+    if b == b'x' || b == b'X' {
+        c |= HEX_MARK;
     }
     c
 }
@@ -81,6 +91,11 @@ static CLASSES: [u8; 256] = {
     t
 };
 
+static DOUBLE_SPACE: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"  "));
+static COMMENT_OPEN: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"/*"));
+
 /// What one pass over a value tells about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Profile {
@@ -90,24 +105,90 @@ pub struct Profile {
     pub squeezable: bool,
 }
 
+/// [`CLASSES`] plus [`STOP`].
+static STRING_SCAN: [u8; 256] = {
+    let mut t = CLASSES;
+    t[b'"' as usize] |= STOP;
+    t[b'\\' as usize] |= STOP;
+    t
+};
+
+/// From `start`, the union of the classes of the bytes before the first `"` or `\\`, and that
+/// byte's index (`b.len()` if there is none): a JSON string's end and profile in one pass,
+/// eight bytes at a time while no stop byte is among them.
+#[must_use]
+pub fn scan_string(b: &[u8], start: usize) -> (u8, usize) {
+    let mut classes = 0;
+    let mut i = start;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let k = chunk
+            .iter()
+            .fold(0, |acc, &c| acc | STRING_SCAN[usize::from(c)]);
+        if k & STOP != 0 {
+            break;
+        }
+        classes |= k;
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        let k = STRING_SCAN[usize::from(c)];
+        if k & STOP != 0 {
+            break;
+        }
+        classes |= k;
+        i += 1;
+    }
+    (classes, i)
+}
+
 impl Profile {
-    /// One pass over `s`.
+    /// Every class, nothing learnt: for a value profiled later, piece by piece.
+    pub const UNKNOWN: Profile = Profile {
+        classes: NOT_TOKEN | ENCODED | NOT_PROSE | HEX_MARK,
+        squeezable: true,
+    };
+
+    /// One pass over `s`; the squeeze check runs only on values with a space or a `/`.
     #[must_use]
     pub fn of(s: &[u8]) -> Profile {
-        let mut classes = 0;
-        let mut squeezable = false;
-        let mut prev = 0u8;
-        for &b in s {
-            classes |= CLASSES[usize::from(b)];
-            squeezable |= (b == b' ' && prev == b' ') || (b == b'*' && prev == b'/');
-            prev = b;
-        }
+        Profile::with_classes(s, classes(s))
+    }
+
+    /// The profile of `s` whose classes are already known.
+    #[must_use]
+    pub fn with_classes(s: &[u8], classes: u8) -> Profile {
+        // Both need a byte outside tokens; `/` is outside prose too.
+        let squeezable = classes & NOT_TOKEN != 0
+            && (DOUBLE_SPACE.find(s).is_some()
+                || (classes & NOT_PROSE != 0 && COMMENT_OPEN.find(s).is_some()));
         Profile {
             classes,
             squeezable,
         }
     }
+}
 
+/// The union of the classes of `s`'s bytes ([`Profile::classes`]). Four independent
+/// accumulators over eight bytes at a time keep the loads in flight.
+#[must_use]
+pub fn classes(s: &[u8]) -> u8 {
+    let mut acc = [0u8; 4];
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        acc[0] |= CLASSES[usize::from(c[0])] | CLASSES[usize::from(c[4])];
+        acc[1] |= CLASSES[usize::from(c[1])] | CLASSES[usize::from(c[5])];
+        acc[2] |= CLASSES[usize::from(c[2])] | CLASSES[usize::from(c[6])];
+        acc[3] |= CLASSES[usize::from(c[3])] | CLASSES[usize::from(c[7])];
+    }
+    chunks
+        .remainder()
+        .iter()
+        .fold(acc[0] | acc[1] | acc[2] | acc[3], |a, &b| {
+            a | CLASSES[usize::from(b)]
+        })
+}
+
+impl Profile {
     /// Whether normalising would only lower-case the value: ASCII with nothing to decode, no
     /// control characters, no white space but single spaces, no `/*` comment. Most honest values
     /// are; they skip every other step.

@@ -1,0 +1,330 @@
+//! The prose gate: the rules that can match prose, specialised to prose.
+//!
+//! Most values honest users send are prose (see [`super::is_prose`]): lower-case letters, digits,
+//! spaces, line breaks, `,.;!?-` and non-ASCII bytes once normalised. On such a text, no part of a
+//! rule that needs another byte (a quote, a parenthesis, `=`, `/`, …) can take part in a match. So
+//! each rule is rewritten with every character class narrowed to the prose alphabet, every literal
+//! outside it removed, and every branch that can then no longer match dropped. On prose the
+//! rewritten rules match exactly when the originals do (a match only ever consumes bytes of the
+//! text, and look-arounds such as `\b` are kept as they are), but the automaton is a fraction of
+//! the size and most rules shrink to a keyword the search can skip ahead to. The gate answers
+//! "does any rule match?"; the full rules then say which, on the rare value where one does.
+
+use regex_automata::nfa::thompson;
+use regex_automata::util::pool::Pool;
+use regex_automata::util::start;
+use regex_automata::{hybrid, meta, Anchored};
+use regex_syntax::hir::{Class, ClassBytes, ClassBytesRange, Hir, HirKind, Look, Repetition};
+
+/// The bytes normalised prose is made of. Normalisation lower-cases ASCII, so no `A-Z`.
+fn alphabet() -> ClassBytes {
+    ClassBytes::new([
+        ClassBytesRange::new(b'\n', b'\n'),
+        ClassBytesRange::new(b' ', b' '),
+        ClassBytesRange::new(b'!', b'!'),
+        ClassBytesRange::new(b',', b'.'),
+        ClassBytesRange::new(b'0', b'9'),
+        ClassBytesRange::new(b';', b';'),
+        ClassBytesRange::new(b'?', b'?'),
+        ClassBytesRange::new(b'a', b'z'),
+        ClassBytesRange::new(0x80, 0xff),
+    ])
+}
+
+/// Whether `b` is in the prose alphabet of the gate (what [`alphabet`] holds).
+#[must_use]
+pub fn in_alphabet(b: u8) -> bool {
+    matches!(b, b'\n' | b' ' | b'!' | b',' | b'-' | b'.' | b'0'..=b'9' | b';' | b'?' | b'a'..=b'z' | 0x80..=0xff)
+}
+
+fn never_matches(h: &Hir) -> bool {
+    h.properties().minimum_len().is_none()
+}
+
+/// `h` narrowed to `alpha`: equal to `h` on texts made only of `alpha`'s bytes.
+fn narrow(h: &Hir, alpha: &ClassBytes) -> Hir {
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => h.clone(),
+        HirKind::Literal(lit) => {
+            if lit.0.iter().all(|&b| {
+                alpha
+                    .ranges()
+                    .iter()
+                    .any(|r| r.start() <= b && b <= r.end())
+            }) {
+                h.clone()
+            } else {
+                Hir::fail()
+            }
+        }
+        HirKind::Class(Class::Bytes(c)) => {
+            let mut c = c.clone();
+            c.intersect(alpha);
+            if c.ranges().is_empty() {
+                Hir::fail()
+            } else {
+                Hir::class(Class::Bytes(c))
+            }
+        }
+        // Not produced with Unicode off; kept whole, which is always equal on any text.
+        HirKind::Class(Class::Unicode(_)) => h.clone(),
+        HirKind::Repetition(rep) => {
+            let sub = narrow(&rep.sub, alpha);
+            if never_matches(&sub) {
+                return if rep.min == 0 {
+                    Hir::empty()
+                } else {
+                    Hir::fail()
+                };
+            }
+            Hir::repetition(Repetition {
+                min: rep.min,
+                max: rep.max,
+                greedy: rep.greedy,
+                sub: Box::new(sub),
+            })
+        }
+        // Groups do not matter to "does it match".
+        HirKind::Capture(cap) => narrow(&cap.sub, alpha),
+        HirKind::Concat(subs) => {
+            let mut out = Vec::with_capacity(subs.len());
+            for s in subs {
+                let n = narrow(s, alpha);
+                if never_matches(&n) {
+                    return Hir::fail();
+                }
+                out.push(n);
+            }
+            Hir::concat(out)
+        }
+        HirKind::Alternation(subs) => {
+            let out: Vec<Hir> = subs
+                .iter()
+                .map(|s| narrow(s, alpha))
+                .filter(|n| !never_matches(n))
+                .collect();
+            if out.is_empty() {
+                Hir::fail()
+            } else {
+                Hir::alternation(out)
+            }
+        }
+    }
+}
+
+/// Separates the values of a batch. Outside the prose alphabet, so no narrowed rule consumes it
+/// and no match spans two values; not a word byte, so `\b` sees it as it sees a value's edge.
+pub const BARRIER: u8 = 0;
+
+/// Where a value starts or ends inside a batch: its edge in the haystack, or a barrier, which
+/// the rule consumes (harmless when the question is only whether something matches).
+fn edge(look: Look) -> Hir {
+    let barrier = Hir::literal([BARRIER]);
+    Hir::alternation(vec![Hir::look(look), barrier])
+}
+
+/// Rewrites the edge assertions of `h` for batches (see [`edge`]).
+fn batch_edges(h: &Hir) -> Hir {
+    match h.kind() {
+        HirKind::Look(
+            look @ (Look::Start
+            | Look::End
+            | Look::StartLF
+            | Look::EndLF
+            | Look::StartCRLF
+            | Look::EndCRLF),
+        ) => edge(*look),
+        HirKind::Empty | HirKind::Look(_) | HirKind::Literal(_) | HirKind::Class(_) => h.clone(),
+        HirKind::Repetition(rep) => Hir::repetition(Repetition {
+            min: rep.min,
+            max: rep.max,
+            greedy: rep.greedy,
+            sub: Box::new(batch_edges(&rep.sub)),
+        }),
+        HirKind::Capture(cap) => batch_edges(&cap.sub),
+        HirKind::Concat(subs) => Hir::concat(subs.iter().map(batch_edges).collect()),
+        HirKind::Alternation(subs) => Hir::alternation(subs.iter().map(batch_edges).collect()),
+    }
+}
+
+/// Lanes of a batch walked in lock step: a DFA step waits on the previous one, so one lane
+/// leaves the processor idle most of the time; four independent walks keep it busy.
+const LANES: usize = 4;
+
+type CachePool = Pool<hybrid::dfa::Cache, Box<dyn Fn() -> hybrid::dfa::Cache + Send + Sync>>;
+
+/// The prose rules, narrowed to prose, as one automaton that also takes a batch of values.
+pub struct ProseGate {
+    /// For single values, and for a batch the lanes could not finish.
+    regex: Option<meta::Regex>,
+    /// The same rules as a lazy DFA, for batches.
+    dfa: Option<(hybrid::dfa::DFA, CachePool)>,
+    /// How many of the rules can still match prose at all.
+    live: usize,
+}
+
+impl std::fmt::Debug for ProseGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProseGate")
+            .field("live", &self.live)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProseGate {
+    /// Builds the gate for `patterns` (compiled as the detector compiles them: bytes, no Unicode
+    /// classes, case-insensitive).
+    ///
+    /// # Errors
+    /// A pattern that does not parse or an automaton over the size limit.
+    pub fn new<'a>(
+        patterns: impl IntoIterator<Item = &'a str>,
+        nfa_size: usize,
+        cache: usize,
+    ) -> Result<ProseGate, String> {
+        let alpha = alphabet();
+        let mut hirs = Vec::new();
+        for p in patterns {
+            let hir = regex_syntax::ParserBuilder::new()
+                .unicode(false)
+                .utf8(false)
+                .case_insensitive(true)
+                .build()
+                .parse(p)
+                .map_err(|e| e.to_string())?;
+            let n = narrow(&hir, &alpha);
+            if !never_matches(&n) {
+                hirs.push(batch_edges(&n));
+            }
+        }
+        let live = hirs.len();
+        if hirs.is_empty() {
+            return Ok(ProseGate {
+                regex: None,
+                dfa: None,
+                live,
+            });
+        }
+        let regex = meta::Builder::new()
+            .configure(
+                meta::Config::new()
+                    .utf8_empty(false)
+                    .nfa_size_limit(Some(nfa_size))
+                    .hybrid_cache_capacity(cache),
+            )
+            .build_many_from_hir(&hirs)
+            .map_err(|e| e.to_string())?;
+        let nfa = thompson::Compiler::new()
+            .configure(
+                thompson::Config::new()
+                    .utf8(false)
+                    .nfa_size_limit(Some(nfa_size))
+                    .shrink(true),
+            )
+            .build_many_from_hir(&hirs)
+            .map_err(|e| e.to_string())?;
+        let dfa = hybrid::dfa::DFA::builder()
+            .configure(hybrid::dfa::Config::new().cache_capacity(cache))
+            .build_from_nfa(nfa)
+            .map_err(|e| e.to_string())?;
+        let maker = dfa.clone();
+        let pool: CachePool = Pool::new(Box::new(move || maker.create_cache()));
+        Ok(ProseGate {
+            regex: Some(regex),
+            dfa: Some((dfa, pool)),
+            live,
+        })
+    }
+
+    /// Whether a rule matches `text`, one value made only of the prose alphabet.
+    #[must_use]
+    pub fn is_match(&self, text: &[u8]) -> bool {
+        debug_assert!(text.iter().all(|&b| b == BARRIER || in_alphabet(b)));
+        self.regex.as_ref().is_some_and(|r| r.is_match(text))
+    }
+
+    /// Whether a rule matches a value of `batch`: values made only of the prose alphabet, each
+    /// followed by [`BARRIER`].
+    #[must_use]
+    pub fn batch_is_match(&self, batch: &[u8]) -> bool {
+        let Some((dfa, pool)) = &self.dfa else {
+            return false;
+        };
+        let mut cache = pool.get();
+        // Undecided (the DFA's cache had to be cleared mid-way): the one-lane search decides.
+        lanes(dfa, &mut cache, batch).unwrap_or_else(|| self.is_match(batch))
+    }
+
+    /// How many rules the gate holds (those that can match prose at all).
+    #[must_use]
+    pub fn live(&self) -> usize {
+        self.live
+    }
+}
+
+/// Splits `batch` into [`LANES`] runs of whole values, each starting at the barrier that ends
+/// the value before it (which the narrowed rules read as the value's start), and walks them in
+/// lock step. `None` when the DFA cache was cleared, which invalidates the other lanes' states.
+fn lanes(dfa: &hybrid::dfa::DFA, cache: &mut hybrid::dfa::Cache, batch: &[u8]) -> Option<bool> {
+    let mut bounds = [batch.len(); LANES + 1];
+    bounds[0] = 0;
+    for (k, bound) in bounds.iter_mut().enumerate().take(LANES).skip(1) {
+        let target = batch.len() * k / LANES;
+        *bound = memchr::memchr(BARRIER, &batch[target..]).map_or(batch.len(), |at| target + at);
+    }
+    for k in 1..=LANES {
+        bounds[k] = bounds[k].max(bounds[k - 1]);
+    }
+    let clears = cache.clear_count();
+    let mut sids = [hybrid::LazyStateID::default(); LANES];
+    for (k, sid) in sids.iter_mut().enumerate() {
+        let look_behind = bounds[k].checked_sub(1).and_then(|i| batch.get(i).copied());
+        let config = start::Config::new()
+            .anchored(Anchored::No)
+            .look_behind(look_behind);
+        *sid = dfa.start_state(cache, &config).ok()?;
+    }
+    if cache.clear_count() != clears {
+        return None;
+    }
+    let runs: [&[u8]; LANES] =
+        std::array::from_fn(|k| batch.get(bounds[k]..bounds[k + 1]).unwrap_or_default());
+    let common = runs.iter().map(|r| r.len()).min().unwrap_or(0);
+    let heads: [&[u8]; LANES] = std::array::from_fn(|k| &runs[k][..common]);
+    for i in 0..common {
+        for (sid, head) in sids.iter_mut().zip(&heads) {
+            let next = dfa.next_state(cache, *sid, head[i]).ok()?;
+            if next.is_tagged() {
+                if cache.clear_count() != clears {
+                    return None;
+                }
+                if next.is_match() {
+                    return Some(true);
+                }
+            }
+            *sid = next;
+        }
+    }
+    for k in 0..LANES {
+        let mut sid = sids[k];
+        for &b in &runs[k][common..] {
+            sid = dfa.next_state(cache, sid, b).ok()?;
+            if sid.is_tagged() {
+                if cache.clear_count() != clears {
+                    return None;
+                }
+                if sid.is_match() {
+                    return Some(true);
+                }
+            }
+        }
+        sid = dfa.next_eoi_state(cache, sid).ok()?;
+        if cache.clear_count() != clears {
+            return None;
+        }
+        if sid.is_match() {
+            return Some(true);
+        }
+    }
+    Some(false)
+}
