@@ -225,7 +225,14 @@ pub fn form_decode(s: &str) -> Cow<'_, str> {
 }
 
 fn json_body(body: &str, state: &mut ScanState<'_>) {
+    // Exclusions by JSON path need the path as the name; render it only then. Otherwise the
+    // innermost key names the value (redaction of `password`, …).
+    let by_path = state.names_json_paths();
     let result = json::walk_profiled(body, &mut |item, path, text, profile| {
+        // Most keys and many values are plain tokens: decided here, without a call.
+        if state.skips(text, profile) {
+            return true;
+        }
         match item {
             Item::Key => {
                 state.value_profiled(
@@ -238,9 +245,7 @@ fn json_body(body: &str, state: &mut ScanState<'_>) {
             }
             Item::String => {
                 let rendered;
-                // Exclusions by JSON path need the path as the name; render it only then.
-                // Otherwise the innermost key names the value (redaction of `password`, …).
-                let name: &str = if state.names_json_paths() {
+                let name: &str = if by_path {
                     rendered = path.render();
                     &rendered
                 } else {

@@ -692,7 +692,7 @@ impl Detector {
             .iter()
             .filter(|e| e.path.is_none())
             .collect();
-        let mut state = ScanState::new(self, &exclusions, false);
+        let mut state = ScanState::new(self, &exclusions, None);
         let location = if name.is_empty() {
             kind.prefix().to_owned()
         } else {
@@ -714,10 +714,10 @@ impl Detector {
         // Clean prose, most of what honest users send, is matched in one pass over all such
         // values at the end. That pass almost never finds anything; when it does, the request is
         // scanned again value by value, which places and explains the findings.
-        let mut state = ScanState::new(self, &exclusions, true);
+        let mut state = ScanState::new(self, &exclusions, Some(req.body.len().min(1 << 16)));
         extract::walk(req, &mut state);
         if state.batch_may_match() {
-            let mut exact = ScanState::new(self, &exclusions, false);
+            let mut exact = ScanState::new(self, &exclusions, None);
             extract::walk(req, &mut exact);
             return exact.finish();
         }
@@ -749,6 +749,7 @@ pub struct ScanState<'d> {
 
 /// Values made only of `[A-Za-z0-9_,-]` cannot hold an attack: nothing to decode, no syntax
 /// (hex-encoded `0x2e0x2e…` aside).
+#[inline]
 fn is_inert(s: &str, profile: normalize::Profile) -> bool {
     s.len() < 3
         || (profile.classes & normalize::NOT_TOKEN == 0
@@ -760,14 +761,19 @@ fn is_inert(s: &str, profile: normalize::Profile) -> bool {
 }
 
 impl<'d> ScanState<'d> {
-    fn new(detector: &'d Detector, exclusions: &'d [&'d Exclusion], batch: bool) -> ScanState<'d> {
+    /// `batch`: the bytes to reserve for batched prose values (`None`: no batching).
+    fn new(
+        detector: &'d Detector,
+        exclusions: &'d [&'d Exclusion],
+        batch: Option<usize>,
+    ) -> ScanState<'d> {
         ScanState {
             detector,
             custom: detector.custom_set(),
             exclusions,
             scan: Scan::default(),
             saturated: false,
-            batch: batch.then(Vec::new),
+            batch: batch.map(Vec::with_capacity),
         }
     }
 
@@ -785,6 +791,14 @@ impl<'d> ScanState<'d> {
     #[must_use]
     pub fn names_json_paths(&self) -> bool {
         self.exclusions.iter().any(|e| !e.params.is_empty())
+    }
+
+    /// Whether a value with this profile is skipped whatever its name: an inert token, and no
+    /// user rule that could want to see it.
+    #[inline]
+    #[must_use]
+    pub fn skips(&self, raw: &str, profile: normalize::Profile) -> bool {
+        is_inert(raw, profile) && self.custom.set.is_none()
     }
 
     /// Whether more values are worth reading.
