@@ -79,7 +79,10 @@ def buffer_body(environ: WSGIEnvironment, limit: int) -> None:
     else:
         want = min(length, limit)
     try:
-        data = _read(stream, want)
+        data = stream.read(want)
+        if len(data) < want and data:
+            # A stream that returns less than asked before its end (a socket): read on.
+            data += _read(stream, want - len(data))
     except (OSError, ValueError):
         # A client that went away: nothing to inspect; the application sees the same error.
         return

@@ -107,7 +107,7 @@ pub fn walk(req: &RequestView<'_>, state: &mut ScanState<'_>) {
         }
         if inspects_header(env_name) {
             let name = header_name(env_name);
-            state.value(Kind::Header, &name, &|| format!("header:{name}"), value);
+            state.header(&name, &|| format!("header:{name}"), value);
         }
     }
     if req.body_truncated > 0 {

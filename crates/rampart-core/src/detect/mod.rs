@@ -18,8 +18,9 @@ pub mod policy;
 pub mod prose;
 pub mod rules;
 
+use std::collections::HashSet;
 use std::fmt::{self, Write as _};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
@@ -422,7 +423,14 @@ pub struct Detector {
     raw: Vec<Compiled>,
     raw_set: RegexSet,
     custom: RwLock<Arc<CustomSet>>,
+    /// Header values found clean before (see [`ScanState::header`]).
+    clean_headers: Mutex<HashSet<Box<str>>>,
 }
+
+/// Header values remembered as clean, at most; the memo starts over when full.
+const CLEAN_HEADERS: usize = 1024;
+/// Longer header values are not remembered.
+const CLEAN_HEADER_LEN: usize = 512;
 
 fn builder_set<I: IntoIterator<Item = S>, S: AsRef<str>>(patterns: I) -> Result<RegexSet, String> {
     // Values are lower-cased before matching; case-insensitive patterns let users write
@@ -539,6 +547,7 @@ impl Detector {
             raw,
             raw_set,
             custom: RwLock::new(Arc::new(CustomSet::default())),
+            clean_headers: Mutex::new(HashSet::new()),
         })
     }
 
@@ -642,6 +651,7 @@ impl Detector {
             errs.push("pattern", first_line(&e));
             errs
         })?;
+        self.forget_clean_headers();
         *guard = Arc::new(CustomSet {
             rules,
             set: Some(set),
@@ -674,6 +684,7 @@ impl Detector {
         } else {
             builder_set(rules.iter().map(|r| r.pattern.as_str())).ok()
         };
+        self.forget_clean_headers();
         *guard = Arc::new(CustomSet {
             rules,
             set,
@@ -700,6 +711,30 @@ impl Detector {
         };
         state.value(kind, name, &|| location.clone(), text);
         state.finish()
+    }
+
+    fn forget_clean_headers(&self) {
+        if let Ok(mut memo) = self.clean_headers.lock() {
+            memo.clear();
+        }
+    }
+
+    fn is_clean_header(&self, value: &str) -> bool {
+        self.clean_headers
+            .lock()
+            .is_ok_and(|memo| memo.contains(value))
+    }
+
+    fn remember_clean_header(&self, value: &str) {
+        if value.len() > CLEAN_HEADER_LEN {
+            return;
+        }
+        if let Ok(mut memo) = self.clean_headers.lock() {
+            if memo.len() >= CLEAN_HEADERS {
+                memo.clear();
+            }
+            memo.insert(value.into());
+        }
     }
 
     /// Inspects a whole request (see [`extract`]).
@@ -819,6 +854,41 @@ impl<'d> ScanState<'d> {
         self.exclusions
             .iter()
             .any(|e| e.covers_rule(id, category) && e.covers_param(kind, name))
+    }
+
+    /// Inspects a header value. Browsers send the same `User-Agent`, `Origin` and `Host` on
+    /// every request, so a value found clean is remembered (per detector, up to
+    /// [`CLEAN_HEADERS`] values) and not scanned again. Only verdicts that no exclusion shaped
+    /// and that were reached value by value (not waiting in the prose batch) are remembered;
+    /// changing the user rules forgets them all.
+    pub fn header(&mut self, name: &str, location: &dyn Fn() -> String, raw: &str) {
+        if self.saturated {
+            return;
+        }
+        let memo = self.exclusions.is_empty();
+        if memo && self.detector.is_clean_header(raw) {
+            // Counted as when it was inspected: a scan's result does not depend on the memo.
+            self.scan.values += 1;
+            return;
+        }
+        let values = self.scan.values;
+        let before = (
+            self.scan.findings.len(),
+            self.scan.score,
+            self.scan.truncated_bytes,
+            self.batch.as_ref().map(Vec::len),
+        );
+        self.value(Kind::Header, name, location, raw);
+        let after = (
+            self.scan.findings.len(),
+            self.scan.score,
+            self.scan.truncated_bytes,
+            self.batch.as_ref().map(Vec::len),
+        );
+        // Remembered only when inspected (not an inert token) and clean.
+        if memo && before == after && self.scan.values == values + 1 && !self.saturated {
+            self.detector.remember_clean_header(raw);
+        }
     }
 
     /// Inspects one value. `location` renders where it came from, only when something matched.

@@ -11,6 +11,7 @@
 //! "does any rule match?"; the full rules then say which, on the rare value where one does.
 
 use regex_automata::nfa::thompson;
+use regex_automata::util::look::LookMatcher;
 use regex_automata::util::pool::Pool;
 use regex_automata::util::start;
 use regex_automata::{hybrid, meta, Anchored};
@@ -114,37 +115,34 @@ fn narrow(h: &Hir, alpha: &ClassBytes) -> Hir {
 
 /// Separates the values of a batch. Outside the prose alphabet, so no narrowed rule consumes it
 /// and no match spans two values; not a word byte, so `\b` sees it as it sees a value's edge.
+/// The gate's automata take it as their line terminator, and the rules' start and end anchors
+/// become line anchors: each value of a batch is one line.
 pub const BARRIER: u8 = 0;
 
-/// Where a value starts or ends inside a batch: its edge in the haystack, or a barrier, which
-/// the rule consumes (harmless when the question is only whether something matches).
-fn edge(look: Look) -> Hir {
-    let barrier = Hir::literal([BARRIER]);
-    Hir::alternation(vec![Hir::look(look), barrier])
-}
-
-/// Rewrites the edge assertions of `h` for batches (see [`edge`]).
-fn batch_edges(h: &Hir) -> Hir {
-    match h.kind() {
-        HirKind::Look(
-            look @ (Look::Start
-            | Look::End
-            | Look::StartLF
-            | Look::EndLF
-            | Look::StartCRLF
-            | Look::EndCRLF),
-        ) => edge(*look),
+/// `h` with its start and end anchors (`^`, `$`, `\A`, `\z`) turned into line anchors (see
+/// [`BARRIER`]). `None` if `h` already has line anchors, whose meaning that would change.
+fn batch_edges(h: &Hir) -> Option<Hir> {
+    Some(match h.kind() {
+        HirKind::Look(Look::Start) => Hir::look(Look::StartLF),
+        HirKind::Look(Look::End) => Hir::look(Look::EndLF),
+        HirKind::Look(Look::StartLF | Look::EndLF | Look::StartCRLF | Look::EndCRLF) => {
+            return None
+        }
         HirKind::Empty | HirKind::Look(_) | HirKind::Literal(_) | HirKind::Class(_) => h.clone(),
         HirKind::Repetition(rep) => Hir::repetition(Repetition {
             min: rep.min,
             max: rep.max,
             greedy: rep.greedy,
-            sub: Box::new(batch_edges(&rep.sub)),
+            sub: Box::new(batch_edges(&rep.sub)?),
         }),
-        HirKind::Capture(cap) => batch_edges(&cap.sub),
-        HirKind::Concat(subs) => Hir::concat(subs.iter().map(batch_edges).collect()),
-        HirKind::Alternation(subs) => Hir::alternation(subs.iter().map(batch_edges).collect()),
-    }
+        HirKind::Capture(cap) => batch_edges(&cap.sub)?,
+        HirKind::Concat(subs) => {
+            Hir::concat(subs.iter().map(batch_edges).collect::<Option<Vec<_>>>()?)
+        }
+        HirKind::Alternation(subs) => {
+            Hir::alternation(subs.iter().map(batch_edges).collect::<Option<Vec<_>>>()?)
+        }
+    })
 }
 
 /// Lanes of a batch walked in lock step: a DFA step waits on the previous one, so one lane
@@ -194,7 +192,9 @@ impl ProseGate {
                 .map_err(|e| e.to_string())?;
             let n = narrow(&hir, &alpha);
             if !never_matches(&n) {
-                hirs.push(batch_edges(&n));
+                hirs.push(batch_edges(&n).ok_or_else(|| {
+                    format!("{p}: multi-line anchors are not supported in built-in rules")
+                })?);
             }
         }
         let live = hirs.len();
@@ -208,15 +208,19 @@ impl ProseGate {
         let regex = meta::Builder::new()
             .configure(
                 meta::Config::new()
+                    .line_terminator(BARRIER)
                     .utf8_empty(false)
                     .nfa_size_limit(Some(nfa_size))
                     .hybrid_cache_capacity(cache),
             )
             .build_many_from_hir(&hirs)
             .map_err(|e| e.to_string())?;
+        let mut look_matcher = LookMatcher::new();
+        look_matcher.set_line_terminator(BARRIER);
         let nfa = thompson::Compiler::new()
             .configure(
                 thompson::Config::new()
+                    .look_matcher(look_matcher)
                     .utf8(false)
                     .nfa_size_limit(Some(nfa_size))
                     .shrink(true),
@@ -269,8 +273,16 @@ fn lanes(dfa: &hybrid::dfa::DFA, cache: &mut hybrid::dfa::Cache, batch: &[u8]) -
     let mut bounds = [batch.len(); LANES + 1];
     bounds[0] = 0;
     for (k, bound) in bounds.iter_mut().enumerate().take(LANES).skip(1) {
+        // The barrier nearest the even split, on either side: lanes of about equal length.
         let target = batch.len() * k / LANES;
-        *bound = memchr::memchr(BARRIER, &batch[target..]).map_or(batch.len(), |at| target + at);
+        let after = memchr::memchr(BARRIER, &batch[target..]).map(|at| target + at);
+        let before = memchr::memrchr(BARRIER, &batch[..target]);
+        *bound = match (before, after) {
+            (Some(b), Some(a)) if target - b < a - target => b,
+            (_, Some(a)) => a,
+            (Some(b), None) => b,
+            (None, None) => batch.len(),
+        };
     }
     for k in 1..=LANES {
         bounds[k] = bounds[k].max(bounds[k - 1]);

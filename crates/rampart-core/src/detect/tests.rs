@@ -1,4 +1,5 @@
 use super::*;
+use crate::request::RequestView;
 
 fn detector() -> Detector {
     Detector::new(Settings::default()).expect("rules compile")
@@ -146,11 +147,110 @@ fn long_values_are_inspected_at_both_ends_and_counted() {
     assert!(s.truncated_bytes > 30_000);
 }
 
-/// Every rule outside `PROSE_RULES` must fail on prose, or prose values would skip it. Checked
-/// on the regression set's payloads reduced to prose (their other characters dropped or turned
-/// into spaces) and on keyword-heavy sentences.
+fn with_header<'a>(path: &'a str, headers: &'a [(&'a str, &'a str)]) -> RequestView<'a> {
+    RequestView {
+        method: "GET",
+        path,
+        headers,
+        ..RequestView::default()
+    }
+}
+
+/// Header values found clean are remembered; the memo must never let an attack through: not
+/// after a user rule is added, not when an exclusion shaped the verdict, and a scan's result
+/// is the same with the memo as without.
 #[test]
-fn only_prose_rules_match_prose() {
+fn clean_header_memo_never_hides_an_attack() {
+    let d = detector();
+    let ua = [(
+        "USER_AGENT",
+        "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/133.0",
+    )];
+    let first = d.scan_request(&with_header("/", &ua));
+    assert!(!first.attack && first.findings.is_empty());
+    assert_eq!(d.scan_request(&with_header("/", &ua)), first);
+    d.add_rule("gecko/2010", Category::Custom, 5, Some(9001), "old gecko")
+        .expect("valid rule");
+    let after = d.scan_request(&with_header("/", &ua));
+    assert!(after.attack, "a new user rule sees a remembered value");
+    assert_eq!(after.findings[0].location, "header:user-agent");
+
+    // An exclusion on one path: the value is clean there, and an attack everywhere else.
+    let d = Detector::new(Settings {
+        exclusions: vec![Exclusion {
+            path: Some("/cms".into()),
+            rules: vec![RuleSelector::Category(Category::Xss)],
+            params: vec![],
+        }],
+        ..Settings::default()
+    })
+    .expect("compile");
+    let xss = [("X_TITLE", "<img src=x onerror=alert(1)>")];
+    for _ in 0..2 {
+        assert!(!d.scan_request(&with_header("/cms/page", &xss)).attack);
+        assert!(d.scan_request(&with_header("/shop", &xss)).attack);
+    }
+}
+
+/// Clean prose is matched in one batch; an attack among many honest prose values is still
+/// found, at its own location, wherever it sits, including rules anchored to a value's start
+/// and end.
+#[test]
+fn batched_prose_attacks_are_found_and_placed() {
+    let d = detector();
+    let honest = "A durable widget with a brushed finish; see the care sheet.";
+    for attack_text in [
+        "1 union select password from users where id 1",
+        "...",
+        "select null, null",
+        "; sleep 5",
+    ] {
+        assert!(
+            d.scan_text(attack_text, Kind::Json, "q").score > 0,
+            "{attack_text}"
+        );
+        for at in [0, 3, 7] {
+            let mut values = vec![honest; 8];
+            values.insert(at, attack_text);
+            let body =
+                serde_json::to_string(&serde_json::json!({ "notes": values })).expect("json");
+            let req = RequestView {
+                method: "POST",
+                path: "/submit",
+                content_type: Some("application/json"),
+                body: body.as_bytes(),
+                ..RequestView::default()
+            };
+            let scan = d.scan_request(&req);
+            assert!(
+                scan.findings
+                    .iter()
+                    .any(|f| f.location == format!("json:$.notes[{at}]")),
+                "{attack_text} at {at}: {scan:?}"
+            );
+            assert!(scan
+                .findings
+                .iter()
+                .all(|f| f.location == format!("json:$.notes[{at}]")));
+        }
+    }
+    // Honest prose alone: nothing.
+    let body =
+        serde_json::to_string(&serde_json::json!({ "notes": vec![honest; 40] })).expect("json");
+    let req = RequestView {
+        method: "POST",
+        path: "/submit",
+        content_type: Some("application/json"),
+        body: body.as_bytes(),
+        ..RequestView::default()
+    };
+    let scan = d.scan_request(&req);
+    assert!(scan.findings.is_empty() && scan.values == 40, "{scan:?}");
+}
+
+/// The regression set's payloads reduced to prose (their other characters dropped or turned
+/// into spaces), and keyword-heavy sentences: text on which prose rules fire or nearly fire.
+fn prose_texts() -> Vec<String> {
     let corpus = include_str!("../../../../tests/detection/regression.jsonl");
     let mut texts: Vec<String> = Vec::new();
     for line in corpus.lines() {
@@ -177,15 +277,80 @@ fn only_prose_rules_match_prose() {
         "169.254.169.254 metadata.google.internal",
         "java.lang.runtime processbuilder",
         "set-cookie: a\nlocation: x",
+        "...",
+        "select null, null",
+        "\n; id",
+        "a durable widget; see the care sheet.",
     ] {
         texts.push(s.to_owned());
     }
+    texts.retain(|t| is_prose(t.as_bytes()));
+    texts
+}
+
+/// The prose gate (rules narrowed to prose, one automaton) answers as the full prose rules do,
+/// on single values and on batches, at every paranoia level.
+#[test]
+fn prose_gate_agrees_with_the_prose_rules() {
+    let texts = prose_texts();
+    for paranoia in 1..=4 {
+        let d = Detector::new(Settings {
+            paranoia,
+            ..Settings::default()
+        })
+        .expect("rules compile");
+        let hits: Vec<bool> = texts
+            .iter()
+            .map(|t| d.prose_set.is_match(t.as_bytes()))
+            .collect();
+        assert!(hits.iter().any(|&h| h) && hits.iter().any(|&h| !h));
+        for (t, &hit) in texts.iter().zip(&hits) {
+            assert_eq!(d.prose_gate.is_match(t.as_bytes()), hit, "{t:?}");
+        }
+        // Batches of the texts that match nothing, then each matching text placed first, in
+        // the middle and last among them.
+        let clean: Vec<&String> = texts
+            .iter()
+            .zip(&hits)
+            .filter(|(_, &h)| !h)
+            .map(|(t, _)| t)
+            .collect();
+        let batch = |values: &[&String]| -> Vec<u8> {
+            let mut b = Vec::new();
+            for v in values {
+                b.extend_from_slice(v.as_bytes());
+                b.push(prose::BARRIER);
+            }
+            b
+        };
+        for chunk in clean.chunks(9) {
+            assert!(!d.prose_gate.batch_is_match(&batch(chunk)), "{chunk:?}");
+        }
+        let filler: Vec<&String> = clean.iter().copied().cycle().take(8).collect();
+        for (t, _) in texts.iter().zip(&hits).filter(|(_, &h)| h).take(300) {
+            for at in [0, 4, 8] {
+                let mut values = filler.clone();
+                values.insert(at, t);
+                assert!(
+                    d.prose_gate.batch_is_match(&batch(&values)),
+                    "{t:?} at {at}"
+                );
+            }
+        }
+    }
+}
+
+/// Every rule outside `PROSE_RULES` must fail on prose, or prose values would skip it. Checked
+/// on [`prose_texts`].
+#[test]
+fn only_prose_rules_match_prose() {
+    let texts = prose_texts();
     let all: Vec<&Rule> = RULES
         .iter()
         .filter(|r| r.target == rules::Target::Normalized && r.paranoia <= 4)
         .collect();
     let set = builder_set(all.iter().map(|r| r.pattern)).expect("compile");
-    for t in texts.iter().filter(|t| is_prose(t.as_bytes())) {
+    for t in &texts {
         for i in &set.matches(t.as_bytes()) {
             assert!(
                 rules::PROSE_RULES.contains(&all[i].id),
@@ -193,5 +358,43 @@ fn only_prose_rules_match_prose() {
                 all[i].id
             );
         }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+    /// Random prose built from the words and punctuation the prose rules look for: the gate,
+    /// alone and batched, agrees with the full rules.
+    #[test]
+    fn prose_gate_agrees_on_random_prose(
+        values in proptest::collection::vec(
+            proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "select", "union", "all", "from", "where", "order", "by", "group",
+                    "having", "drop", "table", "into", "outfile", "case", "when", "sleep",
+                    "id", "ls", "cat", "sh", "-c", "-e", "nc", "ping", "-n", "etc", "passwd",
+                    "..", ".", ";", ",", "!", "?", "-", " ", "  ", "\n", "1", "0x2e", "0x41424344",
+                    "document", ".cookie", "alert", "process", ".env", "169.254.169.254",
+                    "metadata.", "null", "a", "widget", "care", "sheet",
+                ]),
+                0..12,
+            ),
+            1..6,
+        )
+    ) {
+        static DETECTOR: std::sync::LazyLock<Detector> = std::sync::LazyLock::new(detector);
+        let d = &*DETECTOR;
+        let values: Vec<String> = values.iter().map(|w| w.concat()).collect();
+        let mut batch = Vec::new();
+        let mut any = false;
+        for v in &values {
+            let hit = d.prose_set.is_match(v.as_bytes());
+            proptest::prop_assert_eq!(d.prose_gate.is_match(v.as_bytes()), hit, "{:?}", v);
+            any |= hit;
+            batch.extend_from_slice(v.as_bytes());
+            batch.push(prose::BARRIER);
+        }
+        proptest::prop_assert_eq!(d.prose_gate.batch_is_match(&batch), any, "{:?}", values);
     }
 }
