@@ -16,60 +16,57 @@ use super::json::{self, Item};
 use super::{Kind, ScanState};
 use crate::request::RequestView;
 
-/// Request headers (WSGI environ names without `HTTP_`) that are protocol fields, not user data:
-/// their syntax is fixed, and browsers fill them. Everything else is inspected.
-const PROTOCOL_HEADERS: &[&str] = &[
-    "ACCEPT",
-    "ACCEPT_ENCODING",
-    "ACCEPT_LANGUAGE",
-    "ACCEPT_CHARSET",
-    "ACCEPT_DATETIME",
-    "AUTHORIZATION",
-    "PROXY_AUTHORIZATION",
-    "CACHE_CONTROL",
-    "CONNECTION",
-    "CONTENT_LENGTH",
-    "CONTENT_TYPE",
-    "COOKIE",
-    "DNT",
-    "IF_MATCH",
-    "IF_NONE_MATCH",
-    "IF_MODIFIED_SINCE",
-    "IF_UNMODIFIED_SINCE",
-    "IF_RANGE",
-    "KEEP_ALIVE",
-    "PRAGMA",
-    "PRIORITY",
-    "RANGE",
-    "TE",
-    "TRAILER",
-    "TRANSFER_ENCODING",
-    "UPGRADE",
-    "UPGRADE_INSECURE_REQUESTS",
-    "TRACEPARENT",
-    "TRACESTATE",
-    "BAGGAGE",
-    "SEC_WEBSOCKET_KEY",
-    "SEC_WEBSOCKET_VERSION",
-    "SEC_WEBSOCKET_EXTENSIONS",
-    "SEC_WEBSOCKET_PROTOCOL",
-    "X_REQUEST_ID",
-    "X_CORRELATION_ID",
-    "X_AMZN_TRACE_ID",
-    "X_CLOUD_TRACE_CONTEXT",
-    "ACCESS_CONTROL_REQUEST_METHOD",
-    "ACCESS_CONTROL_REQUEST_HEADERS",
-];
-
 /// Whether the header with this environ name (`USER_AGENT`, without `HTTP_`) is inspected.
+/// Protocol fields are not: their syntax is fixed and browsers fill them (`Accept`, `Cookie`
+/// (inspected per cookie instead), `Authorization`, caching, tracing and CORS preflight fields).
 /// `Sec-Fetch-*` and client hints (`Sec-CH-*`) are browser-generated and skipped too.
+/// Everything else is user data.
 #[must_use]
 pub fn inspects_header(env_name: &str) -> bool {
-    !(PROTOCOL_HEADERS.contains(&env_name) || env_name.starts_with("SEC_"))
+    !(env_name.starts_with("SEC_")
+        || matches!(
+            env_name,
+            "ACCEPT"
+                | "ACCEPT_ENCODING"
+                | "ACCEPT_LANGUAGE"
+                | "ACCEPT_CHARSET"
+                | "ACCEPT_DATETIME"
+                | "AUTHORIZATION"
+                | "PROXY_AUTHORIZATION"
+                | "CACHE_CONTROL"
+                | "CONNECTION"
+                | "CONTENT_LENGTH"
+                | "CONTENT_TYPE"
+                | "COOKIE"
+                | "DNT"
+                | "IF_MATCH"
+                | "IF_NONE_MATCH"
+                | "IF_MODIFIED_SINCE"
+                | "IF_UNMODIFIED_SINCE"
+                | "IF_RANGE"
+                | "KEEP_ALIVE"
+                | "PRAGMA"
+                | "PRIORITY"
+                | "RANGE"
+                | "TE"
+                | "TRAILER"
+                | "TRANSFER_ENCODING"
+                | "UPGRADE"
+                | "UPGRADE_INSECURE_REQUESTS"
+                | "TRACEPARENT"
+                | "TRACESTATE"
+                | "BAGGAGE"
+                | "X_REQUEST_ID"
+                | "X_CORRELATION_ID"
+                | "X_AMZN_TRACE_ID"
+                | "X_CLOUD_TRACE_CONTEXT"
+                | "ACCESS_CONTROL_REQUEST_METHOD"
+                | "ACCESS_CONTROL_REQUEST_HEADERS"
+        ))
 }
 
 /// `USER_AGENT` → `user-agent`.
-fn header_name(env_name: &str) -> String {
+pub(super) fn header_name(env_name: &str) -> String {
     env_name
         .chars()
         .map(|c| {
@@ -106,8 +103,7 @@ pub fn walk(req: &RequestView<'_>, state: &mut ScanState<'_>) {
             return;
         }
         if inspects_header(env_name) {
-            let name = header_name(env_name);
-            state.header(&name, &|| format!("header:{name}"), value);
+            state.header(env_name, value);
         }
     }
     if req.body_truncated > 0 {

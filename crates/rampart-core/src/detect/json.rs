@@ -110,10 +110,10 @@ pub fn walk(doc: &str, f: &mut dyn FnMut(Item, &Path<'_>, &str) -> bool) -> Resu
 ///
 /// # Errors
 /// As [`walk`].
-pub fn walk_profiled<'a>(
-    doc: &'a str,
-    f: &mut dyn FnMut(Item, &Path<'a>, &str, Profile) -> bool,
-) -> Result<(), Error> {
+pub fn walk_profiled<'a, F>(doc: &'a str, f: &mut F) -> Result<(), Error>
+where
+    F: FnMut(Item, &Path<'a>, &str, Profile) -> bool,
+{
     let b = doc.as_bytes();
     let mut path = Path::default();
     let mut i = 0;
@@ -237,6 +237,7 @@ fn skip_spaces(b: &[u8], mut i: usize) -> usize {
 }
 
 /// The string starting at `start` (its opening quote), its profile, and the index after it.
+#[inline]
 fn string(doc: &str, start: usize) -> Result<(Cow<'_, str>, Profile, usize), Error> {
     let b = doc.as_bytes();
     let body = start + 1;

@@ -856,12 +856,12 @@ impl<'d> ScanState<'d> {
             .any(|e| e.covers_rule(id, category) && e.covers_param(kind, name))
     }
 
-    /// Inspects a header value. Browsers send the same `User-Agent`, `Origin` and `Host` on
+    /// Inspects a header value (`env_name` as in the WSGI environ, without `HTTP_`). Browsers send the same `User-Agent`, `Origin` and `Host` on
     /// every request, so a value found clean is remembered (per detector, up to
     /// [`CLEAN_HEADERS`] values) and not scanned again. Only verdicts that no exclusion shaped
     /// and that were reached value by value (not waiting in the prose batch) are remembered;
     /// changing the user rules forgets them all.
-    pub fn header(&mut self, name: &str, location: &dyn Fn() -> String, raw: &str) {
+    pub fn header(&mut self, env_name: &str, raw: &str) {
         if self.saturated {
             return;
         }
@@ -878,7 +878,8 @@ impl<'d> ScanState<'d> {
             self.scan.truncated_bytes,
             self.batch.as_ref().map(Vec::len),
         );
-        self.value(Kind::Header, name, location, raw);
+        let name = extract::header_name(env_name);
+        self.value(Kind::Header, &name, &|| format!("header:{name}"), raw);
         let after = (
             self.scan.findings.len(),
             self.scan.score,
