@@ -42,6 +42,18 @@ INPUTS: dict[str, tuple[str, Callable[[int], bytes]]] = {
         "application/json",
         lambda n: b'"' + b"' or 1=1 -- " * (n // 13) + b'"',
     ),
+    # Prose values are matched in one batch, and the request is scanned again value by value
+    # when the batch matches: the attack at the end makes every request take both passes.
+    "JSON array of prose strings": (
+        "application/json",
+        lambda n: b'["' + b'", "'.join([b"a plain sentence of words"] * (n // 29)) + b'"]',
+    ),
+    "JSON array of prose strings, prose attack last": (
+        "application/json",
+        lambda n: b'["'
+        + b'", "'.join([b"a plain sentence of words"] * (n // 29))
+        + b'", "1 union select password from users where id 1"]',
+    ),
 }
 
 

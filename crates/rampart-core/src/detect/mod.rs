@@ -747,14 +747,18 @@ impl Detector {
             .filter(|e| !e.whole_path() && e.applies_to_path(req.path))
             .collect();
         // Clean prose, most of what honest users send, is matched in one pass over all such
-        // values at the end. That pass almost never finds anything; when it does, the request is
-        // scanned again value by value, which places and explains the findings.
+        // values at the end. That pass almost never finds anything; when it does, the values
+        // that matched are found in the batch, and a second walk of the request inspects those
+        // values alone, in place, which names and explains the findings.
         let mut state = ScanState::new(self, &exclusions, Some(req.body.len().min(1 << 16)));
         extract::walk(req, &mut state);
-        if state.batch_may_match() {
-            let mut exact = ScanState::new(self, &exclusions, None);
-            extract::walk(req, &mut exact);
-            return exact.finish();
+        if let Some(flagged) = state.batch_matches() {
+            state.replay = Some(Replay {
+                flagged,
+                next: 0,
+                seen: 0,
+            });
+            extract::walk(req, &mut state);
         }
         state.finish()
     }
@@ -780,6 +784,34 @@ pub struct ScanState<'d> {
     /// [`prose::BARRIER`], for one pass of the prose gate at the end (see
     /// [`Detector::scan_request`]).
     batch: Option<Vec<u8>>,
+    /// Where each batched value's barrier is in `batch`.
+    batch_ends: Vec<usize>,
+    /// The second walk of a request whose batch matched.
+    replay: Option<Replay>,
+}
+
+/// Which batched values a second walk inspects.
+struct Replay {
+    /// Sequence numbers (in batching order) of the values that matched, ascending.
+    flagged: Vec<usize>,
+    /// Index into `flagged` of the next one to come.
+    next: usize,
+    /// Batch-eligible values seen so far by this walk.
+    seen: usize,
+}
+
+impl Replay {
+    /// Counts a batch-eligible value; whether it is one that matched.
+    fn take(&mut self) -> bool {
+        let seq = self.seen;
+        self.seen += 1;
+        if self.flagged.get(self.next) == Some(&seq) {
+            self.next += 1;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// Values made only of `[A-Za-z0-9_,-]` cannot hold an attack: nothing to decode, no syntax
@@ -809,17 +841,29 @@ impl<'d> ScanState<'d> {
             scan: Scan::default(),
             saturated: false,
             batch: batch.map(Vec::with_capacity),
+            batch_ends: Vec::new(),
+            replay: None,
         }
     }
 
-    /// Whether the batched prose values may hold a finding (then the request is scanned again,
-    /// value by value, to say which).
-    fn batch_may_match(&self) -> bool {
-        !self.saturated
-            && self
-                .batch
-                .as_ref()
-                .is_some_and(|b| !b.is_empty() && self.detector.prose_gate.batch_is_match(b))
+    /// The sequence numbers of the batched values a prose rule matches, when there are any
+    /// (the batch is then spent).
+    fn batch_matches(&mut self) -> Option<Vec<usize>> {
+        let batch = self.batch.take()?;
+        if self.saturated || batch.is_empty() || !self.detector.prose_gate.batch_is_match(&batch) {
+            return None;
+        }
+        let flagged = self
+            .detector
+            .prose_gate
+            .matching_values(&batch, &self.batch_ends);
+        // Both answers come from the same rules; should they ever disagree, every batched
+        // value is inspected again rather than none.
+        Some(if flagged.is_empty() {
+            (0..self.batch_ends.len()).collect()
+        } else {
+            flagged
+        })
     }
 
     /// Whether exclusions name parameters, so JSON values need their path as their name.
@@ -844,6 +888,10 @@ impl<'d> ScanState<'d> {
 
     /// Records bytes the extractor could not inspect (a body over the limit).
     pub fn truncated(&mut self, location: String, bytes: u64) {
+        if self.replay.is_some() {
+            // Counted by the first walk.
+            return;
+        }
         self.scan.truncated_bytes += bytes;
         if self.scan.truncated_at.len() < 8 {
             self.scan.truncated_at.push(location);
@@ -863,6 +911,11 @@ impl<'d> ScanState<'d> {
     /// changing the user rules forgets them all.
     pub fn header(&mut self, env_name: &str, raw: &str) {
         if self.saturated {
+            return;
+        }
+        if self.replay.is_some() {
+            let name = extract::header_name(env_name);
+            self.value(Kind::Header, &name, &|| format!("header:{name}"), raw);
             return;
         }
         let memo = self.exclusions.is_empty();
@@ -926,22 +979,33 @@ impl<'d> ScanState<'d> {
             {
                 return;
             }
-            self.scan.values += 1;
             // A clean prose value can only match a prose rule (no decoding, no markup, no raw
             // rule, no tokeniser): it waits for the batch, unless user rules need to see it.
-            if let Some(batch) = self.batch.as_mut() {
-                if profile.clean()
-                    && profile.classes & normalize::NOT_PROSE == 0
-                    && self.custom.set.is_none()
-                {
+            let batchable = profile.clean()
+                && profile.classes & normalize::NOT_PROSE == 0
+                && self.custom.set.is_none();
+            if let Some(replay) = self.replay.as_mut() {
+                // The second walk: only the batched values that matched; the rest is done.
+                if batchable && replay.take() {
+                    self.piece(kind, name, location, raw, profile);
+                }
+                return;
+            }
+            self.scan.values += 1;
+            if batchable {
+                if let Some(batch) = self.batch.as_mut() {
                     let start = batch.len();
                     batch.extend_from_slice(raw.as_bytes());
                     batch[start..].make_ascii_lowercase();
+                    self.batch_ends.push(batch.len());
                     batch.push(prose::BARRIER);
                     return;
                 }
             }
             self.piece(kind, name, location, raw, profile);
+            return;
+        }
+        if self.replay.is_some() {
             return;
         }
         if self.excluded_param(kind, name) {

@@ -14,7 +14,7 @@ use regex_automata::nfa::thompson;
 use regex_automata::util::look::LookMatcher;
 use regex_automata::util::pool::Pool;
 use regex_automata::util::start;
-use regex_automata::{hybrid, meta, Anchored};
+use regex_automata::{hybrid, meta, Anchored, Input};
 use regex_syntax::hir::{Class, ClassBytes, ClassBytesRange, Hir, HirKind, Look, Repetition};
 
 /// The bytes normalised prose is made of. Normalisation lower-cases ASCII, so no `A-Z`.
@@ -257,6 +257,32 @@ impl ProseGate {
         let mut cache = pool.get();
         // Undecided (the DFA's cache had to be cleared mid-way): the one-lane search decides.
         lanes(dfa, &mut cache, batch).unwrap_or_else(|| self.is_match(batch))
+    }
+
+    /// The values of `batch` a rule matches, by their index in `ends` (where each value's
+    /// barrier is, ascending), in one forward pass that resumes after each matching value.
+    #[must_use]
+    pub fn matching_values(&self, batch: &[u8], ends: &[usize]) -> Vec<usize> {
+        let mut out = Vec::new();
+        let Some(regex) = &self.regex else {
+            return out;
+        };
+        let mut start = 0;
+        while start < batch.len() {
+            let input = Input::new(batch).range(start..);
+            let Some(end) = regex.search_half(&input).map(|m| m.offset()) else {
+                break;
+            };
+            // No rule consumes a barrier: the match lies in the value whose barrier is the
+            // first at or after its end.
+            let k = ends.partition_point(|&e| e < end);
+            let Some(&barrier) = ends.get(k) else {
+                break;
+            };
+            out.push(k);
+            start = barrier + 1;
+        }
+        out
     }
 
     /// How many rules the gate holds (those that can match prose at all).

@@ -315,25 +315,36 @@ fn prose_gate_agrees_with_the_prose_rules() {
             .filter(|(_, &h)| !h)
             .map(|(t, _)| t)
             .collect();
-        let batch = |values: &[&String]| -> Vec<u8> {
+        let batch = |values: &[&String]| -> (Vec<u8>, Vec<usize>) {
             let mut b = Vec::new();
+            let mut ends = Vec::new();
             for v in values {
                 b.extend_from_slice(v.as_bytes());
+                ends.push(b.len());
                 b.push(prose::BARRIER);
             }
-            b
+            (b, ends)
         };
         for chunk in clean.chunks(9) {
-            assert!(!d.prose_gate.batch_is_match(&batch(chunk)), "{chunk:?}");
+            let (b, ends) = batch(chunk);
+            assert!(!d.prose_gate.batch_is_match(&b), "{chunk:?}");
+            assert!(d.prose_gate.matching_values(&b, &ends).is_empty());
         }
         let filler: Vec<&String> = clean.iter().copied().cycle().take(8).collect();
         for (t, _) in texts.iter().zip(&hits).filter(|(_, &h)| h).take(300) {
             for at in [0, 4, 8] {
                 let mut values = filler.clone();
                 values.insert(at, t);
-                assert!(
-                    d.prose_gate.batch_is_match(&batch(&values)),
-                    "{t:?} at {at}"
+                let (b, ends) = batch(&values);
+                assert!(d.prose_gate.batch_is_match(&b), "{t:?} at {at}");
+                assert_eq!(d.prose_gate.matching_values(&b, &ends), vec![at], "{t:?}");
+                // And a second one further on.
+                values.push(t);
+                let (b, ends) = batch(&values);
+                assert_eq!(
+                    d.prose_gate.matching_values(&b, &ends),
+                    vec![at, 9],
+                    "{t:?}"
                 );
             }
         }
@@ -387,14 +398,29 @@ proptest::proptest! {
         let d = &*DETECTOR;
         let values: Vec<String> = values.iter().map(|w| w.concat()).collect();
         let mut batch = Vec::new();
-        let mut any = false;
-        for v in &values {
+        let mut ends = Vec::new();
+        let mut hits = Vec::new();
+        for (i, v) in values.iter().enumerate() {
             let hit = d.prose_set.is_match(v.as_bytes());
             proptest::prop_assert_eq!(d.prose_gate.is_match(v.as_bytes()), hit, "{:?}", v);
-            any |= hit;
+            if hit {
+                hits.push(i);
+            }
             batch.extend_from_slice(v.as_bytes());
+            ends.push(batch.len());
             batch.push(prose::BARRIER);
         }
-        proptest::prop_assert_eq!(d.prose_gate.batch_is_match(&batch), any, "{:?}", values);
+        proptest::prop_assert_eq!(
+            d.prose_gate.batch_is_match(&batch),
+            !hits.is_empty(),
+            "{:?}",
+            values
+        );
+        proptest::prop_assert_eq!(
+            d.prose_gate.matching_values(&batch, &ends),
+            hits,
+            "{:?}",
+            values
+        );
     }
 }
