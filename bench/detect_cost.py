@@ -50,9 +50,11 @@ INPUTS: dict[str, tuple[str, Callable[[int], bytes]]] = {
     ),
     "JSON array of prose strings, prose attack last": (
         "application/json",
-        lambda n: b'["'
-        + b'", "'.join([b"a plain sentence of words"] * (n // 29))
-        + b'", "1 union select password from users where id 1"]',
+        lambda n: (
+            b'["'
+            + b'", "'.join([b"a plain sentence of words"] * (n // 29))
+            + b'", "1 union select password from users where id 1"]'
+        ),
     ),
 }
 

@@ -904,11 +904,11 @@ impl<'d> ScanState<'d> {
             .any(|e| e.covers_rule(id, category) && e.covers_param(kind, name))
     }
 
-    /// Inspects a header value (`env_name` as in the WSGI environ, without `HTTP_`). Browsers send the same `User-Agent`, `Origin` and `Host` on
-    /// every request, so a value found clean is remembered (per detector, up to
-    /// [`CLEAN_HEADERS`] values) and not scanned again. Only verdicts that no exclusion shaped
-    /// and that were reached value by value (not waiting in the prose batch) are remembered;
-    /// changing the user rules forgets them all.
+    /// Inspects a header value (`env_name` as in the WSGI environ, without `HTTP_`). Browsers
+    /// send the same `User-Agent` and `Origin` on every request, so a value found clean is
+    /// remembered (per detector, up to [`CLEAN_HEADERS`] values) and not scanned again. Only
+    /// verdicts that no exclusion shaped and that were reached value by value (not waiting in
+    /// the prose batch) are remembered; changing the user rules forgets them all.
     pub fn header(&mut self, env_name: &str, raw: &str) {
         if self.saturated {
             return;

@@ -6,9 +6,12 @@
 //! each rule is rewritten with every character class narrowed to the prose alphabet, every literal
 //! outside it removed, and every branch that can then no longer match dropped. On prose the
 //! rewritten rules match exactly when the originals do (a match only ever consumes bytes of the
-//! text, and look-arounds such as `\b` are kept as they are), but the automaton is a fraction of
-//! the size and most rules shrink to a keyword the search can skip ahead to. The gate answers
-//! "does any rule match?"; the full rules then say which, on the rare value where one does.
+//! text, and look-arounds such as `\b` are kept as they are), and the automaton is smaller.
+//!
+//! The prose values of a request are matched together: lower-cased into one batch, each followed
+//! by [`BARRIER`], and walked by one lazy DFA in [`LANES`] lanes in lock step. The gate answers
+//! "does any value match?" and, in the rare case it does, which values; the full rules then say
+//! which rules, value by value.
 
 use regex_automata::nfa::thompson;
 use regex_automata::util::look::LookMatcher;
@@ -32,7 +35,8 @@ fn alphabet() -> ClassBytes {
     ])
 }
 
-/// Whether `b` is in the prose alphabet of the gate (what [`alphabet`] holds).
+/// Whether `b` is in the prose alphabet of the gate (what [`alphabet`] holds; a test checks they
+/// agree).
 #[must_use]
 pub fn in_alphabet(b: u8) -> bool {
     matches!(b, b'\n' | b' ' | b'!' | b',' | b'-' | b'.' | b'0'..=b'9' | b';' | b'?' | b'a'..=b'z' | 0x80..=0xff)
@@ -365,4 +369,25 @@ fn lanes(dfa: &hybrid::dfa::DFA, cache: &mut hybrid::dfa::Cache, batch: &[u8]) -
         }
     }
     Some(false)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_alphabet_has_one_definition() {
+        let alpha = super::alphabet();
+        for b in 0..=255u8 {
+            let in_class = alpha
+                .ranges()
+                .iter()
+                .any(|r| r.start() <= b && b <= r.end());
+            assert_eq!(super::in_alphabet(b), in_class, "byte {b:#04x}");
+            // The gate's alphabet is normalised prose: prose bytes, lower case.
+            assert_eq!(
+                in_class,
+                super::super::is_prose(&[b]) && !b.is_ascii_uppercase(),
+                "byte {b:#04x}"
+            );
+        }
+    }
 }
