@@ -192,6 +192,16 @@ fn clean_header_memo_never_hides_an_attack() {
     }
 }
 
+fn json_post(body: &str) -> RequestView<'_> {
+    RequestView {
+        method: "POST",
+        path: "/submit",
+        content_type: Some("application/json"),
+        body: body.as_bytes(),
+        ..RequestView::default()
+    }
+}
+
 /// Clean prose is matched in one batch; an attack among many honest prose values is still
 /// found, at its own location, wherever it sits, including rules anchored to a value's start
 /// and end.
@@ -214,14 +224,7 @@ fn batched_prose_attacks_are_found_and_placed() {
             values.insert(at, attack_text);
             let body =
                 serde_json::to_string(&serde_json::json!({ "notes": values })).expect("json");
-            let req = RequestView {
-                method: "POST",
-                path: "/submit",
-                content_type: Some("application/json"),
-                body: body.as_bytes(),
-                ..RequestView::default()
-            };
-            let scan = d.scan_request(&req);
+            let scan = d.scan_request(&json_post(&body));
             assert!(
                 scan.findings
                     .iter()
@@ -237,14 +240,7 @@ fn batched_prose_attacks_are_found_and_placed() {
     // Honest prose alone: nothing.
     let body =
         serde_json::to_string(&serde_json::json!({ "notes": vec![honest; 40] })).expect("json");
-    let req = RequestView {
-        method: "POST",
-        path: "/submit",
-        content_type: Some("application/json"),
-        body: body.as_bytes(),
-        ..RequestView::default()
-    };
-    let scan = d.scan_request(&req);
+    let scan = d.scan_request(&json_post(&body));
     assert!(scan.findings.is_empty() && scan.values == 40, "{scan:?}");
 }
 
