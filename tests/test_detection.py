@@ -459,6 +459,32 @@ def test_event_locations_name_json_paths_and_headers(rampart_log: RampartLog) ->
     assert locations(header_event) == {"header:user-agent"}
 
 
+def test_prose_attack_among_many_prose_values_is_found_in_place(rampart_log: RampartLog) -> None:
+    # Plain prose values are matched together in one pass; the one that matches is still named.
+    app = quiet_app()
+    notes = ["A durable widget with a brushed finish; see the care sheet."] * 30
+    assert_passed(post(app, "/json", json={"notes": notes}), None)
+    notes[17] = "1 union select password from users where id 1"
+    rampart_log.clear()
+    assert_blocked(post(app, "/json", json={"notes": notes}))
+    assert locations(only_detection_event(rampart_log)) == {"json:$.notes[17]"}
+
+
+def test_a_header_value_seen_clean_is_not_trusted_after_a_new_pattern() -> None:
+    # Clean header values are remembered between requests; a pattern added later still sees them.
+    app = quiet_app()
+    agent = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/133.0"}
+    for _ in range(3):
+        assert_passed(get(app, "/echo?q=hello", headers=agent))
+    assert_blocked(get(app, "/echo", headers={"User-Agent": XSS}))
+    with app.app_context():
+        rampart_of(app).detector.add_pattern("gecko/2010")
+    assert_blocked(get(app, "/echo?q=hello", headers=agent))
+    with app.app_context():
+        rampart_of(app).detector.remove_pattern("gecko/2010")
+    assert_passed(get(app, "/echo?q=hello", headers=agent))
+
+
 @pytest.mark.parametrize(
     ("shape", "location"),
     [
