@@ -35,11 +35,9 @@ fn alphabet() -> ClassBytes {
     ])
 }
 
-/// Whether `b` is in the prose alphabet of the gate (what [`alphabet`] holds; a test checks they
-/// agree).
-#[must_use]
-pub fn in_alphabet(b: u8) -> bool {
-    matches!(b, b'\n' | b' ' | b'!' | b',' | b'-' | b'.' | b'0'..=b'9' | b';' | b'?' | b'a'..=b'z' | 0x80..=0xff)
+/// Whether `b` is in [`alphabet`]: a prose byte that normalisation leaves (no `A-Z`).
+fn in_alphabet(b: u8) -> bool {
+    super::is_prose(&[b]) && !b.is_ascii_uppercase()
 }
 
 fn never_matches(h: &Hir) -> bool {
@@ -161,15 +159,11 @@ pub struct ProseGate {
     regex: Option<meta::Regex>,
     /// The same rules as a lazy DFA, for batches.
     dfa: Option<(hybrid::dfa::DFA, CachePool)>,
-    /// How many of the rules can still match prose at all.
-    live: usize,
 }
 
 impl std::fmt::Debug for ProseGate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProseGate")
-            .field("live", &self.live)
-            .finish_non_exhaustive()
+        f.debug_struct("ProseGate").finish_non_exhaustive()
     }
 }
 
@@ -201,12 +195,10 @@ impl ProseGate {
                 })?);
             }
         }
-        let live = hirs.len();
         if hirs.is_empty() {
             return Ok(ProseGate {
                 regex: None,
                 dfa: None,
-                live,
             });
         }
         let regex = meta::Builder::new()
@@ -240,7 +232,6 @@ impl ProseGate {
         Ok(ProseGate {
             regex: Some(regex),
             dfa: Some((dfa, pool)),
-            live,
         })
     }
 
@@ -287,12 +278,6 @@ impl ProseGate {
             start = barrier + 1;
         }
         out
-    }
-
-    /// How many rules the gate holds (those that can match prose at all).
-    #[must_use]
-    pub fn live(&self) -> usize {
-        self.live
     }
 }
 
@@ -382,12 +367,6 @@ mod tests {
                 .iter()
                 .any(|r| r.start() <= b && b <= r.end());
             assert_eq!(super::in_alphabet(b), in_class, "byte {b:#04x}");
-            // The gate's alphabet is normalised prose: prose bytes, lower case.
-            assert_eq!(
-                in_class,
-                super::super::is_prose(&[b]) && !b.is_ascii_uppercase(),
-                "byte {b:#04x}"
-            );
         }
     }
 }
