@@ -752,13 +752,23 @@ impl Detector {
         // values alone, in place, which names and explains the findings.
         let mut state = ScanState::new(self, &exclusions, Some(req.body.len().min(1 << 16)));
         extract::walk(req, &mut state);
-        if let Some(flagged) = state.batch_matches() {
-            state.replay = Some(Replay {
-                flagged,
-                next: 0,
-                seen: 0,
-            });
-            extract::walk(req, &mut state);
+        match state.batch_matches() {
+            Ok(()) => {
+                // No batched value matched: the header values that waited for the batch are
+                // clean too.
+                for value in state.batched_headers.drain(..) {
+                    self.remember_clean_header(&value);
+                }
+            }
+            Err(Some(flagged)) => {
+                state.replay = Some(Replay {
+                    flagged,
+                    next: 0,
+                    seen: 0,
+                });
+                extract::walk(req, &mut state);
+            }
+            Err(None) => {}
         }
         state.finish()
     }
@@ -788,6 +798,9 @@ pub struct ScanState<'d> {
     batch_ends: Vec<usize>,
     /// The second walk of a request whose batch matched.
     replay: Option<Replay>,
+    /// Header values that found nothing but went into the batch: remembered as clean (see
+    /// [`Self::header`]) once the batch is found clean.
+    batched_headers: Vec<String>,
 }
 
 /// Which batched values a second walk inspects.
@@ -843,15 +856,20 @@ impl<'d> ScanState<'d> {
             batch: batch.map(Vec::with_capacity),
             batch_ends: Vec::new(),
             replay: None,
+            batched_headers: Vec::new(),
         }
     }
 
-    /// The sequence numbers of the batched values a prose rule matches, when there are any
-    /// (the batch is then spent).
-    fn batch_matches(&mut self) -> Option<Vec<usize>> {
-        let batch = self.batch.take()?;
-        if self.saturated || batch.is_empty() || !self.detector.prose_gate.batch_is_match(&batch) {
-            return None;
+    /// Runs the prose gate over the batch (which is then spent). `Ok` when no batched value
+    /// matches a prose rule; otherwise the sequence numbers of those that do, or `Err(None)`
+    /// when the gate did not run (no batch, or the request is already judged an attack).
+    fn batch_matches(&mut self) -> Result<(), Option<Vec<usize>>> {
+        let batch = self.batch.take().ok_or(None)?;
+        if self.saturated {
+            return Err(None);
+        }
+        if batch.is_empty() || !self.detector.prose_gate.batch_is_match(&batch) {
+            return Ok(());
         }
         let flagged = self
             .detector
@@ -859,11 +877,11 @@ impl<'d> ScanState<'d> {
             .matching_values(&batch, &self.batch_ends);
         // Both answers come from the same rules; should they ever disagree, every batched
         // value is inspected again rather than none.
-        Some(if flagged.is_empty() {
+        Err(Some(if flagged.is_empty() {
             (0..self.batch_ends.len()).collect()
         } else {
             flagged
-        })
+        }))
     }
 
     /// Whether exclusions name parameters, so JSON values need their path as their name.
@@ -939,9 +957,19 @@ impl<'d> ScanState<'d> {
             self.scan.truncated_bytes,
             self.batch.as_ref().map(Vec::len),
         );
-        // Remembered only when inspected (not an inert token) and clean.
-        if memo && before == after && self.scan.values == values + 1 && !self.saturated {
-            self.detector.remember_clean_header(raw);
+        // Remembered only when inspected (not an inert token) and clean; a value that went
+        // into the batch once the batch is found clean.
+        if memo
+            && (before.0, before.1, before.2) == (after.0, after.1, after.2)
+            && self.scan.values == values + 1
+            && !self.saturated
+            && raw.len() <= CLEAN_HEADER_LEN
+        {
+            if before.3 == after.3 {
+                self.detector.remember_clean_header(raw);
+            } else {
+                self.batched_headers.push(raw.to_owned());
+            }
         }
     }
 

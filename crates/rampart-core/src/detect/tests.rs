@@ -192,6 +192,28 @@ fn clean_header_memo_never_hides_an_attack() {
     }
 }
 
+/// A prose header value waits for the batch; it is remembered once the batch is found clean,
+/// and not when the batch matched.
+#[test]
+fn batched_header_values_are_remembered_once_the_batch_is_clean() {
+    let d = detector();
+    let host = [("HOST", "shop.example.com")];
+    let first = d.scan_request(&with_header("/", &host));
+    assert!(!first.attack);
+    assert!(d.is_clean_header("shop.example.com"));
+    assert_eq!(d.scan_request(&with_header("/", &host)), first);
+
+    // The same kind of value in a request whose batch matches (a prose attack in the query).
+    let d = detector();
+    let referer = [("REFERER", "shop.example.com")];
+    let attack = RequestView {
+        query: "q=1 union select password from users",
+        ..with_header("/", &referer)
+    };
+    assert!(d.scan_request(&attack).attack);
+    assert!(!d.is_clean_header("shop.example.com"));
+}
+
 fn json_post(body: &str) -> RequestView<'_> {
     RequestView {
         method: "POST",
