@@ -318,19 +318,47 @@ fn lanes(dfa: &hybrid::dfa::DFA, cache: &mut hybrid::dfa::Cache, batch: &[u8]) -
         std::array::from_fn(|k| batch.get(bounds[k]..bounds[k + 1]).unwrap_or_default());
     let common = runs.iter().map(|r| r.len()).min().unwrap_or(0);
     let heads: [&[u8]; LANES] = std::array::from_fn(|k| &runs[k][..common]);
-    for i in 0..common {
-        for (sid, head) in sids.iter_mut().zip(&heads) {
-            let next = dfa.next_state(cache, *sid, head[i]).ok()?;
-            if next.is_tagged() {
+    let mut i = 0;
+    while i < common {
+        // The fast loop: table lookups only, through a shared borrow of the cache (so its
+        // table stays in registers), while every lane lands on a computed, untagged state.
+        let stopped = {
+            let table: &hybrid::dfa::Cache = cache;
+            let mut stopped = None;
+            while i < common {
+                let next: [hybrid::LazyStateID; LANES] =
+                    std::array::from_fn(|k| dfa.next_state_untagged(table, sids[k], heads[k][i]));
+                if next.iter().any(hybrid::LazyStateID::is_tagged) {
+                    stopped = Some(next);
+                    break;
+                }
+                sids = next;
+                i += 1;
+            }
+            stopped
+        };
+        let Some(next) = stopped else {
+            break;
+        };
+        // Step `i` reached a transition not computed yet, or a match.
+        for k in 0..LANES {
+            let mut sid = next[k];
+            if sid.is_unknown() {
+                sid = dfa.next_state(cache, sids[k], heads[k][i]).ok()?;
                 if cache.clear_count() != clears {
                     return None;
                 }
-                if next.is_match() {
-                    return Some(true);
-                }
             }
-            *sid = next;
+            if sid.is_match() {
+                return Some(true);
+            }
+            if sid.is_tagged() {
+                // Dead or quit: not built here; the one-lane search decides.
+                return None;
+            }
+            sids[k] = sid;
         }
+        i += 1;
     }
     for k in 0..LANES {
         let mut sid = sids[k];
