@@ -1115,6 +1115,81 @@ def test_chunked_body_without_content_length_is_inspected() -> None:
     assert_passed(resp, b"3002:" + long)
 
 
+class _Trickle(io.BytesIO):
+    """A socket-like body: at most ``step`` bytes per read."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        super().__init__(data)
+        self._step = step
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        want = self._step if size is None or size < 0 else min(size, self._step)
+        return super().read(want)
+
+
+class _Reset(io.BytesIO):
+    """A client that went away: every read fails."""
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        raise ConnectionResetError("connection reset by peer")
+
+
+def test_body_arriving_in_short_reads_is_inspected_whole() -> None:
+    app = quiet_app()
+    form = "application/x-www-form-urlencoded"
+    attack = b"a=" + b"x" * 500 + b"&q=" + enc(XSS).encode()
+    resp = post(
+        app,
+        "/raw",
+        input_stream=_Trickle(attack, 64),
+        content_type=form,
+        content_length=len(attack),
+    )
+    assert_blocked(resp)
+    benign = b"a=" + b"x" * 500 + b"&q=hello"
+    resp = post(
+        app,
+        "/raw",
+        input_stream=_Trickle(benign, 64),
+        content_type=form,
+        content_length=len(benign),
+    )
+    assert_passed(resp, f"{len(benign)}:".encode() + benign)
+
+
+def test_body_that_cannot_be_read_is_left_to_the_application() -> None:
+    app = quiet_app()
+    # The view does not read the body: the request goes through.
+    resp = post(app, "/echo", input_stream=_Reset(b"x" * 10), content_type="text/plain")
+    assert_passed(resp)
+
+
+@pytest.mark.parametrize("spelling", ["{n}", " {n} ", "+{n}"])
+def test_content_length_is_read_as_python_reads_it(spelling: str) -> None:
+    app = quiet_app()
+    attack = b"q=" + enc(XSS).encode()
+    resp = post(
+        app,
+        "/raw",
+        input_stream=io.BytesIO(attack),
+        content_type="application/x-www-form-urlencoded",
+        environ_overrides={"CONTENT_LENGTH": spelling.format(n=len(attack))},
+    )
+    assert_blocked(resp)
+
+
+def test_content_length_that_is_not_a_number_gets_an_answer() -> None:
+    app = quiet_app()
+    resp = post(
+        app,
+        "/echo",
+        input_stream=io.BytesIO(b"q=1"),
+        content_type="application/x-www-form-urlencoded",
+        environ_overrides={"CONTENT_LENGTH": "twelve"},
+    )
+    assert_passed(resp)
+
+
 def test_multipart_text_field_after_a_large_file_is_inspected_or_noted(
     rampart_log: RampartLog,
 ) -> None:

@@ -1,5 +1,6 @@
-"""Penetration-attempt detection, Python side: buffering the body for the engine, and the
-``rampart.detector`` API. The detection itself is in the Rust engine."""
+"""Penetration-attempt detection, Python side: the stream that replays a buffered body, and
+the ``rampart.detector`` API. The detection, and the reading of the body, are in the Rust
+engine."""
 
 from __future__ import annotations
 
@@ -9,21 +10,18 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
-from . import _native
-
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIEnvironment
-
     from .extension import RampartState
 
-#: Where the WSGI wrapper leaves the buffered body (and the bytes it did not read) for the engine.
+#: Where the engine leaves the buffered body (and the count of bytes it did not read).
 BODY_KEY = "rampart.body"
 TRUNCATED_KEY = "rampart.body_truncated"
 
 
 class _ReplayInput(io.RawIOBase):
-    """``wsgi.input`` after Rampart read the start of the body: that start, then the rest of the
-    original stream, so the application reads the whole body as sent."""
+    """``wsgi.input`` after the engine read the start of the body: that start, then the rest of
+    the original stream, so the application reads the whole body as sent. Made by the engine
+    (``buffer_body`` in ``crates/rampart-py``)."""
 
     def __init__(self, head: bytes, rest: Any) -> None:
         self._head = memoryview(head)
@@ -45,59 +43,6 @@ class _ReplayInput(io.RawIOBase):
             return 0
         buffer[: len(data)] = data
         return len(data)
-
-
-def _read(stream: Any, size: int) -> bytes:
-    parts = []
-    while size > 0:
-        data = stream.read(size)
-        if not data:
-            break
-        parts.append(data)
-        size -= len(data)
-    return b"".join(parts)
-
-
-def buffer_body(environ: WSGIEnvironment, limit: int) -> None:
-    """Reads up to ``limit`` bytes of the request body into ``environ[BODY_KEY]`` and puts a
-    stream back that replays them. Bytes past the limit are left in the stream and counted in
-    ``environ[TRUNCATED_KEY]`` (multipart excepted: what is past the limit is file content)."""
-    stream = environ.get("wsgi.input")
-    if stream is None or not _native.inspects_body(environ.get("CONTENT_TYPE", "")):
-        return
-    raw_length = environ.get("CONTENT_LENGTH")
-    try:
-        length = int(raw_length) if raw_length else None
-    except ValueError:
-        return
-    if length is None:
-        if not environ.get("wsgi.input_terminated"):
-            return
-        want = limit + 1
-    elif length <= 0:
-        return
-    else:
-        want = min(length, limit)
-    try:
-        data = stream.read(want)
-        if len(data) < want and data:
-            # A stream that returns less than asked before its end (a socket): read on.
-            data += _read(stream, want - len(data))
-    except (OSError, ValueError):
-        # A client that went away: nothing to inspect; the application sees the same error.
-        return
-    if length is None:
-        more = len(data) > limit
-        head, data = data, data[:limit]
-        environ["wsgi.input"] = _ReplayInput(head, stream) if more else io.BytesIO(head)
-        if more:
-            environ[TRUNCATED_KEY] = 1
-    elif length > len(data):
-        environ["wsgi.input"] = _ReplayInput(data, stream)
-        environ[TRUNCATED_KEY] = length - len(data)
-    else:
-        environ["wsgi.input"] = io.BytesIO(data)
-    environ[BODY_KEY] = data
 
 
 @dataclass(frozen=True)

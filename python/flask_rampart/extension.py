@@ -14,7 +14,7 @@ from flask import Flask, current_app, has_request_context, request
 from . import _native
 from ._routes import RouteRegistry
 from .config import SecurityConfig
-from .detection import DetectorControl, buffer_body
+from .detection import DetectorControl
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -203,7 +203,6 @@ class RampartMiddleware:
 
     __slots__ = (
         "_app",
-        "_body_limit",
         "_flask",
         "_inspect",
         "_lock",
@@ -218,7 +217,6 @@ class RampartMiddleware:
         self._state = state
         self._inspect = state.engine.inspect
         self._static = state.engine.static_headers
-        self._body_limit = state.engine.detection_body_limit
         self._ready = False
         self._lock = threading.Lock()
 
@@ -242,10 +240,8 @@ class RampartMiddleware:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if not self._ready:
             self._finalize()
-        if self._body_limit and (
-            environ.get("CONTENT_LENGTH") or environ.get("wsgi.input_terminated")
-        ):
-            buffer_body(environ, self._body_limit)
+        # With detection on, the engine also reads the body (up to the limit) and puts back a
+        # `wsgi.input` that replays it.
         decision = self._inspect(environ)
         if self._state.request_level is not None:
             self._log_request(environ)

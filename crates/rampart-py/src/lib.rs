@@ -7,10 +7,11 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyList, PyString, PyTuple, PyType};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyInt, PyList, PyString, PyTuple, PyType};
 use rampart_core::config::{defaults_json, Level};
 use rampart_core::decision::{is_repeatable, Event, Headers, Verdict};
 use rampart_core::detect::extract::inspects_header;
@@ -106,6 +107,12 @@ struct Engine {
 }
 
 impl Engine {
+    /// The body bytes to buffer for detection; `None` when detection is off (or reads no body).
+    fn body_limit(&self) -> Option<usize> {
+        self.core.detector()?;
+        Some(self.core.config().detection.max_body_bytes).filter(|&n| n > 0)
+    }
+
     fn detector(&self) -> PyResult<&rampart_core::detect::Detector> {
         self.core.detector().ok_or_else(|| {
             PyRuntimeError::new_err(
@@ -166,6 +173,127 @@ fn text<'a>(s: Option<&'a Bound<'_, PyString>>) -> Option<Cow<'a, str>> {
         s.to_cow()
             .unwrap_or_else(|_| Cow::Owned(s.to_string_lossy().into_owned()))
     })
+}
+
+/// Where the buffered body (and the count of bytes left unread) wait for the engine, and for
+/// `detect_penetration_attempt` later in the request.
+const BODY_KEY: &str = "rampart.body";
+const TRUNCATED_KEY: &str = "rampart.body_truncated";
+
+/// Reads up to `limit` bytes of the request body into `environ[BODY_KEY]` when its content type
+/// is inspected, and puts back a `wsgi.input` that replays them: an `io.BytesIO` when the body
+/// was read whole, else a `_ReplayInput` (those bytes, then the rest of the stream), with the
+/// bytes left unread counted in `environ[TRUNCATED_KEY]`. A body without `Content-Length` is
+/// read only when the server says the stream ends (`wsgi.input_terminated`). A stream that
+/// fails (a client gone away) leaves nothing to inspect; the application sees the same error.
+fn buffer_body<'py>(py: Python<'py>, env: &Bound<'py, PyDict>, limit: usize) -> PyResult<()> {
+    static BYTES_IO: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    static REPLAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let Some(stream) = env.get_item(intern!(py, "wsgi.input"))? else {
+        return Ok(());
+    };
+    let content_type = env_str(env, intern!(py, "CONTENT_TYPE"));
+    // No `Content-Type` reads as an empty one (which the engine inspects as text).
+    let content_type = text(content_type.as_ref()).unwrap_or_default();
+    let inspected = rampart_core::detect::extract::body_kind(&content_type).is_some();
+    if !inspected {
+        return Ok(());
+    }
+    let length = match env.get_item(intern!(py, "CONTENT_LENGTH"))? {
+        Some(raw) if raw.is_truthy()? => match content_length(&raw) {
+            Some(n) => Some(n),
+            None => return Ok(()),
+        },
+        _ => None,
+    };
+    let want = match length {
+        None => {
+            let terminated = env.get_item(intern!(py, "wsgi.input_terminated"))?;
+            if !terminated.map_or(Ok(false), |t| t.is_truthy())? {
+                return Ok(());
+            }
+            limit.saturating_add(1)
+        }
+        Some(n) if n <= 0 => return Ok(()),
+        Some(n) => usize::try_from(n).map_or(limit, |n| n.min(limit)),
+    };
+    let data = match read_up_to(py, &stream, want) {
+        Ok(Some(data)) => data,
+        Ok(None) => return Ok(()),
+        Err(e) if e.is_instance_of::<PyOSError>(py) || e.is_instance_of::<PyValueError>(py) => {
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let got = data.as_bytes().len();
+    let replay = |head: &Bound<'py, PyBytes>| -> PyResult<Bound<'py, PyAny>> {
+        REPLAY
+            .import(py, "flask_rampart.detection", "_ReplayInput")?
+            .call1((head, &stream))
+    };
+    let bytes_io = |head: &Bound<'py, PyBytes>| -> PyResult<Bound<'py, PyAny>> {
+        BYTES_IO.import(py, "io", "BytesIO")?.call1((head,))
+    };
+    let data = match length {
+        None if got > limit => {
+            env.set_item(intern!(py, "wsgi.input"), replay(&data)?)?;
+            env.set_item(TRUNCATED_KEY, 1)?;
+            PyBytes::new(py, data.as_bytes().get(..limit).unwrap_or_default())
+        }
+        Some(n) if usize::try_from(n).is_ok_and(|n| n > got) => {
+            env.set_item(intern!(py, "wsgi.input"), replay(&data)?)?;
+            env.set_item(TRUNCATED_KEY, n - i64::try_from(got).unwrap_or(i64::MAX))?;
+            data
+        }
+        _ => {
+            env.set_item(intern!(py, "wsgi.input"), bytes_io(&data)?)?;
+            data
+        }
+    };
+    env.set_item(BODY_KEY, data)
+}
+
+/// `CONTENT_LENGTH` as a number: a decimal string (Python's `int()` for anything else, such
+/// as `" 12 "`); `None` when it is not one.
+fn content_length(raw: &Bound<'_, PyAny>) -> Option<i64> {
+    if let Ok(s) = raw.cast::<PyString>() {
+        if let Some(n) = s.to_str().ok().and_then(|s| s.parse::<i64>().ok()) {
+            return Some(n);
+        }
+    }
+    let py = raw.py();
+    py.get_type::<PyInt>().call1((raw,)).ok()?.extract().ok()
+}
+
+/// Up to `want` bytes from `stream`, reading on after a short read (a socket returns what has
+/// arrived) until `want` or the end. `None` when the stream does not give bytes.
+fn read_up_to<'py>(
+    py: Python<'py>,
+    stream: &Bound<'py, PyAny>,
+    want: usize,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let read = intern!(py, "read");
+    let Ok(first) = stream.call_method1(read, (want,))?.cast_into::<PyBytes>() else {
+        return Ok(None);
+    };
+    let len = first.as_bytes().len();
+    if len >= want || len == 0 {
+        return Ok(Some(first));
+    }
+    let mut all = first.as_bytes().to_vec();
+    while all.len() < want {
+        let Ok(more) = stream
+            .call_method1(read, (want - all.len(),))?
+            .cast_into::<PyBytes>()
+        else {
+            break;
+        };
+        if more.as_bytes().is_empty() {
+            break;
+        }
+        all.extend_from_slice(more.as_bytes());
+    }
+    Ok(Some(PyBytes::new(py, &all)))
 }
 
 /// Reads the environ keys the engine needs, then runs `f` on the borrowed view.
@@ -392,6 +520,9 @@ impl Engine {
         py: Python<'py>,
         environ: &Bound<'py, PyDict>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if let Some(limit) = self.body_limit() {
+            buffer_body(py, environ, limit)?;
+        }
         let Some(verdict) = with_view(py, self.needs, &self.ip_key, environ, |view| {
             self.core.inspect(view)
         }) else {
@@ -563,16 +694,6 @@ impl Engine {
     #[getter]
     fn detection_enabled(&self) -> bool {
         self.core.detector().is_some()
-    }
-
-    /// Body bytes the adapter should buffer for detection (0: detection is off).
-    #[getter]
-    fn detection_body_limit(&self) -> usize {
-        if self.core.detector().is_some() {
-            self.core.config().detection.max_body_bytes
-        } else {
-            0
-        }
     }
 
     /// Now, in seconds since the epoch, on the engine's clock.
@@ -822,20 +943,12 @@ fn field_names() -> Vec<&'static str> {
     FIELDS.iter().map(|f| f.name).collect()
 }
 
-/// Whether a body with this `Content-Type` is inspected, so worth buffering.
-#[pyfunction]
-fn inspects_body(content_type: &str) -> bool {
-    rampart_core::detect::extract::body_kind(content_type).is_some()
-}
-
 #[pymodule(gil_used = false)]
 mod _native {
     #[pymodule_export]
     use super::config_defaults;
     #[pymodule_export]
     use super::field_names;
-    #[pymodule_export]
-    use super::inspects_body;
     #[pymodule_export]
     use super::Decision;
     #[pymodule_export]
