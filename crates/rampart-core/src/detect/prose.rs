@@ -153,6 +153,9 @@ fn batch_edges(h: &Hir) -> Option<Hir> {
 /// registers), two 8 % slower.
 const LANES: usize = 3;
 
+/// Batches shorter than this are walked in one lane.
+const SHORT_BATCH: usize = 128;
+
 type CachePool = Pool<hybrid::dfa::Cache, Box<dyn Fn() -> hybrid::dfa::Cache + Send + Sync>>;
 
 /// The prose rules, narrowed to prose, as one automaton that also takes a batch of values.
@@ -252,6 +255,15 @@ impl ProseGate {
             return false;
         };
         let mut cache = pool.get();
+        if batch.len() < SHORT_BATCH {
+            // A few short values (a query string, a header): setting up lanes costs more than
+            // they save.
+            let input = Input::new(batch).earliest(true);
+            if let Ok(found) = dfa.try_search_fwd(&mut cache, &input) {
+                return found.is_some();
+            }
+            return self.is_match(batch);
+        }
         // Undecided (the DFA's cache had to be cleared mid-way): the one-lane search decides.
         lanes(dfa, &mut cache, batch).unwrap_or_else(|| self.is_match(batch))
     }
