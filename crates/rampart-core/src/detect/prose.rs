@@ -330,23 +330,78 @@ fn lanes(dfa: &hybrid::dfa::DFA, cache: &mut hybrid::dfa::Cache, batch: &[u8]) -
     }
     let runs: [&[u8]; LANES] =
         std::array::from_fn(|k| batch.get(bounds[k]..bounds[k + 1]).unwrap_or_default());
-    let common = runs.iter().map(|r| r.len()).min().unwrap_or(0);
-    let heads: [&[u8]; LANES] = std::array::from_fn(|k| &runs[k][..common]);
+    // All lanes in lock step until the shortest ends, then the two longer ones until the next
+    // ends, then the last alone: lanes split at barriers differ by up to a value's length, and
+    // a lane walked alone is several times slower per byte.
+    const _: () = assert!(LANES == 3, "the phases below are written for three lanes");
+    let mut order: [usize; LANES] = std::array::from_fn(|k| k);
+    order.sort_by_key(|&k| runs[k].len());
+    let [short, middle, long] = order;
+    let (a, b) = (runs[short].len(), runs[middle].len());
+    let mut three = [sids[0], sids[1], sids[2]];
+    if lock_step(
+        dfa,
+        cache,
+        clears,
+        &mut three,
+        [&runs[0][..a], &runs[1][..a], &runs[2][..a]],
+    )? {
+        return Some(true);
+    }
+    sids = three;
+    let mut two = [sids[middle], sids[long]];
+    if lock_step(
+        dfa,
+        cache,
+        clears,
+        &mut two,
+        [&runs[middle][a..], &runs[long][a..b]],
+    )? {
+        return Some(true);
+    }
+    [sids[middle], sids[long]] = two;
+    let mut one = [sids[long]];
+    if lock_step(dfa, cache, clears, &mut one, [&runs[long][b..]])? {
+        return Some(true);
+    }
+    sids[long] = one[0];
+    for sid in sids {
+        let sid = dfa.next_eoi_state(cache, sid).ok()?;
+        if cache.clear_count() != clears {
+            return None;
+        }
+        if sid.is_match() {
+            return Some(true);
+        }
+    }
+    Some(false)
+}
+
+/// Walks `heads` (of one length) from `sids` in lock step: `Some(true)` on a match, `None` when
+/// the one-lane search must decide (see [`lanes`]).
+fn lock_step<const N: usize>(
+    dfa: &hybrid::dfa::DFA,
+    cache: &mut hybrid::dfa::Cache,
+    clears: usize,
+    sids: &mut [hybrid::LazyStateID; N],
+    heads: [&[u8]; N],
+) -> Option<bool> {
+    let len = heads.iter().map(|h| h.len()).min().unwrap_or(0);
     let mut i = 0;
-    while i < common {
+    while i < len {
         // The fast loop: table lookups only, through a shared borrow of the cache (so its
         // table stays in registers), while every lane lands on a computed, untagged state.
         let stopped = {
             let table: &hybrid::dfa::Cache = cache;
             let mut stopped = None;
-            while i < common {
-                let next: [hybrid::LazyStateID; LANES] =
+            while i < len {
+                let next: [hybrid::LazyStateID; N] =
                     std::array::from_fn(|k| dfa.next_state_untagged(table, sids[k], heads[k][i]));
                 if next.iter().any(hybrid::LazyStateID::is_tagged) {
                     stopped = Some(next);
                     break;
                 }
-                sids = next;
+                *sids = next;
                 i += 1;
             }
             stopped
@@ -355,7 +410,7 @@ fn lanes(dfa: &hybrid::dfa::DFA, cache: &mut hybrid::dfa::Cache, batch: &[u8]) -
             break;
         };
         // Step `i` reached a transition not computed yet, or a match.
-        for k in 0..LANES {
+        for k in 0..N {
             let mut sid = next[k];
             if sid.is_unknown() {
                 sid = dfa.next_state(cache, sids[k], heads[k][i]).ok()?;
@@ -373,27 +428,6 @@ fn lanes(dfa: &hybrid::dfa::DFA, cache: &mut hybrid::dfa::Cache, batch: &[u8]) -
             sids[k] = sid;
         }
         i += 1;
-    }
-    for k in 0..LANES {
-        let mut sid = sids[k];
-        for &b in &runs[k][common..] {
-            sid = dfa.next_state(cache, sid, b).ok()?;
-            if sid.is_tagged() {
-                if cache.clear_count() != clears {
-                    return None;
-                }
-                if sid.is_match() {
-                    return Some(true);
-                }
-            }
-        }
-        sid = dfa.next_eoi_state(cache, sid).ok()?;
-        if cache.clear_count() != clears {
-            return None;
-        }
-        if sid.is_match() {
-            return Some(true);
-        }
     }
     Some(false)
 }
