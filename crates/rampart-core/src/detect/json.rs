@@ -204,6 +204,7 @@ where
 
 /// A number, `true`, `false` or `null` at `b[i]`, then something that is not part of one: the
 /// index after it.
+#[inline]
 fn scalar(b: &[u8], mut i: usize) -> Result<usize, Error> {
     let c = b[i];
     if c == b'-' || c.is_ascii_digit() {

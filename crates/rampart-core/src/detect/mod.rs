@@ -960,6 +960,10 @@ impl<'d> ScanState<'d> {
             self.value(Kind::Header, &name, &|| format!("header:{name}"), raw);
             return;
         }
+        // An inert token (`https`, `keep-alive`) needs neither the memo nor a name.
+        if self.custom.set.is_none() && is_inert(raw, normalize::Profile::of(raw.as_bytes())) {
+            return;
+        }
         let memo = self.exclusions.is_empty();
         if memo && self.detector.is_clean_header(raw) {
             // Counted as when it was inspected: a scan's result does not depend on the memo.
