@@ -42,13 +42,12 @@ pub struct RequestView<'a> {
 /// resolves `/static/../admin`, it is not under `/static`.
 #[must_use]
 pub fn path_is_under(path: &str, prefix: &str) -> bool {
-    if path.split('/').any(|seg| seg == ".." || seg == ".") {
-        return false;
-    }
     let p = prefix.strip_suffix('/').unwrap_or(prefix);
-    p.is_empty()
+    let under = p.is_empty()
         || path == p
         || path
             .strip_prefix(p)
-            .is_some_and(|rest| rest.starts_with('/'))
+            .is_some_and(|rest| rest.starts_with('/'));
+    // The segment check only for paths that are under the prefix: most are not.
+    under && !path.split('/').any(|seg| seg == ".." || seg == ".")
 }
