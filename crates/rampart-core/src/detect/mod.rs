@@ -960,8 +960,12 @@ impl<'d> ScanState<'d> {
             self.value(Kind::Header, &name, &|| format!("header:{name}"), raw);
             return;
         }
-        // An inert token (`https`, `keep-alive`) needs neither the memo nor a name.
-        if self.custom.set.is_none() && is_inert(raw, normalize::Profile::of(raw.as_bytes())) {
+        // An inert token (`https`, `keep-alive`) needs neither the memo nor a name (as in
+        // `value_profiled`, which would return at once).
+        if self.custom.set.is_none()
+            && raw.len() <= self.max_value_len()
+            && is_inert(raw, normalize::Profile::of(raw.as_bytes()))
+        {
             return;
         }
         let memo = self.exclusions.is_empty();
