@@ -470,6 +470,18 @@ def test_prose_attack_among_many_prose_values_is_found_in_place(rampart_log: Ram
     assert locations(only_detection_event(rampart_log)) == {"json:$.notes[17]"}
 
 
+def test_a_remembered_prose_header_does_not_hide_a_body_attack(rampart_log: RampartLog) -> None:
+    # A prose header value found clean is remembered; a later request with the same value and a
+    # prose attack in its body is still blocked, and the attack is named where it is.
+    app = quiet_app()
+    note = {"X-Note": "sent from the mobile app"}
+    assert_passed(get(app, "/echo", headers=note))
+    rampart_log.clear()
+    attack = {"note": "1 union select password from users"}
+    assert_blocked(post(app, "/json", headers=note, json=attack))
+    assert locations(only_detection_event(rampart_log)) == {"json:$.note"}
+
+
 def test_a_header_value_seen_clean_is_not_trusted_after_a_new_pattern() -> None:
     # Clean header values are remembered between requests; a pattern added later still sees them.
     app = quiet_app()

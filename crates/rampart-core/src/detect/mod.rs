@@ -766,6 +766,7 @@ impl Detector {
                     next: 0,
                     seen: 0,
                 });
+                state.header_calls = 0;
                 extract::walk(req, &mut state);
             }
             Err(None) => {}
@@ -811,6 +812,10 @@ pub struct ScanState<'d> {
     /// Header values that found nothing but went into the batch: remembered as clean (see
     /// [`Self::header`]) once the batch is found clean.
     batched_headers: Vec<String>,
+    /// Calls of [`Self::header`] in this walk so far.
+    header_calls: u32,
+    /// The calls of the first walk that the memo answered for, ascending.
+    memo_hits: Vec<u32>,
 }
 
 /// Which batched values a second walk inspects.
@@ -876,6 +881,8 @@ impl<'d> ScanState<'d> {
             },
             replay: None,
             batched_headers: Vec::new(),
+            header_calls: 0,
+            memo_hits: Vec::new(),
         }
     }
 
@@ -955,7 +962,14 @@ impl<'d> ScanState<'d> {
         if self.saturated {
             return;
         }
+        let call = self.header_calls;
+        self.header_calls += 1;
         if self.replay.is_some() {
+            // A value the memo answered for in the first walk was not batched then: skipped
+            // here too, or the replay would count batched values out of step.
+            if self.memo_hits.binary_search(&call).is_ok() {
+                return;
+            }
             let name = extract::header_name(env_name);
             self.value(Kind::Header, &name, &|| format!("header:{name}"), raw);
             return;
@@ -972,6 +986,7 @@ impl<'d> ScanState<'d> {
         if memo && self.detector.is_clean_header(raw) {
             // Counted as when it was inspected: a scan's result does not depend on the memo.
             self.scan.values += 1;
+            self.memo_hits.push(call);
             return;
         }
         let values = self.scan.values;

@@ -214,6 +214,27 @@ fn batched_header_values_are_remembered_once_the_batch_is_clean() {
     assert!(!d.is_clean_header("shop.example.com"));
 }
 
+/// A header value the memo answers for is skipped by the replay of a matching batch as it was
+/// by the first walk: the batched values stay in step, and the attack is found where it is.
+#[test]
+fn a_remembered_header_keeps_the_replay_in_step() {
+    let d = detector();
+    let headers = [("X_CLIENT", "198.51.100.20"), ("X_NOTE", "hello there")];
+    assert!(!d.scan_request(&with_header("/", &headers)).attack);
+    assert!(d.is_clean_header("198.51.100.20") && d.is_clean_header("hello there"));
+    let body = r#"{"note": "1 union select password from users"}"#;
+    let attack = RequestView {
+        headers: &headers,
+        ..json_post(body)
+    };
+    let scan = d.scan_request(&attack);
+    assert!(scan.attack, "{scan:?}");
+    assert!(
+        scan.findings.iter().all(|f| f.location == "json:$.note"),
+        "{scan:?}"
+    );
+}
+
 fn json_post(body: &str) -> RequestView<'_> {
     RequestView {
         method: "POST",
