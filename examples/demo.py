@@ -5,7 +5,7 @@ Run it with ``make demo``; the curl lines it prints show each protection at work
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template_string
+from flask import Flask, jsonify, render_template_string, request
 from flask_rampart import Rampart, SecurityConfig
 
 CONFIG = SecurityConfig(
@@ -49,6 +49,12 @@ def items() -> object:
     return jsonify(items=["a", "b"])
 
 
+@app.post("/comments")
+def comments() -> tuple[object, int]:
+    # Rampart inspected every JSON value before this view reads the body (whole, as sent).
+    return jsonify(received=request.get_json(silent=True)), 201
+
+
 @app.post("/login")
 def login() -> tuple[str, int]:
     # Every attempt fails in this demo, and each failure counts toward a ban.
@@ -86,8 +92,17 @@ Try these in another terminal:
   for i in 1 2 3 4; do curl -s -o /dev/null -w '%{{http_code}} ' -X POST \\
       -H 'X-Forwarded-For: 198.51.100.9' {BASE}/login; done; echo
 
-  # penetration-attempt detection is not in this release yet: this request passes
-  curl -i '{BASE}/?q=%3Cscript%3Ealert(1)%3C/script%3E'
+  # penetration-attempt detection reads every query parameter, header and JSON value: an XSS
+  # in the query, then an SQL injection deep in a JSON body, 403 each; the log names the rule
+  # and where it was found. (Sent as another client, 198.51.100.20: detections count toward
+  # a ban, and these should not fall on you.)
+  curl -i -H 'X-Forwarded-For: 198.51.100.20' '{BASE}/?q=%3Cscript%3Ealert(1)%3C/script%3E'
+  curl -i -H 'X-Forwarded-For: 198.51.100.20' -H 'Content-Type: application/json' \\
+      -d '{{"items": [{{"note": "1 union select password from users"}}]}}' {BASE}/comments
+
+  # honest text with the same words passes: 201
+  curl -i -H 'Content-Type: application/json' \\
+      -d '{{"note": "select the blue one or the red one from the union shop"}}' {BASE}/comments
 """
 
 if __name__ == "__main__":
