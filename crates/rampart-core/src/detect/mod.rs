@@ -814,8 +814,8 @@ pub struct ScanState<'d> {
     batched_headers: Vec<String>,
     /// Calls of [`Self::header`] in this walk so far.
     header_calls: u32,
-    /// The calls of the first walk that the memo answered for, ascending.
-    memo_hits: Vec<u32>,
+    /// The calls of the first walk that the memo answered for, one bit each.
+    memo_hits: u128,
 }
 
 /// Which batched values a second walk inspects.
@@ -882,7 +882,7 @@ impl<'d> ScanState<'d> {
             replay: None,
             batched_headers: Vec::new(),
             header_calls: 0,
-            memo_hits: Vec::new(),
+            memo_hits: 0,
         }
     }
 
@@ -967,7 +967,11 @@ impl<'d> ScanState<'d> {
         if self.replay.is_some() {
             // A value the memo answered for in the first walk was not batched then: skipped
             // here too, or the replay would count batched values out of step.
-            if self.memo_hits.binary_search(&call).is_ok() {
+            if self
+                .memo_hits
+                .checked_shr(call)
+                .is_some_and(|bits| bits & 1 == 1)
+            {
                 return;
             }
             let name = extract::header_name(env_name);
@@ -982,11 +986,12 @@ impl<'d> ScanState<'d> {
         {
             return;
         }
-        let memo = self.exclusions.is_empty();
+        // The memo answers for the first 128 headers of a request (one bit each, for the replay).
+        let memo = self.exclusions.is_empty() && call < u128::BITS;
         if memo && self.detector.is_clean_header(raw) {
             // Counted as when it was inspected: a scan's result does not depend on the memo.
             self.scan.values += 1;
-            self.memo_hits.push(call);
+            self.memo_hits |= 1 << call;
             return;
         }
         let values = self.scan.values;
