@@ -845,10 +845,10 @@ impl Replay {
 /// Values made only of `[A-Za-z0-9_,-]` cannot hold an attack: nothing to decode, no syntax
 /// (hex-encoded `0x2e0x2e…` aside).
 #[inline]
-fn is_inert(s: &str, profile: normalize::Profile) -> bool {
+fn is_inert(s: &str, classes: u8) -> bool {
     s.len() < 3
-        || (profile.classes & normalize::NOT_TOKEN == 0
-            && (profile.classes & normalize::HEX_MARK == 0
+        || (classes & normalize::NOT_TOKEN == 0
+            && (classes & normalize::HEX_MARK == 0
                 || !s
                     .as_bytes()
                     .windows(2)
@@ -926,7 +926,7 @@ impl<'d> ScanState<'d> {
     #[inline]
     #[must_use]
     pub fn skips(&self, raw: &str, profile: normalize::Profile) -> bool {
-        is_inert(raw, profile) && self.custom.set.is_none()
+        is_inert(raw, profile.classes) && self.custom.set.is_none()
     }
 
     /// Whether more values are worth reading.
@@ -982,7 +982,7 @@ impl<'d> ScanState<'d> {
         // `value_profiled`, which would return at once).
         if self.custom.set.is_none()
             && raw.len() <= self.max_value_len()
-            && is_inert(raw, normalize::Profile::of(raw.as_bytes()))
+            && is_inert(raw, normalize::classes(raw.as_bytes()))
         {
             return;
         }
@@ -1054,7 +1054,7 @@ impl<'d> ScanState<'d> {
         let max = self.max_value_len();
         if raw.len() <= max {
             // The common case: one pass profiled the value, reused by every step.
-            if (is_inert(raw, profile) && self.custom.set.is_none())
+            if (is_inert(raw, profile.classes) && self.custom.set.is_none())
                 || self.excluded_param(kind, name)
             {
                 return;
