@@ -4,16 +4,18 @@
 //! two workers cannot both take the last slot. [`Store::admit`] is the per-request operation: it
 //! checks the client's ban and counts one hit against every applicable limit, all or nothing —
 //! a request refused by any limit is not counted by the others (so a refused client does not dig
-//! itself deeper). The memory backend lives in [`memory`]; shared-memory and Redis backends
-//! implement the same trait.
+//! itself deeper). The memory backend lives in [`memory`], the shared-memory one (every process of
+//! a host) in [`shm`]; the Redis one implements the same trait.
 
 pub mod memory;
+pub mod shm;
 
 use std::net::IpAddr;
 
 use crate::limit::{Quota, Rule};
 
 pub use memory::MemoryStore;
+pub use shm::{ShmOptions, ShmStore};
 
 /// Who a counter or ban is about: a client IP (IPv4 as IPv4-mapped IPv6), a name (an endpoint),
 /// the two together, or nobody in particular (one counter for everyone). 16 bytes.
@@ -161,4 +163,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn clear(&self);
 
     fn stats(&self) -> StoreStats;
+
+    /// Something the operator should hear about once (a full shared-memory table, an
+    /// unreachable Redis), taken by the first caller; `None` almost always.
+    fn take_warning(&self) -> Option<String> {
+        None
+    }
 }
