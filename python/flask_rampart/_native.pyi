@@ -34,7 +34,9 @@ class ManualClock:
 
 @final
 class Engine:
-    def __init__(self, config_json: str, clock: ManualClock | None = None) -> None: ...
+    def __init__(
+        self, config_json: str, clock: ManualClock | None = None, open_store: bool = False
+    ) -> None: ...
     def inspect(
         self, environ: dict[str, Any]
     ) -> Decision | tuple[list[tuple[str, str]], frozenset[str]] | None: ...

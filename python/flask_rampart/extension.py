@@ -100,6 +100,12 @@ class RampartState:
         if level is None:
             return
         for event in events:
+            if event["event.action"] == "storage_degraded":
+                # The shared store is full, unreachable or back: the operator must hear of it.
+                self.emit(
+                    max(level, logging.WARNING), event, "storage: %s", event["message"]
+                )
+                continue
             if event["event.outcome"] == "noted":
                 # Nothing was blocked: a note (a value too long to inspect whole).
                 self.emit(
@@ -382,7 +388,7 @@ def install(
     if key in app.extensions:
         raise RuntimeError(f"{type(owner).__name__} is already initialised on app {app.name!r}")
     effective = config.merged_with(app.config) if use_app_config else config
-    engine = _native.Engine(effective.to_json(), clock)
+    engine = _native.Engine(effective.to_json(), clock, open_store=True)
     settings = engine.settings()
     state = RampartState(
         extension=owner,

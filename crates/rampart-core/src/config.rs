@@ -16,6 +16,7 @@ use crate::net::cidr::{self, IpSet};
 use crate::net::client_ip::ProxyPolicy;
 use crate::respond::cors::CorsPolicy;
 use crate::respond::headers::HeaderPolicy;
+use crate::store::ShmOptions;
 
 /// Whether a field works in this release, or belongs to a feature still to come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +36,6 @@ pub struct FieldSpec {
     pub support: Support,
 }
 
-const RED: Support = Support::Later("shared state (Redis)");
 const GEO: Support = Support::Later("country and cloud-provider blocking");
 const AGENT: Support = Support::Never("the reference's telemetry agent is not part of Rampart");
 
@@ -121,9 +121,11 @@ pub const FIELDS: &[FieldSpec] = &[
     f("detection_exclude_paths", "[]", Support::Yes),
     f("detection_exclusions", "[]", Support::Yes),
     f("detection_custom_patterns", "[]", Support::Yes),
-    f("enable_redis", "false", RED),
-    f("redis_url", "null", RED),
-    f("redis_prefix", r#""rampart:""#, RED),
+    f("storage_uri", "null", Support::Yes),
+    f("storage_outage", r#""local""#, Support::Yes),
+    f("enable_redis", "false", Support::Yes),
+    f("redis_url", "null", Support::Yes),
+    f("redis_prefix", r#""rampart:""#, Support::Yes),
     f("geo_ip_handler", "null", GEO),
     f("blocked_countries", "[]", GEO),
     f("whitelist_countries", "[]", GEO),
@@ -180,6 +182,122 @@ impl Level {
     }
 }
 
+/// Where counters and bans live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// `memory://`: this process only.
+    Memory,
+    /// `shm:///path`: every process of the host that opens the same file.
+    Shm(ShmOptions),
+    /// `redis://…` and friends: every host using the same server.
+    Redis(RedisOptions),
+}
+
+/// Redis settings: the URL as given, the key prefix, and what to do while Redis is away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisOptions {
+    pub url: String,
+    pub prefix: String,
+    /// `storage_outage="block"`: answer 503 while Redis is unreachable, instead of carrying on
+    /// with this process's own counters.
+    pub fail_closed: bool,
+}
+
+impl Storage {
+    /// The URI schemes `storage_uri` accepts.
+    pub const SCHEMES: &'static str = "memory://, shm:///path, redis://, rediss://, redis+unix://, valkey://, valkeys://";
+
+    fn parse(r: &mut Reader<'_>, max_keys: usize) -> Storage {
+        let prefix = r
+            .opt_string("redis_prefix")
+            .unwrap_or_else(|| "rampart:".to_owned());
+        if prefix.is_empty() {
+            r.err("redis_prefix", "must not be empty: keys would collide with other users of the server");
+        }
+        let fail_closed = match r.opt_string("storage_outage").as_deref() {
+            None | Some("local") => false,
+            Some("block") => true,
+            Some(other) => {
+                r.err(
+                    "storage_outage",
+                    format!("must be 'local' (carry on with this process's counters) or 'block' (answer 503), not '{other}'"),
+                );
+                false
+            }
+        };
+        let enable_redis = r.bool("enable_redis", false);
+        let redis_url = r.opt_string("redis_url");
+        let (field, uri) = match r.opt_string("storage_uri") {
+            Some(uri) => {
+                if enable_redis && redis_url.as_deref().is_some_and(|u| u != uri) {
+                    r.err("redis_url", "conflicts with storage_uri: set one of them");
+                }
+                ("storage_uri", uri)
+            }
+            None if enable_redis => (
+                "redis_url",
+                redis_url.unwrap_or_else(|| "redis://localhost:6379".to_owned()),
+            ),
+            None => return Storage::Memory,
+        };
+        let (scheme, rest) = uri.split_once("://").unwrap_or(("", ""));
+        match scheme.to_ascii_lowercase().as_str() {
+            "memory" if rest.is_empty() => Storage::Memory,
+            "shm" => match shm_options(rest, max_keys) {
+                Ok(o) => Storage::Shm(o),
+                Err(why) => {
+                    r.err(field, format!("'{uri}': {why}"));
+                    Storage::Memory
+                }
+            },
+            "redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys" if !rest.is_empty() || scheme.ends_with("unix") => {
+                Storage::Redis(RedisOptions {
+                    url: uri.clone(),
+                    prefix,
+                    fail_closed,
+                })
+            }
+            "redis+sentinel" | "redis+cluster" | "valkey+sentinel" | "valkey+cluster" => {
+                r.err(
+                    field,
+                    format!("'{uri}': Sentinel and Cluster are not supported yet; point Rampart at the primary with redis://"),
+                );
+                Storage::Memory
+            }
+            _ => {
+                r.err(
+                    field,
+                    format!("'{uri}' is not a storage URI; use one of {}", Storage::SCHEMES),
+                );
+                Storage::Memory
+            }
+        }
+    }
+}
+
+/// `shm:///abs/path?slots=N&ban_slots=M`.
+fn shm_options(rest: &str, max_keys: usize) -> Result<ShmOptions, String> {
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if !path.starts_with('/') {
+        return Err("needs an absolute path: shm:///dev/shm/myapp (three slashes)".into());
+    }
+    let mut o = ShmOptions::for_keys(path, max_keys);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let n: usize = v
+            .parse()
+            .ok()
+            .filter(|n| (64..=1 << 30).contains(n))
+            .ok_or_else(|| format!("{k} must be a whole number from 64 to 2**30, not '{v}'"))?;
+        match k {
+            "slots" => o.slots = n,
+            "ban_slots" => o.ban_slots = n,
+            _ => return Err(format!("unknown option '{k}' (slots, ban_slots)")),
+        }
+    }
+    Ok(o)
+}
+
 /// Where and how security events are logged (carried out by the Python side).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggingConfig {
@@ -216,6 +334,8 @@ pub struct Config {
     pub messages: Messages,
     /// Bound on the counters the memory store keeps.
     pub max_tracked_keys: usize,
+    /// Where counters and bans live (`storage_uri`, or the seed's `enable_redis` / `redis_url`).
+    pub storage: Storage,
     pub detection: DetectPolicy,
     /// Things that are allowed but probably not what the user meant, logged at start-up.
     pub warnings: Vec<String>,
@@ -335,6 +455,10 @@ impl Config {
         let cors = CorsPolicy::parse(&mut r);
         let (rate_limits, bans, messages) = policy::parse(&mut r);
         let max_tracked_keys = r.uint("max_tracked_keys", 1_000_000, 1000, 1 << 32);
+        let storage = Storage::parse(
+            &mut r,
+            usize::try_from(max_tracked_keys).unwrap_or(usize::MAX),
+        );
         let detection = DetectPolicy::parse(&mut r);
         let logging = LoggingConfig {
             custom_log_file: r.opt_string("custom_log_file"),
@@ -392,6 +516,7 @@ impl Config {
             bans,
             messages,
             max_tracked_keys: usize::try_from(max_tracked_keys).unwrap_or(usize::MAX),
+            storage,
             detection,
             warnings,
         })

@@ -20,7 +20,10 @@ use crate::limit::{Clock, Quota};
 use crate::net::client_ip::ClientAddr;
 use crate::request::RequestView;
 use crate::respond::cors::{CorsAnswer, CorsPolicy};
-use crate::store::{Admission, Ban, Charge, MemoryStore, Store, StoreStats, Subject};
+use crate::config::Storage;
+use crate::store::{
+    Admission, Ban, Charge, MemoryStore, RedisStore, ShmStore, Store, StoreStats, Subject,
+};
 
 /// The compiled policy. Built once at start-up; `inspect` takes `&self`. Counters and bans live in
 /// the [`Store`]; route policies are added once, when the adapter knows its routes.
@@ -130,6 +133,20 @@ impl Engine {
     pub fn with_clock(mut self, clock: Clock) -> Engine {
         self.clock = clock;
         self
+    }
+
+    /// The same engine on the store its config names (`storage_uri`): opens the shared-memory
+    /// file or connects to Redis. [`Engine::new`] alone keeps everything in this process.
+    ///
+    /// # Errors
+    /// When the store cannot be opened; the message says which and why.
+    pub fn open_store(self) -> Result<Engine, String> {
+        let store: Arc<dyn Store> = match &self.config.storage {
+            Storage::Memory => return Ok(self),
+            Storage::Shm(options) => Arc::new(ShmStore::open(options)?),
+            Storage::Redis(options) => Arc::new(RedisStore::open(options, self.config.max_tracked_keys)?),
+        };
+        Ok(self.with_store(store))
     }
 
     /// The same engine on another store (shared with other engines or processes).
@@ -244,7 +261,7 @@ impl Engine {
                 }
             }
             if !self.route_mode() {
-                match self.admission(&ctx, None) {
+                match self.admission(&ctx, None, &mut events) {
                     Ok(headers) => limit_headers = headers,
                     Err(hit) => {
                         if let Some(block) = self.enforce(&hit, &ctx, &mut events) {
@@ -272,7 +289,7 @@ impl Engine {
         }
         let ctx = self.context(req);
         let mut events = Vec::new();
-        let headers = match self.admission(&ctx, Some(endpoint.unwrap_or(""))) {
+        let headers = match self.admission(&ctx, Some(endpoint.unwrap_or("")), &mut events) {
             Ok(headers) => headers,
             Err(hit) => {
                 if let Some(block) = self.enforce(&hit, &ctx, &mut events) {
@@ -316,6 +333,7 @@ impl Engine {
         &self,
         ctx: &Ctx<'_, '_>,
         endpoint: Option<&str>,
+        events: &mut Vec<Event>,
     ) -> Result<Option<Headers>, Box<Hit>> {
         let route = endpoint.and_then(|e| self.routes.get().and_then(|r| r.get(e)));
         let bypass = route.map(|r| r.bypass).unwrap_or_default();
@@ -354,8 +372,13 @@ impl Engine {
             .collect();
         let now = self.clock.now_ms();
         let mut quotas = Vec::new();
-        match self.store.admit(now, ban_subject, &charges, &mut quotas) {
+        let admission = self.store.admit(now, ban_subject, &charges, &mut quotas);
+        if let Some(warning) = self.store.take_warning() {
+            events.push(storage_event(warning, ctx));
+        }
+        match admission {
             Admission::Admitted => Ok(self.limit_headers(&limits, &quotas, now, None)),
+            Admission::Unavailable => Err(Box::new(unavailable_hit())),
             Admission::Banned(ban) => Err(Box::new(self.banned_hit(ip, &ban, now))),
             Admission::Limited { index } => {
                 let mut hit = self.limited_hit(ip, limits[index], &quotas[index]);
@@ -889,6 +912,34 @@ fn user_agent(e: &Engine, ctx: &Ctx<'_, '_>) -> Option<Hit> {
 }
 
 /// An event about a ban made or lifted outside a request.
+/// The store could not answer and `storage_outage="block"`: 503, try again shortly.
+fn unavailable_hit() -> Hit {
+    let mut hit = Hit::new(
+        503,
+        "Service temporarily unavailable",
+        "storage_unavailable",
+        "storage".to_owned(),
+        "the shared store is unreachable and storage_outage='block'".to_owned(),
+    );
+    hit.headers.push(("Retry-After".to_owned(), "5".to_owned()));
+    hit
+}
+
+/// A store problem to log once (full table, lost connection, reconnected).
+fn storage_event(message: String, ctx: &Ctx<'_, '_>) -> Event {
+    Event {
+        action: "storage_degraded",
+        outcome: Outcome::Noted,
+        rule: "storage".into(),
+        message,
+        status: 200,
+        client_ip: ctx.client.ip,
+        method: ctx.req.method.to_owned(),
+        path: ctx.req.path.to_owned(),
+        findings: Vec::new(),
+    }
+}
+
 fn ban_event(ip: IpAddr, action: &'static str, outcome: Outcome, message: String) -> Event {
     Event {
         action,

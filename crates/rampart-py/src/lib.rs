@@ -489,11 +489,24 @@ fn scan_dict<'py>(py: Python<'py>, scan: &Scan, threshold: u32) -> PyResult<Boun
 #[pymethods]
 impl Engine {
     #[new]
-    #[pyo3(signature = (config_json, clock=None))]
-    fn new(py: Python<'_>, config_json: &str, clock: Option<&ManualClock>) -> PyResult<Self> {
+    #[pyo3(signature = (config_json, clock=None, open_store=false))]
+    fn new(
+        py: Python<'_>,
+        config_json: &str,
+        clock: Option<&ManualClock>,
+        open_store: bool,
+    ) -> PyResult<Self> {
         let mut core = CoreEngine::from_json(config_json).map_err(|e| config_error(py, &e))?;
         if let Some(c) = clock {
             core = core.with_clock(c.clock.clone());
+        }
+        if open_store {
+            // Opening a file or resolving a URL: without the GIL.
+            core = py.detach(|| core.open_store()).map_err(|why| {
+                let mut errors = ConfigErrors::default();
+                errors.push("storage_uri", why);
+                config_error(py, &errors)
+            })?;
         }
         let ip_key = PyString::new(py, &core.config().proxies.environ_key()).unbind();
         let needs = core.needs();

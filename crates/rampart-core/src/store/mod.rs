@@ -8,6 +8,7 @@
 //! a host) in [`shm`]; the Redis one implements the same trait.
 
 pub mod memory;
+pub mod redis;
 pub mod shm;
 
 use std::net::IpAddr;
@@ -15,6 +16,7 @@ use std::net::IpAddr;
 use crate::limit::{Quota, Rule};
 
 pub use memory::MemoryStore;
+pub use self::redis::RedisStore;
 pub use shm::{ShmOptions, ShmStore};
 
 /// Who a counter or ban is about: a client IP (IPv4 as IPv4-mapped IPv6), a name (an endpoint),
@@ -98,6 +100,8 @@ pub enum Admission {
     /// Refused by the limit at `index` (the one with the longest wait); nothing was counted. The
     /// quotas were written to the caller's list.
     Limited { index: usize },
+    /// The store cannot answer (Redis unreachable) and is configured to fail closed.
+    Unavailable,
 }
 
 /// What a strike did.

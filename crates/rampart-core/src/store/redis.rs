@@ -1,0 +1,641 @@
+//! The Redis (or Valkey) store: limits and bans shared by every host using one server.
+//!
+//! One request costs one round trip: a single server-side script checks the client's ban and
+//! counts the request against every applicable limit, all or nothing, on the server's clock (so
+//! hosts whose clocks disagree still share one window). Keys are
+//!
+//! ```text
+//! {prefix}ban:{ip}          hash {until, reason}, expires with the ban
+//! {prefix}bans              sorted set of banned subjects by end time (for listing)
+//! {prefix}rl:{ip}:{rule}    a limit's state (sorted set, hash or string), expires with it
+//! {prefix}strikes:{ip}      sorted set of strike times, expires after the ban window
+//! ```
+//!
+//! Every key has a TTL, so nothing is left behind. A connection belongs to one process: after a
+//! `fork()` (gunicorn `--preload`) the child notices the pid changed and connects afresh.
+//!
+//! **Outages.** When Redis cannot be reached (connect 50 ms, read/write 250 ms timeouts), the
+//! store says so once ([`Store::take_warning`]) and, by default, carries on with this process's
+//! own [`MemoryStore`]; with `fail_closed` it answers [`Admission::Unavailable`] (503) instead.
+//! Every half second one request tries to reconnect. Bans and unbans made meanwhile are kept and
+//! written to Redis when it is back, so none is lost.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use redis::{Client, Connection, RedisResult, Script};
+
+use super::{Admission, Ban, Charge, MemoryStore, Store, StoreStats, Strike, Subject};
+use crate::config::RedisOptions;
+use crate::limit::{Algorithm, Quota, Rule};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(50);
+const IO_TIMEOUT: Duration = Duration::from_millis(250);
+/// While Redis is away, how often a request may try to reconnect.
+const PROBE_EVERY_MS: u64 = 500;
+
+/// Checks the ban, then every limit; counts only when all allow. The server's clock.
+const ADMIT: &str = r"
+local t = redis.call('TIME')
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = math.floor(now_us / 1000)
+if ARGV[1] == '1' then
+  local b = redis.call('HMGET', KEYS[1], 'until', 'reason')
+  if b[1] and tonumber(b[1]) > now then
+    return {1, tonumber(b[1]), b[2] or '', {}}
+  end
+end
+local n = tonumber(ARGV[2])
+local quotas = {}
+local writes = {}
+local refused, wait = 0, -1
+local function ceil_div(a, b) return math.floor((a + b - 1) / b) end
+for i = 1, n do
+  local algo = ARGV[3 * i]
+  local limit = tonumber(ARGV[3 * i + 1])
+  local w = tonumber(ARGV[3 * i + 2])
+  local key = KEYS[1 + i]
+  local ok, remaining, reset, retry = 1, 0, 0, 0
+  if algo == 'log' then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - w)
+    local count = redis.call('ZCARD', key)
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    reset = w
+    if oldest[2] then reset = tonumber(oldest[2]) + w - now end
+    if count >= limit then
+      ok, retry = 0, math.max(reset, 1)
+    else
+      remaining = limit - count - 1
+      writes[#writes + 1] = {1, key, w, count}
+    end
+  elseif algo == 'fixed' then
+    local id = math.floor(now / w)
+    local v = redis.call('HMGET', key, 'id', 'n')
+    local count = 0
+    if v[1] and tonumber(v[1]) >= id then id = tonumber(v[1]); count = tonumber(v[2]) end
+    local e = (id + 1) * w
+    reset = e - now
+    if count >= limit then
+      ok, retry = 0, reset
+    else
+      remaining = limit - count - 1
+      writes[#writes + 1] = {2, key, id, count + 1, e}
+    end
+  elseif algo == 'gcra' then
+    local wu = w * 1000
+    local step = math.max(math.floor(wu / limit), 1)
+    local tau = wu - step
+    local nu = now * 1000
+    local tat = tonumber(redis.call('GET', key) or '0')
+    if tat < nu then tat = nu end
+    if tat > nu + tau then
+      ok = 0
+      reset = ceil_div(tat - nu, 1000)
+      retry = math.max(ceil_div(tat - tau - nu, 1000), 1)
+    else
+      local new_tat = tat + step
+      remaining = math.floor((nu + tau + step - new_tat) / step)
+      reset = ceil_div(new_tat - nu, 1000)
+      writes[#writes + 1] = {3, key, new_tat, reset}
+    end
+  else
+    local id = math.floor(now / w)
+    local v = redis.call('HMGET', key, 'id', 'p', 'c')
+    local prev, cur = 0, 0
+    if v[1] then
+      local sid = tonumber(v[1])
+      if sid >= id then id = sid; prev = tonumber(v[2]); cur = tonumber(v[3])
+      elseif sid == id - 1 then prev = tonumber(v[3]) end
+    end
+    local start = id * w
+    local elapsed = math.min(math.max(now - start, 0), w - 1)
+    reset = start + w - now
+    if prev * (w - elapsed) + (cur + 1) * w > limit * w then
+      ok = 0
+      retry = w - elapsed
+      if cur < limit and prev > 0 then
+        local need = prev * w - (limit - cur - 1) * w
+        local e = ceil_div(math.max(need, 0), prev)
+        if e < w then retry = math.max(e - elapsed, 0) end
+      elseif cur > 0 then
+        local shrink = ceil_div(math.max(cur * w - (limit - 1) * w, 0), cur)
+        retry = retry + math.min(shrink, w)
+      end
+      retry = math.max(retry, 1)
+    else
+      local used = prev * (w - elapsed) + (cur + 1) * w
+      remaining = math.floor(math.max(limit * w - used, 0) / w)
+      writes[#writes + 1] = {4, key, id, prev, cur + 1, 2 * w}
+    end
+  end
+  quotas[#quotas + 1] = ok
+  quotas[#quotas + 1] = remaining
+  quotas[#quotas + 1] = reset
+  quotas[#quotas + 1] = retry
+  if ok == 0 and retry > wait then refused, wait = i, retry end
+end
+if refused > 0 then return {2, refused - 1, '', quotas} end
+for _, x in ipairs(writes) do
+  if x[1] == 1 then
+    redis.call('ZADD', x[2], now, now_us .. ':' .. x[4])
+    redis.call('PEXPIRE', x[2], x[3])
+  elseif x[1] == 2 then
+    redis.call('HSET', x[2], 'id', x[3], 'n', x[4])
+    redis.call('PEXPIREAT', x[2], x[5])
+  elseif x[1] == 3 then
+    redis.call('SET', x[2], x[3], 'PX', math.max(x[4], 1))
+  else
+    redis.call('HSET', x[2], 'id', x[3], 'p', x[4], 'c', x[5])
+    redis.call('PEXPIRE', x[2], x[6])
+  end
+end
+return {0, 0, '', quotas}
+";
+
+/// Counts a strike; at the threshold, starts the count again and (optionally) bans.
+const STRIKE: &str = r"
+local t = redis.call('TIME')
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = math.floor(now_us / 1000)
+local threshold, w, ban_until = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - w)
+local count = redis.call('ZCARD', KEYS[1]) + 1
+redis.call('ZADD', KEYS[1], now, now_us .. ':' .. count)
+redis.call('PEXPIRE', KEYS[1], w)
+if count < threshold then return {count, 0} end
+redis.call('DEL', KEYS[1])
+if ban_until > 0 then
+  redis.call('HSET', KEYS[2], 'until', ban_until, 'reason', ARGV[4])
+  redis.call('PEXPIREAT', KEYS[2], ban_until)
+  redis.call('ZADD', KEYS[3], ban_until, ARGV[5])
+  return {count, ban_until}
+end
+return {count, 0}
+";
+
+/// Something made while Redis was away, to write back.
+#[derive(Debug, Clone)]
+enum Pending {
+    Ban(Subject, u64, String),
+    Unban(Subject),
+}
+
+#[derive(Default)]
+struct Link {
+    conn: Option<Connection>,
+    /// The process that made `conn` (a forked child must not use its parent's socket).
+    pid: u32,
+}
+
+/// The Redis [`Store`].
+pub struct RedisStore {
+    client: Client,
+    prefix: String,
+    fail_closed: bool,
+    link: Mutex<Link>,
+    local: MemoryStore,
+    down: AtomicBool,
+    next_probe_ms: AtomicU64,
+    pending: Mutex<Vec<Pending>>,
+    warnings: Mutex<Vec<String>>,
+    has_warning: AtomicBool,
+    admit_script: Script,
+    strike_script: Script,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .field("down", &self.down)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// How a subject reads in a key: its IP (names are hashed subjects, shown as IPv6).
+fn subject_key(s: Subject) -> String {
+    s.as_ip().to_string()
+}
+
+fn algo_name(rule: &Rule) -> &'static str {
+    match rule.algorithm {
+        Algorithm::SlidingWindow => "log",
+        Algorithm::FixedWindow => "fixed",
+        Algorithm::Gcra => "gcra",
+        Algorithm::SlidingWindowCounter => "counter",
+    }
+}
+
+fn to_u64(x: i64) -> u64 {
+    u64::try_from(x).unwrap_or(0)
+}
+
+fn to_u32(x: i64) -> u32 {
+    u32::try_from(x.max(0)).unwrap_or(u32::MAX)
+}
+
+impl RedisStore {
+    /// A store on the server `options.url` names. Connecting is lazy: an unreachable server at
+    /// start-up is an outage like any other, not a failure to start.
+    ///
+    /// # Errors
+    /// When the URL cannot be used (bad syntax, `rediss://` in a build without TLS).
+    pub fn open(options: &RedisOptions, max_keys: usize) -> Result<RedisStore, String> {
+        let client = Client::open(options.url.as_str())
+            .map_err(|e| format!("storage URI '{}': {e}", options.url))?;
+        Ok(RedisStore {
+            client,
+            prefix: options.prefix.clone(),
+            fail_closed: options.fail_closed,
+            link: Mutex::new(Link::default()),
+            local: MemoryStore::new(max_keys),
+            down: AtomicBool::new(false),
+            next_probe_ms: AtomicU64::new(0),
+            pending: Mutex::new(Vec::new()),
+            warnings: Mutex::new(Vec::new()),
+            has_warning: AtomicBool::new(false),
+            admit_script: Script::new(ADMIT),
+            strike_script: Script::new(STRIKE),
+        })
+    }
+
+    fn warn(&self, message: String) {
+        lock(&self.warnings).push(message);
+        self.has_warning.store(true, Ordering::SeqCst);
+    }
+
+    fn ban_key(&self, s: Subject) -> String {
+        format!("{}ban:{}", self.prefix, subject_key(s))
+    }
+
+    fn bans_key(&self) -> String {
+        format!("{}bans", self.prefix)
+    }
+
+    fn limit_key(&self, c: &Charge) -> String {
+        format!("{}rl:{}:{}", self.prefix, subject_key(c.key.subject), c.key.rule)
+    }
+
+    fn strikes_key(&self, s: Subject) -> String {
+        format!("{}strikes:{}", self.prefix, subject_key(s))
+    }
+
+    /// Runs `f` on this process's connection; `None` while Redis is unreachable (after saying
+    /// so once). Reconnects lazily, at most every [`PROBE_EVERY_MS`] while down, and writes back
+    /// what was kept locally once it is back.
+    fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Option<T> {
+        let now = wall_ms();
+        if self.down.load(Ordering::SeqCst) && now < self.next_probe_ms.load(Ordering::SeqCst) {
+            return None;
+        }
+        let mut link = lock(&self.link);
+        let pid = std::process::id();
+        if link.pid != pid {
+            // Inherited through fork(): the socket is the parent's.
+            *link = Link { conn: None, pid };
+        }
+        if link.conn.is_none() {
+            if self.down.load(Ordering::SeqCst) && now < self.next_probe_ms.load(Ordering::SeqCst) {
+                return None;
+            }
+            match self.connect() {
+                Ok(c) => link.conn = Some(c),
+                Err(e) => {
+                    self.went_down(&e.to_string(), now);
+                    return None;
+                }
+            }
+        }
+        let conn = link.conn.as_mut()?;
+        if self.down.load(Ordering::SeqCst) {
+            let written = self.write_back(conn);
+            match written {
+                Ok(n) => {
+                    self.down.store(false, Ordering::SeqCst);
+                    self.warn(format!(
+                        "Redis storage is reachable again; shared limits resume ({n} bans and unbans made meanwhile written back)"
+                    ));
+                }
+                Err(e) => {
+                    link.conn = None;
+                    self.went_down(&e.to_string(), now);
+                    return None;
+                }
+            }
+        }
+        match f(conn) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                link.conn = None;
+                self.went_down(&e.to_string(), now);
+                None
+            }
+        }
+    }
+
+    fn connect(&self) -> RedisResult<Connection> {
+        let conn = self.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+        conn.set_read_timeout(Some(IO_TIMEOUT))?;
+        conn.set_write_timeout(Some(IO_TIMEOUT))?;
+        Ok(conn)
+    }
+
+    fn went_down(&self, error: &str, now: u64) {
+        self.next_probe_ms
+            .store(now + PROBE_EVERY_MS, Ordering::SeqCst);
+        if !self.down.swap(true, Ordering::SeqCst) {
+            let policy = if self.fail_closed {
+                "answering 503 until it is back (storage_outage='block')"
+            } else {
+                "carrying on with this process's own counters until it is back"
+            };
+            self.warn(format!("Redis storage is unreachable ({error}); {policy}"));
+        }
+    }
+
+    /// Writes back the bans and unbans made while Redis was away; how many.
+    fn write_back(&self, conn: &mut Connection) -> RedisResult<usize> {
+        let pending: Vec<Pending> = lock(&self.pending).clone();
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for p in &pending {
+            self.add_ban_ops(&mut pipe, p);
+        }
+        pipe.query::<()>(conn)?;
+        let mut kept = lock(&self.pending);
+        let n = pending.len().min(kept.len());
+        kept.drain(..n);
+        Ok(n)
+    }
+
+    fn add_ban_ops(&self, pipe: &mut redis::Pipeline, p: &Pending) {
+        match p {
+            Pending::Ban(s, until, reason) => {
+                let key = self.ban_key(*s);
+                pipe.hset_multiple(&key, &[("until", until.to_string()), ("reason", reason.clone())])
+                    .ignore();
+                pipe.cmd("PEXPIREAT").arg(&key).arg(*until).ignore();
+                pipe.zadd(self.bans_key(), subject_key(*s), *until).ignore();
+            }
+            Pending::Unban(s) => {
+                pipe.del(self.ban_key(*s)).ignore();
+                pipe.zrem(self.bans_key(), subject_key(*s)).ignore();
+            }
+        }
+    }
+
+    /// Keeps a ban or unban for when Redis is back (newest per subject wins).
+    fn keep(&self, p: Pending) {
+        let mut pending = lock(&self.pending);
+        if pending.len() < 100_000 {
+            pending.push(p);
+        }
+    }
+
+    fn scan_delete(&self, conn: &mut Connection, pattern: &str) -> RedisResult<()> {
+        let keys: Vec<String> = redis::cmd("SCAN")
+            .cursor_arg(0)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .clone()
+            .iter::<String>(conn)?
+            .filter_map(Result::ok)
+            .collect();
+        for chunk in keys.chunks(500) {
+            redis::cmd("UNLINK").arg(chunk).query::<()>(conn)?;
+        }
+        Ok(())
+    }
+}
+
+impl Store for RedisStore {
+    fn admit(
+        &self,
+        now_ms: u64,
+        ban: Option<Subject>,
+        charges: &[Charge],
+        quotas: &mut Vec<Quota>,
+    ) -> Admission {
+        let mut inv = self.admit_script.prepare_invoke();
+        inv.key(ban.map_or_else(|| self.ban_key(Subject::EVERYONE), |s| self.ban_key(s)));
+        inv.arg(u8::from(ban.is_some())).arg(charges.len());
+        for c in charges {
+            inv.key(self.limit_key(c));
+            inv.arg(algo_name(&c.rule)).arg(c.rule.limit).arg(c.rule.window_ms);
+        }
+        let reply: Option<(i64, i64, String, Vec<i64>)> = self.with_conn(|conn| inv.invoke(conn));
+        let Some((status, x, reason, q)) = reply else {
+            if self.fail_closed {
+                quotas.clear();
+                return Admission::Unavailable;
+            }
+            return self.local.admit(now_ms, ban, charges, quotas);
+        };
+        quotas.clear();
+        for (w, c) in q.chunks_exact(4).zip(charges) {
+            quotas.push(Quota {
+                allowed: w[0] == 1,
+                limit: c.rule.limit,
+                remaining: to_u32(w[1]),
+                reset_ms: to_u64(w[2]),
+                retry_after_ms: to_u64(w[3]),
+            });
+        }
+        match status {
+            1 => Admission::Banned(Ban {
+                until_ms: to_u64(x),
+                reason,
+            }),
+            2 => {
+                for q in quotas.iter_mut().filter(|q| q.allowed) {
+                    // Not counted: the quota is what it was before this request.
+                    q.remaining = q.remaining.saturating_add(1).min(q.limit);
+                }
+                Admission::Limited {
+                    index: usize::try_from(x).unwrap_or(0).min(charges.len().saturating_sub(1)),
+                }
+            }
+            _ => Admission::Admitted,
+        }
+    }
+
+    fn ban(&self, subject: Subject, until_ms: u64, reason: &str) {
+        let p = Pending::Ban(subject, until_ms, reason.to_owned());
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        self.add_ban_ops(&mut pipe, &p);
+        if self.with_conn(|conn| pipe.query::<()>(conn)).is_none() {
+            self.local.ban(subject, until_ms, reason);
+            self.keep(p);
+        }
+    }
+
+    fn unban(&self, subject: Subject) -> bool {
+        let local = self.local.unban(subject);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.del(self.ban_key(subject));
+        pipe.zrem(self.bans_key(), subject_key(subject)).ignore();
+        match self.with_conn(|conn| pipe.query::<(i64,)>(conn)) {
+            Some((n,)) => n > 0 || local,
+            None => {
+                self.keep(Pending::Unban(subject));
+                local
+            }
+        }
+    }
+
+    fn ban_of(&self, subject: Subject, now_ms: u64) -> Option<Ban> {
+        let key = self.ban_key(subject);
+        let got: Option<(Option<u64>, Option<String>)> = self.with_conn(|conn| {
+            redis::cmd("HMGET").arg(&key).arg("until").arg("reason").query(conn)
+        });
+        match got {
+            Some((Some(until), reason)) if until > now_ms => Some(Ban {
+                until_ms: until,
+                reason: reason.unwrap_or_default(),
+            }),
+            Some(_) => self.local.ban_of(subject, now_ms).filter(|_| self.down.load(Ordering::SeqCst)),
+            None => self.local.ban_of(subject, now_ms),
+        }
+    }
+
+    fn bans(&self, now_ms: u64) -> Vec<(Subject, Ban)> {
+        let index = self.bans_key();
+        let listed: Option<Vec<(String, Option<u64>, Option<String>)>> = self.with_conn(|conn| {
+            let _: () = redis::cmd("ZREMRANGEBYSCORE")
+                .arg(&index)
+                .arg("-inf")
+                .arg(now_ms)
+                .query(conn)?;
+            let members: Vec<String> = redis::cmd("ZRANGE").arg(&index).arg(0).arg(-1).query(conn)?;
+            let mut pipe = redis::pipe();
+            for m in &members {
+                pipe.cmd("HMGET")
+                    .arg(format!("{}ban:{m}", self.prefix))
+                    .arg("until")
+                    .arg("reason");
+            }
+            let rows: Vec<(Option<u64>, Option<String>)> = pipe.query(conn)?;
+            Ok(members
+                .into_iter()
+                .zip(rows)
+                .map(|(m, (u, r))| (m, u, r))
+                .collect())
+        });
+        let Some(listed) = listed else {
+            return self.local.bans(now_ms);
+        };
+        let mut out: Vec<(Subject, Ban)> = listed
+            .into_iter()
+            .filter_map(|(m, until, reason)| {
+                let ip: std::net::IpAddr = m.parse().ok()?;
+                let until = until.filter(|u| *u > now_ms)?;
+                Some((
+                    Subject::ip(ip),
+                    Ban {
+                        until_ms: until,
+                        reason: reason.unwrap_or_default(),
+                    },
+                ))
+            })
+            .collect();
+        out.sort_by_key(|(s, b)| (b.until_ms, *s));
+        out
+    }
+
+    fn strike(
+        &self,
+        now_ms: u64,
+        subject: Subject,
+        rule: &Rule,
+        ban_for_ms: Option<u64>,
+        reason: &str,
+    ) -> Strike {
+        let ban_until = ban_for_ms.map_or(0, |d| now_ms.saturating_add(d));
+        let mut inv = self.strike_script.prepare_invoke();
+        inv.key(self.strikes_key(subject))
+            .key(self.ban_key(subject))
+            .key(self.bans_key())
+            .arg(rule.limit)
+            .arg(rule.window_ms)
+            .arg(ban_until)
+            .arg(reason)
+            .arg(subject_key(subject));
+        match self.with_conn(|conn| inv.invoke::<(i64, i64)>(conn)) {
+            Some((count, until)) => Strike {
+                count: to_u32(count),
+                banned_until_ms: (until > 0).then(|| to_u64(until)),
+            },
+            None => {
+                let s = self.local.strike(now_ms, subject, rule, ban_for_ms, reason);
+                if let Some(until) = s.banned_until_ms {
+                    self.keep(Pending::Ban(subject, until, reason.to_owned()));
+                }
+                s
+            }
+        }
+    }
+
+    fn reset_subject(&self, subject: Subject) {
+        self.local.reset_subject(subject);
+        let pattern = format!("{}rl:{}:*", self.prefix, subject_key(subject));
+        self.with_conn(|conn| self.scan_delete(conn, &pattern));
+    }
+
+    fn clear(&self) {
+        self.local.clear();
+        lock(&self.pending).clear();
+        let pattern = format!("{}*", self.prefix);
+        self.with_conn(|conn| self.scan_delete(conn, &pattern));
+    }
+
+    fn stats(&self) -> StoreStats {
+        let pattern = format!("{}rl:*", self.prefix);
+        let keys = self
+            .with_conn(|conn| {
+                let n = redis::cmd("SCAN")
+                    .cursor_arg(0)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .clone()
+                    .iter::<String>(conn)?
+                    .count();
+                Ok(n)
+            })
+            .unwrap_or(0);
+        StoreStats {
+            keys,
+            bans: self.bans(wall_ms()).len(),
+            bytes: 0,
+        }
+    }
+
+    fn take_warning(&self) -> Option<String> {
+        if !self.has_warning.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut w = lock(&self.warnings);
+        let out = if w.is_empty() { None } else { Some(w.remove(0)) };
+        self.has_warning.store(!w.is_empty(), Ordering::SeqCst);
+        out
+    }
+}

@@ -1,0 +1,174 @@
+"""Real servers for the shared-state tests: ``redis-server`` and gunicorn, started on free
+loopback ports by the tests themselves, and a tiny RESP client to look inside Redis."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for_port(
+    port: int, proc: subprocess.Popen[bytes], log: Any, timeout: float = 20.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log.seek(0)
+            out = log.read().decode(errors="replace")
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{out}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
+
+
+class RedisServer:
+    """A throwaway ``redis-server`` on a free loopback port; can be killed and restarted on the
+    same port (an outage)."""
+
+    def __init__(self) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise RuntimeError("redis-server is not installed (make test installs it)")
+        self.exe = exe
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="rampart-redis-")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        _wait_for_port(self.port, self.proc, self.log)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def stop(self) -> None:
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def command(self, *args: str | int) -> Any:
+        """One command over RESP; the decoded reply."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+            parts = [str(a).encode() for a in args]
+            payload = b"*%d\r\n" % len(parts) + b"".join(
+                b"$%d\r\n%s\r\n" % (len(p), p) for p in parts
+            )
+            s.sendall(payload)
+            return _read_reply(s.makefile("rb"))
+
+    def keys(self, pattern: str = "*") -> list[str]:
+        return sorted(k.decode() for k in self.command("KEYS", pattern))
+
+    def commandstats(self) -> dict[str, int]:
+        """Calls per command since the last ``CONFIG RESETSTAT``."""
+        info = self.command("INFO", "commandstats").decode()
+        out: dict[str, int] = {}
+        for line in info.splitlines():
+            if line.startswith("cmdstat_"):
+                name, rest = line[len("cmdstat_") :].split(":", 1)
+                fields = dict(f.split("=") for f in rest.split(","))
+                out[name] = int(fields["calls"])
+        return out
+
+
+def _read_reply(f: Any) -> Any:
+    line = f.readline()
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RuntimeError(rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        return data[:-2]
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_read_reply(f) for _ in range(n)]
+    raise RuntimeError(f"unexpected reply {line!r}")
+
+
+class Gunicorn:
+    """``gunicorn -w N`` serving ``tests/apps/shared_app.py`` with the given environment."""
+
+    def __init__(self, workers: int, env: dict[str, str], preload: bool = False) -> None:
+        self.port = free_port()
+        cmd = [
+            sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{self.port}",
+            "--chdir", str(ROOT / "tests" / "apps"), "--log-level", "warning",
+            "--graceful-timeout", "2",
+        ]
+        if preload:
+            cmd.append("--preload")
+        cmd.append("shared_app:app")
+        # Output to a file, not a pipe nobody reads: a full pipe would block the workers.
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            cmd,
+            env={**os.environ, **env},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        _wait_for_port(self.port, self.proc, self.log)
+        # Every worker up: ask until as many distinct pids have answered (or a few seconds).
+        seen: set[str] = set()
+        deadline = time.monotonic() + 10
+        while len(seen) < workers and time.monotonic() < deadline:
+            seen.add(self.get("/pid", ip="192.0.2.250")[1])
+
+    def get(self, path: str, ip: str = "192.0.2.1") -> tuple[int, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("GET", path, headers={"X-Forwarded-For": ip, "Connection": "close"})
+            resp = conn.getresponse()
+            return resp.status, resp.read().decode(errors="replace")
+        finally:
+            conn.close()
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
