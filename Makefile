@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 TOOLS := $(VENV)/.tools-installed
 
-.PHONY: help demo test test-rust test-python build bench detect-eval lint fmt clean
+.PHONY: help demo test test-rust test-python build bench detect-eval lint fmt clean redis-server
 
 help:
 	@echo "make demo   - build (release) and serve examples/demo.py on 127.0.0.1:5000"
@@ -37,8 +37,16 @@ test: test-rust test-python
 test-rust:
 	cargo test --workspace
 
-test-python: build
+test-python: build redis-server
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The Redis tests start their own redis-server on a free loopback port; install it if missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "installing redis-server (the Redis tests start their own)"; \
+		$(SUDO) apt-get install -y -qq redis-server >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }; }
 
 bench: build
 	$(PIP) install -q --disable-pip-version-check -r bench/requirements-peers.txt || echo "some peer extensions could not be installed; they are reported as such"

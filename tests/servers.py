@@ -62,8 +62,19 @@ class RedisServer:
     def start(self) -> None:
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir],
+            [
+                self.exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+            ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
@@ -131,9 +142,19 @@ class Gunicorn:
     def __init__(self, workers: int, env: dict[str, str], preload: bool = False) -> None:
         self.port = free_port()
         cmd = [
-            sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{self.port}",
-            "--chdir", str(ROOT / "tests" / "apps"), "--log-level", "warning",
-            "--graceful-timeout", "2",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{self.port}",
+            "--chdir",
+            str(ROOT / "tests" / "apps"),
+            "--log-level",
+            "warning",
+            "--graceful-timeout",
+            "2",
         ]
         if preload:
             cmd.append("--preload")

@@ -193,7 +193,6 @@ def test_bad_field_is_rejected(fields: dict[str, Any], expected_prefix: str) -> 
 @pytest.mark.parametrize(
     ("fields", "expected_field"),
     [
-        pytest.param({"enable_redis": True}, "enable_redis", id="enable_redis"),
         pytest.param({"blocked_countries": ["CN"]}, "blocked_countries", id="blocked_countries"),
         pytest.param({"enable_agent": True}, "enable_agent", id="enable_agent"),
         pytest.param(

@@ -208,10 +208,10 @@ def test_invalid_rampart_value_is_a_config_error_at_init_app() -> None:
 
 def test_later_release_field_in_app_config_is_a_config_error() -> None:
     app = bare_app()
-    app.config["RAMPART_ENABLE_REDIS"] = True
+    app.config["RAMPART_BLOCKED_COUNTRIES"] = ["CN"]
     with pytest.raises(ConfigError) as excinfo:
         Rampart(app)
-    assert "enable_redis" in [field for field, _ in excinfo.value.errors]
+    assert "blocked_countries" in [field for field, _ in excinfo.value.errors]
 
 
 def test_rate_limit_from_app_config_applies() -> None:

@@ -102,9 +102,7 @@ class RampartState:
         for event in events:
             if event["event.action"] == "storage_degraded":
                 # The shared store is full, unreachable or back: the operator must hear of it.
-                self.emit(
-                    max(level, logging.WARNING), event, "storage: %s", event["message"]
-                )
+                self.emit(max(level, logging.WARNING), event, "storage: %s", event["message"])
                 continue
             if event["event.outcome"] == "noted":
                 # Nothing was blocked: a note (a value too long to inspect whole).

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 
 from flask import Flask
-
 from flask_rampart import Rampart, SecurityConfig
 
 app = Flask(__name__)

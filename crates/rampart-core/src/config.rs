@@ -205,14 +205,18 @@ pub struct RedisOptions {
 
 impl Storage {
     /// The URI schemes `storage_uri` accepts.
-    pub const SCHEMES: &'static str = "memory://, shm:///path, redis://, rediss://, redis+unix://, valkey://, valkeys://";
+    pub const SCHEMES: &'static str =
+        "memory://, shm:///path, redis://, rediss://, redis+unix://, valkey://, valkeys://";
 
     fn parse(r: &mut Reader<'_>, max_keys: usize) -> Storage {
         let prefix = r
             .opt_string("redis_prefix")
             .unwrap_or_else(|| "rampart:".to_owned());
         if prefix.is_empty() {
-            r.err("redis_prefix", "must not be empty: keys would collide with other users of the server");
+            r.err(
+                "redis_prefix",
+                "must not be empty: keys would collide with other users of the server",
+            );
         }
         let fail_closed = match r.opt_string("storage_outage").as_deref() {
             None | Some("local") => false,
@@ -250,7 +254,9 @@ impl Storage {
                     Storage::Memory
                 }
             },
-            "redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys" if !rest.is_empty() || scheme.ends_with("unix") => {
+            "redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys"
+                if !rest.is_empty() || scheme.ends_with("unix") =>
+            {
                 Storage::Redis(RedisOptions {
                     url: uri.clone(),
                     prefix,
@@ -267,7 +273,10 @@ impl Storage {
             _ => {
                 r.err(
                     field,
-                    format!("'{uri}' is not a storage URI; use one of {}", Storage::SCHEMES),
+                    format!(
+                        "'{uri}' is not a storage URI; use one of {}",
+                        Storage::SCHEMES
+                    ),
                 );
                 Storage::Memory
             }
@@ -982,10 +991,7 @@ mod tests {
         let errs = errors(
             r#"{"enable_penetration_detection": true, "enable_redis": true, "enable_agent": true}"#,
         );
-        assert_eq!(errs.len(), 2);
-        assert!(errs
-            .iter()
-            .any(|(f, m)| f == "enable_redis" && m.contains("later release")));
+        assert_eq!(errs.len(), 1);
         assert!(errs
             .iter()
             .any(|(f, m)| f == "enable_agent" && m.contains("not supported")));
@@ -1035,6 +1041,67 @@ mod tests {
         );
     }
 
+    fn storage(json: &str) -> Storage {
+        Config::from_json(json).expect("valid").storage
+    }
+
+    #[test]
+    fn storage_comes_from_the_uri_or_the_seed_redis_fields() {
+        assert_eq!(storage("{}"), Storage::Memory);
+        assert_eq!(storage(r#"{"storage_uri": "memory://"}"#), Storage::Memory);
+        let Storage::Shm(o) = storage(r#"{"storage_uri": "shm:///dev/shm/app?slots=4096"}"#) else {
+            panic!("shm expected")
+        };
+        assert_eq!((o.path.to_str(), o.slots), (Some("/dev/shm/app"), 4096));
+        let redis = |url: &str, prefix: &str, fail_closed: bool| {
+            Storage::Redis(RedisOptions {
+                url: url.to_owned(),
+                prefix: prefix.to_owned(),
+                fail_closed,
+            })
+        };
+        assert_eq!(
+            storage(r#"{"enable_redis": true}"#),
+            redis("redis://localhost:6379", "rampart:", false)
+        );
+        assert_eq!(
+            storage(
+                r#"{"enable_redis": true, "redis_url": "redis://cache:6380/2", "redis_prefix": "app:",
+                    "storage_outage": "block"}"#
+            ),
+            redis("redis://cache:6380/2", "app:", true)
+        );
+        // A URL without enable_redis is ignored, as in the reference.
+        assert_eq!(
+            storage(r#"{"redis_url": "redis://cache"}"#),
+            Storage::Memory
+        );
+        assert_eq!(
+            storage(r#"{"storage_uri": "valkey://v:6379"}"#),
+            redis("valkey://v:6379", "rampart:", false)
+        );
+        let errs = errors(
+            r#"{"storage_uri": "shm://relative", "storage_outage": "later", "redis_prefix": ""}"#,
+        );
+        let fields: Vec<&str> = errs.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["redis_prefix", "storage_outage", "storage_uri"],
+            "{errs:?}"
+        );
+        for bad in [
+            "ftp://x",
+            "redis+cluster://a:1",
+            "shm:///x?slots=1",
+            "shm:///x?size=9",
+            "memory://x",
+        ] {
+            let errs = errors(&format!(r#"{{"storage_uri": "{bad}"}}"#));
+            assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+            assert_eq!(errs[0].0, "storage_uri");
+        }
+    }
+
     #[test]
     fn later_fields_are_still_checked_for_shape() {
         let errs = errors(
@@ -1045,15 +1112,15 @@ mod tests {
         assert_eq!(
             fields,
             [
-                "enable_redis",
                 "blocked_countries[0]",
                 "block_cloud_providers[1]",
                 "cloud_ip_refresh_interval",
                 "rate_limit_window",
+                "enable_redis",
             ],
             "{errs:?}"
         );
-        assert!(errs[2].1.contains("unknown cloud provider 'DigitalOcean'"));
+        assert!(errs[1].1.contains("unknown cloud provider 'DigitalOcean'"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
 use crate::config::Config;
+use crate::config::Storage;
 use crate::decision::{Event, Headers, Outcome, Response, Verdict};
 use crate::detect::{Detector, Finding, Scan};
 use crate::error::ConfigErrors;
@@ -20,7 +21,6 @@ use crate::limit::{Clock, Quota};
 use crate::net::client_ip::ClientAddr;
 use crate::request::RequestView;
 use crate::respond::cors::{CorsAnswer, CorsPolicy};
-use crate::config::Storage;
 use crate::store::{
     Admission, Ban, Charge, MemoryStore, RedisStore, ShmStore, Store, StoreStats, Subject,
 };
@@ -144,7 +144,9 @@ impl Engine {
         let store: Arc<dyn Store> = match &self.config.storage {
             Storage::Memory => return Ok(self),
             Storage::Shm(options) => Arc::new(ShmStore::open(options)?),
-            Storage::Redis(options) => Arc::new(RedisStore::open(options, self.config.max_tracked_keys)?),
+            Storage::Redis(options) => {
+                Arc::new(RedisStore::open(options, self.config.max_tracked_keys)?)
+            }
         };
         Ok(self.with_store(store))
     }

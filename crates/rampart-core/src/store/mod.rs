@@ -15,8 +15,8 @@ use std::net::IpAddr;
 
 use crate::limit::{Quota, Rule};
 
-pub use memory::MemoryStore;
 pub use self::redis::RedisStore;
+pub use memory::MemoryStore;
 pub use shm::{ShmOptions, ShmStore};
 
 /// Who a counter or ban is about: a client IP (IPv4 as IPv4-mapped IPv6), a name (an endpoint),

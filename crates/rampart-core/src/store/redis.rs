@@ -174,6 +174,9 @@ end
 return {count, 0}
 ";
 
+/// A listed ban: subject as stored, end, reason.
+type Listed = (String, Option<u64>, Option<String>);
+
 /// Something made while Redis was away, to write back.
 #[derive(Debug, Clone)]
 enum Pending {
@@ -284,7 +287,12 @@ impl RedisStore {
     }
 
     fn limit_key(&self, c: &Charge) -> String {
-        format!("{}rl:{}:{}", self.prefix, subject_key(c.key.subject), c.key.rule)
+        format!(
+            "{}rl:{}:{}",
+            self.prefix,
+            subject_key(c.key.subject),
+            c.key.rule
+        )
     }
 
     fn strikes_key(&self, s: Subject) -> String {
@@ -386,8 +394,11 @@ impl RedisStore {
         match p {
             Pending::Ban(s, until, reason) => {
                 let key = self.ban_key(*s);
-                pipe.hset_multiple(&key, &[("until", until.to_string()), ("reason", reason.clone())])
-                    .ignore();
+                pipe.hset_multiple(
+                    &key,
+                    &[("until", until.to_string()), ("reason", reason.clone())],
+                )
+                .ignore();
                 pipe.cmd("PEXPIREAT").arg(&key).arg(*until).ignore();
                 pipe.zadd(self.bans_key(), subject_key(*s), *until).ignore();
             }
@@ -406,7 +417,7 @@ impl RedisStore {
         }
     }
 
-    fn scan_delete(&self, conn: &mut Connection, pattern: &str) -> RedisResult<()> {
+    fn scan_delete(conn: &mut Connection, pattern: &str) -> RedisResult<()> {
         let keys: Vec<String> = redis::cmd("SCAN")
             .cursor_arg(0)
             .arg("MATCH")
@@ -437,7 +448,9 @@ impl Store for RedisStore {
         inv.arg(u8::from(ban.is_some())).arg(charges.len());
         for c in charges {
             inv.key(self.limit_key(c));
-            inv.arg(algo_name(&c.rule)).arg(c.rule.limit).arg(c.rule.window_ms);
+            inv.arg(algo_name(&c.rule))
+                .arg(c.rule.limit)
+                .arg(c.rule.window_ms);
         }
         let reply: Option<(i64, i64, String, Vec<i64>)> = self.with_conn(|conn| inv.invoke(conn));
         let Some((status, x, reason, q)) = reply else {
@@ -468,7 +481,9 @@ impl Store for RedisStore {
                     q.remaining = q.remaining.saturating_add(1).min(q.limit);
                 }
                 Admission::Limited {
-                    index: usize::try_from(x).unwrap_or(0).min(charges.len().saturating_sub(1)),
+                    index: usize::try_from(x)
+                        .unwrap_or(0)
+                        .min(charges.len().saturating_sub(1)),
                 }
             }
             _ => Admission::Admitted,
@@ -492,39 +507,49 @@ impl Store for RedisStore {
         pipe.atomic();
         pipe.del(self.ban_key(subject));
         pipe.zrem(self.bans_key(), subject_key(subject)).ignore();
-        match self.with_conn(|conn| pipe.query::<(i64,)>(conn)) {
-            Some((n,)) => n > 0 || local,
-            None => {
-                self.keep(Pending::Unban(subject));
-                local
-            }
+        if let Some((n,)) = self.with_conn(|conn| pipe.query::<(i64,)>(conn)) {
+            n > 0 || local
+        } else {
+            self.keep(Pending::Unban(subject));
+            local
         }
     }
 
     fn ban_of(&self, subject: Subject, now_ms: u64) -> Option<Ban> {
         let key = self.ban_key(subject);
         let got: Option<(Option<u64>, Option<String>)> = self.with_conn(|conn| {
-            redis::cmd("HMGET").arg(&key).arg("until").arg("reason").query(conn)
+            redis::cmd("HMGET")
+                .arg(&key)
+                .arg("until")
+                .arg("reason")
+                .query(conn)
         });
         match got {
             Some((Some(until), reason)) if until > now_ms => Some(Ban {
                 until_ms: until,
                 reason: reason.unwrap_or_default(),
             }),
-            Some(_) => self.local.ban_of(subject, now_ms).filter(|_| self.down.load(Ordering::SeqCst)),
+            Some(_) => self
+                .local
+                .ban_of(subject, now_ms)
+                .filter(|_| self.down.load(Ordering::SeqCst)),
             None => self.local.ban_of(subject, now_ms),
         }
     }
 
     fn bans(&self, now_ms: u64) -> Vec<(Subject, Ban)> {
         let index = self.bans_key();
-        let listed: Option<Vec<(String, Option<u64>, Option<String>)>> = self.with_conn(|conn| {
+        let listed: Option<Vec<Listed>> = self.with_conn(|conn| {
             let _: () = redis::cmd("ZREMRANGEBYSCORE")
                 .arg(&index)
                 .arg("-inf")
                 .arg(now_ms)
                 .query(conn)?;
-            let members: Vec<String> = redis::cmd("ZRANGE").arg(&index).arg(0).arg(-1).query(conn)?;
+            let members: Vec<String> = redis::cmd("ZRANGE")
+                .arg(&index)
+                .arg(0)
+                .arg(-1)
+                .query(conn)?;
             let mut pipe = redis::pipe();
             for m in &members {
                 pipe.cmd("HMGET")
@@ -578,32 +603,30 @@ impl Store for RedisStore {
             .arg(ban_until)
             .arg(reason)
             .arg(subject_key(subject));
-        match self.with_conn(|conn| inv.invoke::<(i64, i64)>(conn)) {
-            Some((count, until)) => Strike {
+        if let Some((count, until)) = self.with_conn(|conn| inv.invoke::<(i64, i64)>(conn)) {
+            return Strike {
                 count: to_u32(count),
                 banned_until_ms: (until > 0).then(|| to_u64(until)),
-            },
-            None => {
-                let s = self.local.strike(now_ms, subject, rule, ban_for_ms, reason);
-                if let Some(until) = s.banned_until_ms {
-                    self.keep(Pending::Ban(subject, until, reason.to_owned()));
-                }
-                s
-            }
+            };
         }
+        let s = self.local.strike(now_ms, subject, rule, ban_for_ms, reason);
+        if let Some(until) = s.banned_until_ms {
+            self.keep(Pending::Ban(subject, until, reason.to_owned()));
+        }
+        s
     }
 
     fn reset_subject(&self, subject: Subject) {
         self.local.reset_subject(subject);
         let pattern = format!("{}rl:{}:*", self.prefix, subject_key(subject));
-        self.with_conn(|conn| self.scan_delete(conn, &pattern));
+        self.with_conn(|conn| Self::scan_delete(conn, &pattern));
     }
 
     fn clear(&self) {
         self.local.clear();
         lock(&self.pending).clear();
         let pattern = format!("{}*", self.prefix);
-        self.with_conn(|conn| self.scan_delete(conn, &pattern));
+        self.with_conn(|conn| Self::scan_delete(conn, &pattern));
     }
 
     fn stats(&self) -> StoreStats {
@@ -634,7 +657,11 @@ impl Store for RedisStore {
             return None;
         }
         let mut w = lock(&self.warnings);
-        let out = if w.is_empty() { None } else { Some(w.remove(0)) };
+        let out = if w.is_empty() {
+            None
+        } else {
+            Some(w.remove(0))
+        };
         self.has_warning.store(!w.is_empty(), Ordering::SeqCst);
         out
     }

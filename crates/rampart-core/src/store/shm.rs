@@ -222,7 +222,8 @@ impl ShmStore {
             match file.try_lock() {
                 Ok(()) => {
                     if read_header(&file).is_none() {
-                        init_file(&file, slots, ban_slots).map_err(|e| fail("cannot initialise", &e))?;
+                        init_file(&file, slots, ban_slots)
+                            .map_err(|e| fail("cannot initialise", &e))?;
                     }
                     file.unlock().map_err(|e| fail("cannot unlock", &e))?;
                 }
@@ -246,7 +247,11 @@ impl ShmStore {
         // SAFETY: the mapping is page-aligned, at least `len * 8` bytes long, and lives as long
         // as `self`. It is shared with other processes, which is why every access to it goes
         // through atomics; `AtomicU64` has the size and alignment of `u64`.
-        unsafe { std::slice::from_raw_parts(self.map.as_ptr().cast::<AtomicU64>(), len) }
+        #[allow(clippy::cast_ptr_alignment)]
+        // The mapping starts on a page boundary, so the cast pointer is 8-byte aligned.
+        unsafe {
+            std::slice::from_raw_parts(self.map.as_ptr().cast::<AtomicU64>(), len)
+        }
     }
 
     fn counters(&self) -> Table<'_> {
@@ -297,7 +302,11 @@ impl ShmStore {
     }
 
     fn owner(&self, key: &Key, kind: u64) -> u64 {
-        let strikes = if key.rule == STRIKES { OWNER_STRIKES } else { 0 };
+        let strikes = if key.rule == STRIKES {
+            OWNER_STRIKES
+        } else {
+            0
+        };
         (self.subject_hash(key.subject) & !0xff) | strikes | kind
     }
 
@@ -312,7 +321,10 @@ impl ShmStore {
         if exp_ms <= self.base_ms {
             return 1;
         }
-        (exp_ms - self.base_ms).div_ceil(MINUTE).saturating_add(1).min(EXP_MASK)
+        (exp_ms - self.base_ms)
+            .div_ceil(MINUTE)
+            .saturating_add(1)
+            .min(EXP_MASK)
     }
 
     fn expired(&self, k: u64, now_ms: u64) -> bool {
@@ -321,7 +333,7 @@ impl ShmStore {
     }
 
     /// Finds the live slot holding `tag` in the probe sequence from `home`.
-    fn find(&self, t: Table<'_>, home: usize, tag: u64) -> Option<(usize, u64)> {
+    fn find(t: Table<'_>, home: usize, tag: u64) -> Option<(usize, u64)> {
         for i in 0..PROBE.min(t.mask + 1) {
             let s = (home + i) & t.mask;
             let k = t.key(s).load(SeqCst);
@@ -404,7 +416,7 @@ impl ShmStore {
         let home = (hash as usize) & t.mask;
         let tag = (tag_of(hash) & TAG_MASK).max(2);
         for _ in 0..RETRIES {
-            let found = self.find(t, home, tag);
+            let found = Self::find(t, home, tag);
             let (slot, k, state, v) = match found {
                 Some((s, k)) => {
                     let v = t.word(s, 1).load(SeqCst);
@@ -433,13 +445,19 @@ impl ShmStore {
             let want = self.exp_field(exp_ms);
             if exp_of(k) < want {
                 let raised = key_word(tag_of(k), gen_of(k), want);
-                if t.key(s).compare_exchange(k, raised, SeqCst, SeqCst).is_err() {
+                if t.key(s)
+                    .compare_exchange(k, raised, SeqCst, SeqCst)
+                    .is_err()
+                {
                     continue;
                 }
                 k = raised;
             }
             let new = value_word(gen_of(k), payload);
-            if t.word(s, 1).compare_exchange(v, new, SeqCst, SeqCst).is_err() {
+            if t.word(s, 1)
+                .compare_exchange(v, new, SeqCst, SeqCst)
+                .is_err()
+            {
                 continue;
             }
             if tag_of(t.key(s).load(SeqCst)) != tag_of(k)
@@ -453,11 +471,11 @@ impl ShmStore {
     }
 
     /// Reads the payload of the slot for `hash` without changing anything.
-    fn read(&self, t: Table<'_>, hash: u64) -> Option<(usize, u64)> {
+    fn read(t: Table<'_>, hash: u64) -> Option<(usize, u64)> {
         #[allow(clippy::cast_possible_truncation)]
         let home = (hash as usize) & t.mask;
         let tag = (tag_of(hash) & TAG_MASK).max(2);
-        let (s, k) = self.find(t, home, tag)?;
+        let (s, k) = Self::find(t, home, tag)?;
         let v = t.word(s, 1).load(SeqCst);
         (v >> 60 == gen_of(k)).then_some((s, v & PAYLOAD_MASK))
     }
@@ -479,7 +497,9 @@ impl ShmStore {
         state: Option<u64>,
         commit: bool,
     ) -> Step<(Quota, Option<Cell>)> {
-        let cell = state.map(|p| decode_cell(rule, p, now_ms)).unwrap_or_default();
+        let cell = state
+            .map(|p| decode_cell(rule, p, now_ms))
+            .unwrap_or_default();
         let (quota, next) = check_cell(rule, cell, now_ms);
         if quota.allowed && commit {
             Step::Write(
@@ -501,13 +521,9 @@ impl ShmStore {
             }
         };
         let rule = cell_rule(&c.rule);
-        self.update(
-            t,
-            self.slot_hash(&c.key, 0),
-            now_ms,
-            &init,
-            &mut |state| Self::cell_step(&rule, now_ms, state, commit),
-        )
+        self.update(t, self.slot_hash(&c.key, 0), now_ms, &init, &mut |state| {
+            Self::cell_step(&rule, now_ms, state, commit)
+        })
         .map(|(q, _)| q)
     }
 
@@ -515,32 +531,52 @@ impl ShmStore {
     fn cell_undo(&self, c: &Charge, now_ms: u64) {
         let t = self.counters();
         let rule = cell_rule(&c.rule);
-        let _ = self.update(t, self.slot_hash(&c.key, 0), now_ms, &|_, _, _| {}, &mut |state| {
-            let Some(p) = state else { return Step::Keep(()) };
-            let mut cell = decode_cell(&rule, p, now_ms);
-            match rule.algorithm {
-                Algorithm::FixedWindow => cell.w[1] = cell.w[1].saturating_sub(1),
-                Algorithm::SlidingWindowCounter => cell.w[2] = cell.w[2].saturating_sub(1),
-                _ => {
-                    let window_us = rule.window_ms.saturating_mul(1000);
-                    let step = (window_us / u64::from(rule.limit)).max(1);
-                    cell.set_u64_at(0, cell.u64_at(0).saturating_sub(step));
+        let _ = self.update(
+            t,
+            self.slot_hash(&c.key, 0),
+            now_ms,
+            &|_, _, _| {},
+            &mut |state| {
+                let Some(p) = state else {
+                    return Step::Keep(());
+                };
+                let mut cell = decode_cell(&rule, p, now_ms);
+                match rule.algorithm {
+                    Algorithm::FixedWindow => cell.w[1] = cell.w[1].saturating_sub(1),
+                    Algorithm::SlidingWindowCounter => cell.w[2] = cell.w[2].saturating_sub(1),
+                    _ => {
+                        let window_us = rule.window_ms.saturating_mul(1000);
+                        let step = (window_us / u64::from(rule.limit)).max(1);
+                        cell.set_u64_at(0, cell.u64_at(0).saturating_sub(step));
+                    }
                 }
-            }
-            Step::Write((), encode_cell(&rule, &cell), u64::from(cell.expires_s) * 1000)
-        });
+                Step::Write(
+                    (),
+                    encode_cell(&rule, &cell),
+                    u64::from(cell.expires_s) * 1000,
+                )
+            },
+        );
     }
 
     // ----- the exact sliding window: a ring per key --------------------------------------------
 
     fn entry(&self, key: &Key, n: u32, index: u32, window_ms: u64, now_ms: u64) -> Option<Entry> {
-        let (_, p) = self.read(self.counters(), self.slot_hash(key, 1 + index % n))?;
+        let (_, p) = Self::read(self.counters(), self.slot_hash(key, 1 + index % n))?;
         let e = Entry::decode(p, self.base_ms);
         (e.seq == seq16(index) && e.ts.saturating_add(window_ms) > now_ms).then_some(e)
     }
 
     /// The first admission in `[lo, hi)` still in the window (times only grow along the ring).
-    fn first_live(&self, key: &Key, n: u32, lo: u32, hi: u32, w: u64, now: u64) -> (u32, Option<Entry>) {
+    fn first_live(
+        &self,
+        key: &Key,
+        n: u32,
+        lo: u32,
+        hi: u32,
+        w: u64,
+        now: u64,
+    ) -> (u32, Option<Entry>) {
         let (mut a, mut b) = (lo, hi);
         while a < b {
             let mid = a + (b - a) / 2;
@@ -550,7 +586,14 @@ impl ShmStore {
                 a = mid + 1;
             }
         }
-        (a, if a < hi { self.entry(key, n, a, w, now) } else { None })
+        (
+            a,
+            if a < hi {
+                self.entry(key, n, a, w, now)
+            } else {
+                None
+            },
+        )
     }
 
     /// Counts (or, with `commit == false`, only checks) one admission against a ring. With
@@ -588,11 +631,11 @@ impl ShmStore {
                     },
                 )?
             } else {
-                self.read(t, head_hash).map_or(0, |(_, p)| p)
+                Self::read(t, head_hash).map_or(0, |(_, p)| p)
             };
             let (h, since) = head_decode(head);
             let slot_hash = self.slot_hash(key, 1 + h % n);
-            let raw = self.read(t, slot_hash).map(|(_, p)| p);
+            let raw = Self::read(t, slot_hash).map(|(_, p)| p);
             let current = raw.map(|p| Entry::decode(p, self.base_ms));
             if let Some(e) = current {
                 if e.seq == seq16(h) && e.ts.saturating_add(w) > now_ms {
@@ -622,7 +665,11 @@ impl ShmStore {
                 return Ok((quota, None, before));
             }
             let reset_ms = first_entry.map_or(w, |e| e.ts.saturating_add(w).saturating_sub(now_ms));
-            let in_window = if allowed { before + 1 } else { before.min(n - 1) + 1 };
+            let in_window = if allowed {
+                before + 1
+            } else {
+                before.min(n - 1) + 1
+            };
             let quota = Quota {
                 allowed,
                 limit: rule.limit,
@@ -633,7 +680,11 @@ impl ShmStore {
             if !commit {
                 return Ok((quota, None, in_window));
             }
-            let written = Entry { seq: seq16(h), ts: now_ms }.encode(self.base_ms);
+            let written = Entry {
+                seq: seq16(h),
+                ts: now_ms,
+            }
+            .encode(self.base_ms);
             let ok = self.update(
                 t,
                 slot_hash,
@@ -663,13 +714,19 @@ impl ShmStore {
     fn bump_head(&self, head_hash: u64, head: u64, now_ms: u64, w: u64) {
         let (h, since) = head_decode(head);
         let next = head_encode(h.wrapping_add(1), since.saturating_add(1));
-        let _ = self.update(self.counters(), head_hash, now_ms, &|_, _, _| {}, &mut |state| {
-            if state == Some(head) {
-                Step::Write((), next, now_ms.saturating_add(w))
-            } else {
-                Step::Keep(())
-            }
-        });
+        let _ = self.update(
+            self.counters(),
+            head_hash,
+            now_ms,
+            &|_, _, _| {},
+            &mut |state| {
+                if state == Some(head) {
+                    Step::Write((), next, now_ms.saturating_add(w))
+                } else {
+                    Step::Keep(())
+                }
+            },
+        );
     }
 
     /// Voids admission `index` of a ring (a later limit refused the request).
@@ -692,15 +749,19 @@ impl ShmStore {
 
     /// Starts a ring's count again (its earlier admissions no longer count).
     fn ring_reset(&self, key: &Key, now_ms: u64) {
-        let _ = self.update(self.counters(), self.slot_hash(key, 0), now_ms, &|_, _, _| {}, &mut |state| {
-            match state {
+        let _ = self.update(
+            self.counters(),
+            self.slot_hash(key, 0),
+            now_ms,
+            &|_, _, _| {},
+            &mut |state| match state {
                 Some(p) => {
                     let (h, _) = head_decode(p);
                     Step::Write((), head_encode(h, 0), now_ms)
                 }
                 None => Step::Keep(()),
-            }
-        });
+            },
+        );
     }
 
     fn charge(&self, c: &Charge, now_ms: u64, commit: bool) -> Result<(Quota, Option<u32>), Full> {
@@ -806,9 +867,7 @@ fn near(now_id: u64, low: u64, bits: u32) -> u64 {
 /// a sliding counter's id (12 low bits) and two 24-bit counts.
 fn encode_cell(rule: &Rule, c: &Cell) -> u64 {
     match rule.algorithm {
-        Algorithm::FixedWindow => {
-            (u64::from(c.w[0]) & ((1 << 28) - 1)) | (u64::from(c.w[1]) << 28)
-        }
+        Algorithm::FixedWindow => (u64::from(c.w[0]) & ((1 << 28) - 1)) | (u64::from(c.w[1]) << 28),
         Algorithm::SlidingWindowCounter | Algorithm::SlidingWindow => {
             let cap = (1u64 << 24) - 1;
             (u64::from(c.w[0]) & 0xfff)
@@ -915,7 +974,12 @@ fn read_header(file: &File) -> Option<(usize, usize, (u64, u64), u64)> {
     if file.metadata().ok()?.len() != len as u64 {
         return None;
     }
-    Some((slots, ban_slots, (word(H_SEED0), word(H_SEED1)), word(H_BASE_MS)))
+    Some((
+        slots,
+        ban_slots,
+        (word(H_SEED0), word(H_SEED1)),
+        word(H_BASE_MS),
+    ))
 }
 
 fn init_file(file: &File, slots: usize, ban_slots: usize) -> std::io::Result<()> {
@@ -930,8 +994,14 @@ fn init_file(file: &File, slots: usize, ban_slots: usize) -> std::io::Result<()>
     put(H_VERSION, VERSION);
     put(H_SLOTS, slots as u64);
     put(H_BAN_SLOTS, ban_slots as u64);
-    put(H_SEED0, u64::from_le_bytes(seed[..8].try_into().unwrap_or_default()));
-    put(H_SEED1, u64::from_le_bytes(seed[8..].try_into().unwrap_or_default()));
+    put(
+        H_SEED0,
+        u64::from_le_bytes(seed[..8].try_into().unwrap_or_default()),
+    );
+    put(
+        H_SEED1,
+        u64::from_le_bytes(seed[8..].try_into().unwrap_or_default()),
+    );
     // Times are kept from the epoch (44 bits of ms reach the year 2527); the field leaves room
     // for another base in a later version.
     put(H_BASE_MS, 0);
@@ -990,30 +1060,23 @@ impl Store for ShmStore {
             }
         }
         if let [c] = charges {
-            return match self.charge(c, now_ms, true) {
-                Ok((q, _)) => {
-                    quotas.push(q);
-                    if q.allowed {
-                        Admission::Admitted
-                    } else {
-                        Admission::Limited { index: 0 }
-                    }
-                }
-                Err(Full) => {
-                    self.note_full();
-                    Admission::Admitted
-                }
+            let Ok((q, _)) = self.charge(c, now_ms, true) else {
+                self.note_full();
+                return Admission::Admitted;
+            };
+            quotas.push(q);
+            return if q.allowed {
+                Admission::Admitted
+            } else {
+                Admission::Limited { index: 0 }
             };
         }
         // Check every limit first: a request refused by one is counted by none.
         let mut refused: Option<(usize, u64)> = None;
         for (n, c) in charges.iter().enumerate() {
-            let quota = match self.charge(c, now_ms, false) {
-                Ok((q, _)) => q,
-                Err(Full) => {
-                    self.note_full();
-                    return Admission::Admitted;
-                }
+            let Ok((quota, _)) = self.charge(c, now_ms, false) else {
+                self.note_full();
+                return Admission::Admitted;
             };
             if !quota.allowed && refused.is_none_or(|(_, wait)| quota.retry_after_ms > wait) {
                 refused = Some((n, quota.retry_after_ms));
@@ -1035,11 +1098,14 @@ impl Store for ShmStore {
                     // Another process took the last slot meanwhile: take the earlier counts back.
                     for (m, index) in done.iter().enumerate() {
                         self.undo(&charges[m], *index, now_ms);
-                        quotas[m].remaining = quotas[m].remaining.saturating_add(1).min(quotas[m].limit);
+                        quotas[m].remaining =
+                            quotas[m].remaining.saturating_add(1).min(quotas[m].limit);
                     }
                     quotas.push(q);
                     for later in &charges[n + 1..] {
-                        let q = self.charge(later, now_ms, false).map_or_else(|_| Quota::default(), |(q, _)| q);
+                        let q = self
+                            .charge(later, now_ms, false)
+                            .map_or_else(|_| Quota::default(), |(q, _)| q);
                         quotas.push(q);
                     }
                     return Admission::Limited { index: n };
@@ -1065,7 +1131,8 @@ impl Store for ShmStore {
         words[0] = u64::from_le_bytes(subject.0[..8].try_into().unwrap_or_default());
         words[1] = u64::from_le_bytes(subject.0[8..].try_into().unwrap_or_default());
         for i in 0..4 {
-            words[2 + i] = u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+            words[2 + i] =
+                u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap_or_default());
         }
         // The subject only into a slot just claimed; a re-ban refreshes the reason.
         let init = move |t: &Table<'_>, s: usize, claimed: bool| {
@@ -1095,7 +1162,9 @@ impl Store for ShmStore {
         let home = (hash as usize) & t.mask;
         let tag = (tag_of(hash) & TAG_MASK).max(2);
         for _ in 0..RETRIES {
-            let Some((s, _)) = self.find(t, home, tag) else { break };
+            let Some((s, _)) = Self::find(t, home, tag) else {
+                break;
+            };
             Self::remove_slot(t, s);
         }
         had
@@ -1103,7 +1172,7 @@ impl Store for ShmStore {
 
     fn ban_of(&self, subject: Subject, now_ms: u64) -> Option<Ban> {
         let t = self.ban_table();
-        let (s, until) = self.read(t, self.ban_hash(subject))?;
+        let (s, until) = Self::read(t, self.ban_hash(subject))?;
         if until <= now_ms || Self::ban_subject_at(&t, s) != subject {
             return None;
         }
@@ -1114,8 +1183,11 @@ impl Store for ShmStore {
     }
 
     fn bans(&self, now_ms: u64) -> Vec<(Subject, Ban)> {
-        let mut out: Vec<(Subject, Ban)> =
-            self.live_bans(now_ms).into_iter().map(|(_, s, b)| (s, b)).collect();
+        let mut out: Vec<(Subject, Ban)> = self
+            .live_bans(now_ms)
+            .into_iter()
+            .map(|(_, s, b)| (s, b))
+            .collect();
         out.sort_by_key(|(s, b)| (b.until_ms, *s));
         out.dedup_by_key(|(s, _)| *s);
         out
