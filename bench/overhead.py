@@ -28,8 +28,12 @@ import math
 import multiprocessing
 import os
 import platform
+import shutil
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -56,6 +60,9 @@ WARMUP_REQUESTS = 500
 PROCESSES = 3
 RAMPART_TARGET_US = 5.0
 RATELIMIT_TARGET_US = 2.0
+#: `shm://` over `memory://`, and Redis over `memory://` beyond one round trip.
+SHM_TARGET_US = 1.0
+REDIS_TARGET_US = 10.0
 #: Detection on (the `rampart` row): the GET with three short parameters, then the 10 KB JSON.
 DETECT_TARGET_US = (10.0, 25.0)
 WHOLE_US_FROM = 1000.0
@@ -224,6 +231,8 @@ class Config:
     note_label: str = ""
     #: Whether an SQL injection and an XSS must be refused (penetration detection is on).
     detects: bool = False
+    #: A program the configuration needs (a server the benchmark starts).
+    needs_binary: str | None = None
 
 
 def load(module: str, name: str) -> Callable[..., Any]:
@@ -256,7 +265,7 @@ def setup_rampart_nodetect(app: Flask) -> None:
     setup_rampart(app, detection=False)
 
 
-def setup_rampart_ratelimit(app: Flask) -> None:
+def setup_rampart_ratelimit(app: Flask, storage_uri: str | None = None) -> None:
     """The `rampart` configuration plus a global rate limit (never reached) and ban checks."""
     rampart, security_config = (
         load("flask_rampart", "Rampart"),
@@ -271,8 +280,68 @@ def setup_rampart_ratelimit(app: Flask) -> None:
         rate_limit=10**9,
         rate_limit_window=60,
         enable_penetration_detection=False,
+        **({"storage_uri": storage_uri} if storage_uri else {}),
     )
     rampart(app, config=config)
+
+
+def setup_rampart_shm(app: Flask) -> None:
+    """`rampart-ratelimit` with its counters and bans in a shared-memory file."""
+    directory = tempfile.mkdtemp(prefix="rampart-bench-")
+    setup_rampart_ratelimit(app, f"shm://{directory}/bench.shm")
+
+
+def setup_redis_ping(app: Flask) -> None:
+    """No extension: one PING to the same Redis per request, over one open socket: what one
+    round trip costs a Flask request on this machine (the reference for `rampart-redis`)."""
+    url = os.environ[REDIS_ENV]
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=2)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    inner = app.wsgi_app
+
+    def pinging(environ: dict[str, Any], start_response: Any) -> Any:
+        sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+        sock.recv(64)
+        return inner(environ, start_response)
+
+    app.wsgi_app = pinging  # type: ignore[method-assign]
+
+
+def setup_rampart_redis(app: Flask) -> Callable[[], str]:
+    """`rampart-ratelimit` on the loopback Redis the parent started; reports Redis's own count
+    of commands and script calls per request this app served."""
+    url = os.environ[REDIS_ENV]
+    setup_rampart_ratelimit(app, url)
+    served = [0]
+    inner = app.wsgi_app
+
+    def counting(environ: dict[str, Any], start_response: Any) -> Any:
+        served[0] += 1
+        return inner(environ, start_response)
+
+    app.wsgi_app = counting  # type: ignore[method-assign]
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    before = redis_stats(port)
+
+    def describe() -> str:
+        after = redis_stats(port)
+        calls = {k: after[k][0] - before.get(k, (0, 0))[0] for k in after}
+        usec = {k: after[k][1] - before.get(k, (0, 0))[1] for k in after}
+        before.update(after)
+        n = max(served[0], 1)
+        served[0] = 0
+        scripts = calls.get("evalsha", 0) + calls.get("eval", 0)
+        # Commands the app sent itself (the script's inner calls are counted by Redis too, under
+        # their own names, so only top-level ones are summed here).
+        top = scripts + sum(calls.get(k, 0) for k in ("script|load", "ping", "get", "set"))
+        server_us = (usec.get("evalsha", 0) + usec.get("eval", 0)) / max(scripts, 1)
+        return (
+            f"{top / n:.2f} round trips ({scripts / n:.2f} script calls) per request, "
+            f"{server_us:.0f} µs of server time per script"
+        )
+
+    return describe
 
 
 def setup_rampart_gatekeeper(app: Flask) -> None:
@@ -378,6 +447,37 @@ CONFIGS: tuple[Config, ...] = (
         "sqlmap/1.8.4#stable (https://sqlmap.org)",
     ),
     Config(
+        "rampart-shm",
+        "the `rampart-ratelimit` row with `storage_uri=shm:///tmp/…/bench.shm` (every worker of "
+        "a host shares the counters)",
+        RAMPART,
+        ("flask-rampart",),
+        setup_rampart_shm,
+        ("X-Content-Type-Options", "X-RateLimit-Remaining"),
+        "sqlmap/1.8.4#stable (https://sqlmap.org)",
+    ),
+    Config(
+        "rampart-redis",
+        "the `rampart-ratelimit` row with `storage_uri=redis://127.0.0.1:<port>` (a local "
+        "`redis-server` this benchmark starts)",
+        RAMPART,
+        ("flask-rampart",),
+        setup_rampart_redis,
+        ("X-Content-Type-Options", "X-RateLimit-Remaining"),
+        "sqlmap/1.8.4#stable (https://sqlmap.org)",
+        note_label="Redis's own command counts",
+        needs_binary="redis-server",
+    ),
+    Config(
+        "redis-ping",
+        "no extension: one PING per request to the same local Redis over an open socket (what "
+        "one round trip costs a Flask request here; the reference for `rampart-redis`)",
+        (),
+        (),
+        setup_redis_ping,
+        needs_binary="redis-server",
+    ),
+    Config(
         "rampart-gatekeeper",
         "`flask_rampart.GateKeeper`, configured as the flask-gatekeeper row",
         RAMPART,
@@ -439,7 +539,67 @@ CONFIG_BY_NAME = {config.name: config for config in CONFIGS}
 
 def is_installed(config: Config) -> bool:
     """Whether every module the configuration needs can be imported."""
+    if config.needs_binary is not None and shutil.which(config.needs_binary) is None:
+        return False
     return all(importlib.util.find_spec(module) is not None for module in config.modules)
+
+
+# --------------------------------------------------------------------------
+# The Redis server of the `rampart-redis` row
+# --------------------------------------------------------------------------
+
+REDIS_ENV = "RAMPART_BENCH_REDIS_URL"
+
+
+def redis_call(port: int, *args: str) -> bytes:
+    """One command over RESP; the raw reply (enough for INFO and PING)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        parts = [a.encode() for a in args]
+        sock.sendall(
+            b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+        )
+        data = b""
+        while not data.endswith(b"\r\n") or (data.startswith(b"$") and data.count(b"\r\n") < 2):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+def redis_stats(port: int) -> dict[str, tuple[int, int]]:
+    """(calls, µs of server time) per command, from Redis's INFO commandstats."""
+    out: dict[str, tuple[int, int]] = {}
+    for line in redis_call(port, "INFO", "commandstats").decode().splitlines():
+        if line.startswith("cmdstat_"):
+            name, rest = line[len("cmdstat_") :].split(":", 1)
+            fields = dict(f.split("=") for f in rest.split(","))
+            out[name] = (int(fields["calls"]), int(fields["usec"]))
+    return out
+
+
+def start_redis() -> tuple[subprocess.Popen[bytes], int] | None:
+    """A throwaway redis-server on a free loopback port, or None when not installed."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        return None
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if redis_call(port, "PING").startswith(b"+PONG"):
+                return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    return None
 
 
 # --------------------------------------------------------------------------
@@ -888,7 +1048,38 @@ def target_section(results: dict[str, ConfigResult | None]) -> list[str]:
                 f"- `rampart-ratelimit` over `rampart-nodetect`, {route.route}: "
                 f"{fmt_added(extra)} µs (target ≤ {RATELIMIT_TARGET_US:g} µs): {verdict}"
             )
+    lines += shared_targets(results)
     return [*lines, ""]
+
+
+def shared_targets(results: dict[str, ConfigResult | None]) -> list[str]:
+    """`shm://` within 1 µs of `memory://`; Redis within one round trip + 10 µs of it."""
+    memory = results.get("rampart-ratelimit")
+    if memory is None or memory.error is not None:
+        return []
+    base = {route.route: route.added_us for route in memory.routes}
+    lines = []
+    shm = results.get("rampart-shm")
+    if shm is not None and shm.error is None:
+        for route in shm.routes:
+            extra = route.added_us - base.get(route.route, 0.0)
+            verdict = "met" if extra <= SHM_TARGET_US else "**missed**"
+            lines.append(
+                f"- `rampart-shm` over `rampart-ratelimit` (memory), {route.route}: "
+                f"{fmt_added(extra)} µs (target ≤ {SHM_TARGET_US:g} µs): {verdict}"
+            )
+    redis, ping = results.get("rampart-redis"), results.get("redis-ping")
+    if redis is not None and redis.error is None and ping is not None and ping.error is None:
+        trip = {route.route: route.added_us for route in ping.routes}
+        for route in redis.routes:
+            extra = route.added_us - base.get(route.route, 0.0) - trip.get(route.route, 0.0)
+            verdict = "met" if extra <= REDIS_TARGET_US else "**missed**"
+            lines.append(
+                f"- `rampart-redis` over `rampart-ratelimit` plus one round trip (`redis-ping`, "
+                f"{fmt_added(trip.get(route.route, 0.0))} µs), {route.route}: "
+                f"{fmt_added(extra)} µs (target ≤ {REDIS_TARGET_US:g} µs): {verdict}"
+            )
+    return lines
 
 
 def notes_section(results: dict[str, ConfigResult | None]) -> list[str]:
@@ -986,7 +1177,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = args.seconds or (QUICK_SECONDS if args.quick else FULL_SECONDS)
     processes = max(1, args.processes)
     configs = [CONFIG_BY_NAME[name] for name in args.only] if args.only else list(CONFIGS)
-    results = run_all(configs, seconds, processes)
+    redis = None
+    if any(c.needs_binary == "redis-server" for c in configs):
+        redis = start_redis()
+        if redis is not None:
+            os.environ[REDIS_ENV] = f"redis://127.0.0.1:{redis[1]}/0"
+    try:
+        results = run_all(configs, seconds, processes)
+    finally:
+        if redis is not None:
+            redis[0].kill()
+            redis[0].wait()
     report = render(results, seconds, processes, quick=args.quick)
     sys.stdout.write(report)
     out = args.out or (None if args.quick or args.only else DEFAULT_OUT)

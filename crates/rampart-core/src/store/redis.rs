@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use redis::{Client, Connection, RedisResult, Script};
+use redis::{Client, Connection, IntoConnectionInfo, RedisResult, Script};
 
 use super::{Admission, Ban, Charge, MemoryStore, Store, StoreStats, Strike, Subject};
 use crate::config::RedisOptions;
@@ -255,8 +255,15 @@ impl RedisStore {
     /// # Errors
     /// When the URL cannot be used (bad syntax, `rediss://` in a build without TLS).
     pub fn open(options: &RedisOptions, max_keys: usize) -> Result<RedisStore, String> {
-        let client = Client::open(options.url.as_str())
-            .map_err(|e| format!("storage URI '{}': {e}", options.url))?;
+        let bad = |e: redis::RedisError| format!("storage URI '{}': {e}", options.url);
+        // One small command per request: Nagle's algorithm would hold it back.
+        let info = options
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(bad)?
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = Client::open(info).map_err(bad)?;
         Ok(RedisStore {
             client,
             prefix: options.prefix.clone(),
