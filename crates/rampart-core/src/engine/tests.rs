@@ -470,3 +470,34 @@ fn rate_limit_config_errors_name_every_field() {
         assert!(fields.contains(&f), "{f} missing from {fields:?}");
     }
 }
+
+#[test]
+fn engines_opening_one_shm_file_share_limits_and_bans() {
+    let dir = std::env::temp_dir().join(format!("rampart-engine-shm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let json = format!(
+        r#"{{"rate_limit": 3, "storage_uri": "shm://{}/e.shm"}}"#,
+        dir.display()
+    );
+    let a = engine(&json).open_store().expect("open");
+    let b = engine(&json).open_store().expect("open");
+    let r = req("192.0.2.1", "/");
+    let got: Vec<u16> = [&a, &b, &a, &b].iter().map(|e| status(e, &r)).collect();
+    assert_eq!(got, [200, 200, 200, 429]);
+    let ip: std::net::IpAddr = "192.0.2.2".parse().expect("ip");
+    a.ban(ip, Some(60_000), "shared").expect("ban");
+    assert_eq!(status(&b, &req("192.0.2.2", "/")), 403);
+    assert_eq!(b.bans().len(), 1);
+    // memory:// (the default) keeps each engine to itself; a bad path is an error naming it.
+    let m = engine(r#"{"rate_limit": 1}"#).open_store().expect("memory");
+    assert_eq!(status(&m, &r), 200);
+    let missing = dir.join("no/such/dir/x.shm");
+    let err = engine(&format!(
+        r#"{{"storage_uri": "shm://{}"}}"#,
+        missing.display()
+    ))
+    .open_store()
+    .expect_err("missing directory");
+    assert!(err.contains("no/such/dir"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
