@@ -316,6 +316,20 @@ def test_an_outage_fails_open_locally_and_recovers(
     assert hit(a, "192.0.2.5", 2) + hit(b, "192.0.2.5", 2) == [200] * 3 + [429]
 
 
+def test_bans_met_before_an_outage_still_hold_during_it(redis: RedisServer) -> None:
+    a, ra = make_app(storage_uri=redis.url)
+    b, _ = make_app(storage_uri=redis.url)
+    inside(a, ra.ban, "198.51.100.60", 300, "before the outage")
+    inside(a, ra.ban, "198.51.100.61", 300, "lifted before the outage")
+    assert hit(b, "198.51.100.60") + hit(b, "198.51.100.61") == [403, 403]
+    inside(a, ra.unban, "198.51.100.61")
+    assert hit(b, "198.51.100.61") == [200]
+    redis.kill()
+    # b met the first ban through Redis and keeps enforcing it; the lifted one stays lifted.
+    assert hit(b, "198.51.100.60") + hit(a, "198.51.100.60") == [403, 403]
+    assert hit(b, "198.51.100.61") == [200]
+
+
 def test_an_outage_fails_closed_when_asked(redis: RedisServer) -> None:
     app, _ = make_app(storage_uri=redis.url, storage_outage="block")
     assert hit(app) == [200]

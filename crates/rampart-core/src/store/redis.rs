@@ -16,7 +16,8 @@
 //!
 //! **Outages.** When Redis cannot be reached (connect 50 ms, read/write 250 ms timeouts), the
 //! store says so once ([`Store::take_warning`]) and, by default, carries on with this process's
-//! own [`MemoryStore`]; with `fail_closed` it answers [`Admission::Unavailable`] (503) instead.
+//! own [`MemoryStore`] (which also remembers the bans this process made or met, so they still
+//! hold); with `fail_closed` it answers [`Admission::Unavailable`] (503) instead.
 //! Every half second one request tries to reconnect. Bans and unbans made meanwhile are kept and
 //! written to Redis when it is back, so none is lost.
 
@@ -478,10 +479,14 @@ impl Store for RedisStore {
             });
         }
         match status {
-            1 => Admission::Banned(Ban {
-                until_ms: to_u64(x),
-                reason,
-            }),
+            1 => {
+                let until_ms = to_u64(x);
+                if let Some(subject) = ban {
+                    // Remembered here too, so the ban holds during an outage.
+                    self.local.ban(subject, until_ms, &reason);
+                }
+                Admission::Banned(Ban { until_ms, reason })
+            }
             2 => {
                 for q in quotas.iter_mut().filter(|q| q.allowed) {
                     // Not counted: the quota is what it was before this request.
@@ -493,7 +498,13 @@ impl Store for RedisStore {
                         .min(charges.len().saturating_sub(1)),
                 }
             }
-            _ => Admission::Admitted,
+            _ => {
+                if let Some(subject) = ban {
+                    // Not banned (any more): drop a copy kept from earlier.
+                    self.local.unban(subject);
+                }
+                Admission::Admitted
+            }
         }
     }
 
@@ -502,8 +513,9 @@ impl Store for RedisStore {
         let mut pipe = redis::pipe();
         pipe.atomic();
         self.add_ban_ops(&mut pipe, &p);
+        // Kept locally as well: this process enforces it even while Redis is away.
+        self.local.ban(subject, until_ms, reason);
         if self.with_conn(|conn| pipe.query::<()>(conn)).is_none() {
-            self.local.ban(subject, until_ms, reason);
             self.keep(p);
         }
     }
@@ -536,10 +548,11 @@ impl Store for RedisStore {
                 until_ms: until,
                 reason: reason.unwrap_or_default(),
             }),
-            Some(_) => self
-                .local
-                .ban_of(subject, now_ms)
-                .filter(|_| self.down.load(Ordering::SeqCst)),
+            Some(_) => {
+                // Lifted elsewhere: forget this process's copy too.
+                self.local.unban(subject);
+                None
+            }
             None => self.local.ban_of(subject, now_ms),
         }
     }
