@@ -1038,18 +1038,28 @@ def target_section(results: dict[str, ConfigResult | None]) -> list[str]:
             f"- `rampart-nodetect`, {route.route}: {fmt_added(route.added_us)} µs added "
             f"(target ≤ {RAMPART_TARGET_US:g} µs): {verdict}"
         )
-    limited = results.get("rampart-ratelimit")
-    if limited is not None and limited.error is None:
-        base = {route.route: route.added_us for route in base_result.routes}
-        for route in limited.routes:
-            extra = route.added_us - base.get(route.route, 0.0)
-            verdict = "met" if extra <= RATELIMIT_TARGET_US else "**missed**"
-            lines.append(
-                f"- `rampart-ratelimit` over `rampart-nodetect`, {route.route}: "
-                f"{fmt_added(extra)} µs (target ≤ {RATELIMIT_TARGET_US:g} µs): {verdict}"
-            )
+    lines += over_target(results, "rampart-ratelimit", "rampart-nodetect", RATELIMIT_TARGET_US)
     lines += shared_targets(results)
     return [*lines, ""]
+
+
+def over_target(
+    results: dict[str, ConfigResult | None], name: str, base_name: str, target: float
+) -> list[str]:
+    """One line per route: what `name` adds over `base_name`, against `target` µs."""
+    result, base_result = results.get(name), results.get(base_name)
+    if result is None or result.error is not None or base_result is None or base_result.error:
+        return []
+    base = {route.route: route.added_us for route in base_result.routes}
+    lines = []
+    for route in result.routes:
+        extra = route.added_us - base.get(route.route, 0.0)
+        verdict = "met" if extra <= target else "**missed**"
+        lines.append(
+            f"- `{name}` over `{base_name}`, {route.route}: "
+            f"{fmt_added(extra)} µs (target ≤ {target:g} µs): {verdict}"
+        )
+    return lines
 
 
 def shared_targets(results: dict[str, ConfigResult | None]) -> list[str]:
@@ -1058,16 +1068,7 @@ def shared_targets(results: dict[str, ConfigResult | None]) -> list[str]:
     if memory is None or memory.error is not None:
         return []
     base = {route.route: route.added_us for route in memory.routes}
-    lines = []
-    shm = results.get("rampart-shm")
-    if shm is not None and shm.error is None:
-        for route in shm.routes:
-            extra = route.added_us - base.get(route.route, 0.0)
-            verdict = "met" if extra <= SHM_TARGET_US else "**missed**"
-            lines.append(
-                f"- `rampart-shm` over `rampart-ratelimit` (memory), {route.route}: "
-                f"{fmt_added(extra)} µs (target ≤ {SHM_TARGET_US:g} µs): {verdict}"
-            )
+    lines = over_target(results, "rampart-shm", "rampart-ratelimit", SHM_TARGET_US)
     redis, ping = results.get("rampart-redis"), results.get("redis-ping")
     if redis is not None and redis.error is None and ping is not None and ping.error is None:
         trip = {route.route: route.added_us for route in ping.routes}

@@ -174,3 +174,32 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         None
     }
 }
+
+/// Helpers shared by the backends' tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::net::IpAddr;
+
+    use super::{Charge, Key, Subject};
+    use crate::limit::{Algorithm, Rule};
+
+    pub(crate) fn ip(s: &str) -> Subject {
+        Subject::ip(s.parse::<IpAddr>().expect("ip"))
+    }
+
+    pub(crate) fn charge(
+        rule_id: u32,
+        who: Subject,
+        limit: u32,
+        window_s: u64,
+        algorithm: Algorithm,
+    ) -> Charge {
+        Charge {
+            key: Key {
+                rule: rule_id,
+                subject: who,
+            },
+            rule: Rule::new(limit, window_s, algorithm),
+        }
+    }
+}

@@ -2,20 +2,7 @@ use std::net::IpAddr;
 
 use super::*;
 use crate::limit::Algorithm;
-
-fn ip(s: &str) -> Subject {
-    Subject::ip(s.parse::<IpAddr>().expect("ip"))
-}
-
-fn charge(rule_id: u32, who: Subject, limit: u32, window_s: u64, algorithm: Algorithm) -> Charge {
-    Charge {
-        key: Key {
-            rule: rule_id,
-            subject: who,
-        },
-        rule: Rule::new(limit, window_s, algorithm),
-    }
-}
+use crate::store::test_support::{charge, ip};
 
 #[test]
 fn admission_is_all_or_nothing() {

@@ -1,24 +1,10 @@
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use super::*;
+use crate::store::test_support::{charge, ip};
 use crate::store::MemoryStore;
-
-fn ip(s: &str) -> Subject {
-    Subject::ip(s.parse::<IpAddr>().expect("ip"))
-}
-
-fn charge(rule_id: u32, who: Subject, limit: u32, window_s: u64, algorithm: Algorithm) -> Charge {
-    Charge {
-        key: Key {
-            rule: rule_id,
-            subject: who,
-        },
-        rule: Rule::new(limit, window_s, algorithm),
-    }
-}
 
 /// A fresh directory under the system temp dir, removed when dropped.
 struct Dir(PathBuf);
