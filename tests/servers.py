@@ -45,7 +45,7 @@ class RedisServer:
     """A throwaway ``redis-server`` on a free loopback port; can be killed and restarted on the
     same port (an outage)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: bool = False) -> None:
         exe = shutil.which("redis-server")
         if exe is None:
             raise RuntimeError("redis-server is not installed (make test installs it)")
@@ -53,19 +53,30 @@ class RedisServer:
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="rampart-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
+        self.tls_args: list[str] = []
+        self.ca_file = ""
+        if tls:
+            self.ca_file = make_certificates(Path(self.dir))
+            d = self.dir
+            self.tls_args = [
+                "--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no",
+                "--tls-cert-file", f"{d}/server.crt", "--tls-key-file", f"{d}/server.key",
+                "--tls-ca-cert-file", f"{d}/ca.crt",
+            ]  # fmt: skip
         self.start()
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        scheme = "rediss" if self.tls_args else "redis"
+        return f"{scheme}://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         self.log = tempfile.TemporaryFile()
+        port_args = self.tls_args or ["--port", str(self.port)]
         self.proc = subprocess.Popen(
             [
                 self.exe,
-                "--port",
-                str(self.port),
+                *port_args,
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -113,6 +124,22 @@ class RedisServer:
                 fields = dict(f.split("=") for f in rest.split(","))
                 out[name] = int(fields["calls"])
         return out
+
+
+def make_certificates(directory: Path) -> str:
+    """A CA and a server certificate for 127.0.0.1, made with the openssl command; the CA's path."""
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Test CA",
+        "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", "server.key", "-out", "server.csr")  # fmt: skip
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt")  # fmt: skip
+    return str(directory / "ca.crt")
 
 
 def _read_reply(f: Any) -> Any:

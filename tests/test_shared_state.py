@@ -382,10 +382,28 @@ def test_redis_killed_under_gunicorn_load(redis: RedisServer) -> None:
     assert "unreachable" in log and "reachable again" in log
 
 
-def test_rediss_without_tls_support_or_a_bad_url_is_a_clear_error() -> None:
+def test_a_bad_redis_url_is_a_clear_error() -> None:
     with pytest.raises(ConfigError) as err:
         make_app(storage_uri="redis://[not-a-host")
     assert err.value.errors[0][0] == "storage_uri"
+
+
+def test_rediss_talks_tls_to_a_server_it_trusts(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = RedisServer(tls=True)
+    try:
+        # A private CA is trusted through SSL_CERT_FILE, as with most TLS clients.
+        monkeypatch.setenv("SSL_CERT_FILE", server.ca_file)
+        a, ra = make_app(storage_uri=server.url, rate_limit=2)
+        b, _ = make_app(storage_uri=server.url, rate_limit=2)
+        assert hit(a) + hit(b) + hit(a) == [200, 200, 429]
+        inside(a, ra.ban, "198.51.100.70", 60, "over TLS")
+        assert hit(b, "198.51.100.70") == [403]
+        # Without the CA the certificate is refused: an outage, failing open on local counters.
+        monkeypatch.delenv("SSL_CERT_FILE")
+        c, _ = make_app(storage_uri=server.url, rate_limit=2)
+        assert hit(c, "192.0.2.1", 3) == [200, 200, 429]
+    finally:
+        server.stop()
 
 
 @pytest.fixture(autouse=True)

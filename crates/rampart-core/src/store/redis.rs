@@ -254,9 +254,14 @@ impl RedisStore {
     /// start-up is an outage like any other, not a failure to start.
     ///
     /// # Errors
-    /// When the URL cannot be used (bad syntax, `rediss://` in a build without TLS).
+    /// When the URL cannot be used (bad syntax, an unknown scheme).
     pub fn open(options: &RedisOptions, max_keys: usize) -> Result<RedisStore, String> {
         let bad = |e: redis::RedisError| format!("storage URI '{}': {e}", options.url);
+        if options.url.starts_with("rediss://") || options.url.starts_with("valkeys://") {
+            // TLS through rustls with the ring primitives; a provider installed earlier (by the
+            // application) is kept. Trusted roots: the system's, or `SSL_CERT_FILE`.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         // One small command per request: Nagle's algorithm would hold it back.
         let info = options
             .url
