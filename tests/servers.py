@@ -45,7 +45,7 @@ class RedisServer:
     """A throwaway ``redis-server`` on a free loopback port; can be killed and restarted on the
     same port (an outage)."""
 
-    def __init__(self, tls: bool = False) -> None:
+    def __init__(self, tls: bool = False, replica_of: int | None = None) -> None:
         exe = shutil.which("redis-server")
         if exe is None:
             raise RuntimeError("redis-server is not installed (make test installs it)")
@@ -55,6 +55,7 @@ class RedisServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self.tls_args: list[str] = []
         self.ca_file = ""
+        self.replica_of = replica_of
         if tls:
             self.ca_file = make_certificates(Path(self.dir))
             d = self.dir
@@ -73,6 +74,8 @@ class RedisServer:
     def start(self) -> None:
         self.log = tempfile.TemporaryFile()
         port_args = self.tls_args or ["--port", str(self.port)]
+        if self.replica_of is not None:
+            port_args = [*port_args, "--replicaof", "127.0.0.1", str(self.replica_of)]
         self.proc = subprocess.Popen(
             [
                 self.exe,
@@ -124,6 +127,43 @@ class RedisServer:
                 fields = dict(f.split("=") for f in rest.split(","))
                 out[name] = int(fields["calls"])
         return out
+
+
+class Sentinel:
+    """A ``redis-server --sentinel`` watching ``master`` as ``mymaster``, quick to fail over."""
+
+    def __init__(self, master: RedisServer) -> None:
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="rampart-sentinel-")
+        conf = Path(self.dir) / "sentinel.conf"
+        conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
+            f"sentinel monitor mymaster 127.0.0.1 {master.port} 1\n"
+            "sentinel down-after-milliseconds mymaster 300\n"
+            "sentinel failover-timeout mymaster 2000\n"
+        )
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [shutil.which("redis-server") or "redis-server", str(conf), "--sentinel"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        _wait_for_port(self.port, self.proc, self.log)
+
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.port}/mymaster"
+
+    def master_port(self) -> int:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+            s.sendall(b"*3\r\n$8\r\nSENTINEL\r\n$23\r\nget-master-addr-by-name\r\n"
+                      b"$8\r\nmymaster\r\n")  # fmt: skip
+            reply = _read_reply(s.makefile("rb"))
+        return int(reply[1])
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def make_certificates(directory: Path) -> str:

@@ -19,7 +19,7 @@ from typing import TypeVar
 import pytest
 from flask import Flask
 from flask_rampart import ConfigError, Rampart, SecurityConfig
-from servers import Gunicorn, RedisServer
+from servers import Gunicorn, RedisServer, Sentinel
 
 CLIENT = {"REMOTE_ADDR": "127.0.0.1"}
 T = TypeVar("T")
@@ -380,6 +380,41 @@ def test_redis_killed_under_gunicorn_load(redis: RedisServer) -> None:
     assert codes[200] > 100, codes
     assert "Traceback" not in log
     assert "unreachable" in log and "reachable again" in log
+
+
+def test_sentinel_finds_the_primary_and_follows_a_failover() -> None:
+    primary = RedisServer()
+    replica = RedisServer(replica_of=primary.port)
+    sentinel = Sentinel(primary)
+    try:
+        a, ra = make_app(storage_uri=sentinel.url(), rate_limit=3)
+        b, _ = make_app(storage_uri=sentinel.url(), rate_limit=3)
+        assert hit(a, n=2) + hit(b, n=2) == [200, 200, 200, 429]
+        assert any(k.startswith("rampart:rl:") for k in primary.keys())
+        inside(a, ra.ban, "198.51.100.80", 300, "before the failover")
+        deadline = time.monotonic() + 10
+        while "rampart:ban:198.51.100.80" not in replica.keys() and time.monotonic() < deadline:
+            time.sleep(0.1)  # the replica's first sync and then the ban reach it
+        primary.kill()
+        deadline = time.monotonic() + 15
+        while sentinel.master_port() != replica.port and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sentinel.master_port() == replica.port, "the Sentinel did not fail over"
+        # The apps notice, ask the Sentinel again and carry on with the new primary.
+        statuses = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            statuses += hit(b, "192.0.2.50")
+            if any(k.startswith("rampart:rl:192.0.2.50") for k in replica.keys()):
+                break
+            time.sleep(0.2)
+        assert 500 not in statuses
+        assert any(k.startswith("rampart:rl:192.0.2.50") for k in replica.keys())
+        assert hit(b, "198.51.100.80") == [403]
+    finally:
+        sentinel.stop()
+        replica.stop()
+        primary.stop()
 
 
 def test_a_bad_redis_url_is_a_clear_error() -> None:

@@ -206,7 +206,7 @@ pub struct RedisOptions {
 impl Storage {
     /// The URI schemes `storage_uri` accepts.
     pub const SCHEMES: &'static str =
-        "memory://, shm:///path, redis://, rediss://, redis+unix://, valkey://, valkeys://";
+        "memory://, shm:///path, redis://, rediss://, redis+unix://, redis+sentinel://, valkey://, valkeys://";
 
     fn parse(r: &mut Reader<'_>, max_keys: usize) -> Storage {
         let prefix = r
@@ -263,10 +263,17 @@ impl Storage {
                     fail_closed,
                 })
             }
-            "redis+sentinel" | "redis+cluster" | "valkey+sentinel" | "valkey+cluster" => {
+            "redis+sentinel" | "valkey+sentinel" if !rest.is_empty() => {
+                Storage::Redis(RedisOptions {
+                    url: uri.clone(),
+                    prefix,
+                    fail_closed,
+                })
+            }
+            "redis+cluster" | "valkey+cluster" => {
                 r.err(
                     field,
-                    format!("'{uri}': Sentinel and Cluster are not supported yet; point Rampart at the primary with redis://"),
+                    format!("'{uri}': Redis Cluster is not supported yet; use one primary (redis://) or Sentinel (redis+sentinel://)"),
                 );
                 Storage::Memory
             }
@@ -1092,6 +1099,7 @@ mod tests {
         for bad in [
             "ftp://x",
             "redis+cluster://a:1",
+            "redis+sentinel://",
             "shm:///x?slots=1",
             "shm:///x?size=9",
             "memory://x",

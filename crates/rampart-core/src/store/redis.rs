@@ -25,7 +25,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use redis::{Client, Connection, IntoConnectionInfo, RedisResult, Script};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{Client, Connection, ConnectionAddr, IntoConnectionInfo, RedisResult, Script};
 
 use super::{Admission, Ban, Charge, MemoryStore, Store, StoreStats, Strike, Subject};
 use crate::config::RedisOptions;
@@ -175,6 +176,65 @@ end
 return {count, 0}
 ";
 
+/// `redis+sentinel://[[user]:password@]host:port[,host:port…]/service[/db]`, split.
+#[derive(Debug, PartialEq, Eq)]
+struct SentinelUrl {
+    sentinels: Vec<ConnectionAddr>,
+    service: String,
+    db: i64,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+fn parse_sentinel(rest: &str) -> Result<SentinelUrl, String> {
+    let (auth, rest) = match rest.rsplit_once('@') {
+        Some((auth, rest)) => (Some(auth), rest),
+        None => (None, rest),
+    };
+    let (username, password) = match auth.map(|a| a.split_once(':').unwrap_or(("", a))) {
+        Some((u, p)) => (
+            (!u.is_empty()).then(|| u.to_owned()),
+            (!p.is_empty()).then(|| p.to_owned()),
+        ),
+        None => (None, None),
+    };
+    let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut sentinels = Vec::new();
+    for host in hosts.split(',').filter(|h| !h.is_empty()) {
+        let (name, port) = match host.rsplit_once(':') {
+            Some((name, port)) if !name.ends_with(']') || host.starts_with('[') => (
+                name,
+                port.parse::<u16>()
+                    .map_err(|_| format!("'{port}' is not a port number"))?,
+            ),
+            _ => (host, 26379),
+        };
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        sentinels.push(ConnectionAddr::Tcp(name.to_owned(), port));
+    }
+    if sentinels.is_empty() {
+        return Err("names no Sentinel (host:port, comma-separated)".into());
+    }
+    let mut parts = path.split('/').filter(|p| !p.is_empty());
+    let service = parts
+        .next()
+        .ok_or("names no service: redis+sentinel://host:26379/mymaster")?
+        .to_owned();
+    let db = match parts.next() {
+        Some(db) => db
+            .parse()
+            .map_err(|_| format!("'{db}' is not a database number"))?,
+        None => 0,
+    };
+    Ok(SentinelUrl {
+        sentinels,
+        service,
+        db,
+        username,
+        password,
+    })
+}
+
 /// A listed ban: subject as stored, end, reason.
 type Listed = (String, Option<u64>, Option<String>);
 
@@ -192,9 +252,15 @@ struct Link {
     pid: u32,
 }
 
+/// How connections are made: straight to one server, or to the primary the Sentinels name.
+enum Backend {
+    Direct(Client),
+    Sentinel(Mutex<SentinelClient>),
+}
+
 /// The Redis [`Store`].
 pub struct RedisStore {
-    client: Client,
+    backend: Backend,
     prefix: String,
     fail_closed: bool,
     link: Mutex<Link>,
@@ -257,21 +323,41 @@ impl RedisStore {
     /// When the URL cannot be used (bad syntax, an unknown scheme).
     pub fn open(options: &RedisOptions, max_keys: usize) -> Result<RedisStore, String> {
         let bad = |e: redis::RedisError| format!("storage URI '{}': {e}", options.url);
-        if options.url.starts_with("rediss://") || options.url.starts_with("valkeys://") {
+        let url = options.url.as_str();
+        if url.starts_with("rediss://") || url.starts_with("valkeys://") {
             // TLS through rustls with the ring primitives; a provider installed earlier (by the
             // application) is kept. Trusted roots: the system's, or `SSL_CERT_FILE`.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
         // One small command per request: Nagle's algorithm would hold it back.
-        let info = options
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(bad)?
-            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-        let client = Client::open(info).map_err(bad)?;
+        let tcp = redis::io::tcp::TcpSettings::default().set_nodelay(true);
+        let backend = if let Some(rest) = url
+            .strip_prefix("redis+sentinel://")
+            .or_else(|| url.strip_prefix("valkey+sentinel://"))
+        {
+            let s = parse_sentinel(rest).map_err(|why| format!("storage URI '{url}': {why}"))?;
+            let mut builder =
+                SentinelClientBuilder::new(s.sentinels, s.service, SentinelServerType::Master)
+                    .map_err(bad)?
+                    .set_client_to_redis_db(s.db)
+                    .set_client_to_redis_tcp_settings(tcp.clone())
+                    .set_client_to_sentinel_tcp_settings(tcp);
+            if let Some(user) = s.username {
+                builder = builder.set_client_to_redis_username(user);
+            }
+            if let Some(password) = s.password {
+                builder = builder.set_client_to_redis_password(password);
+            }
+            Backend::Sentinel(Mutex::new(builder.build().map_err(bad)?))
+        } else {
+            let info = url
+                .into_connection_info()
+                .map_err(bad)?
+                .set_tcp_settings(tcp);
+            Backend::Direct(Client::open(info).map_err(bad)?)
+        };
         Ok(RedisStore {
-            client,
+            backend,
             prefix: options.prefix.clone(),
             fail_closed: options.fail_closed,
             link: Mutex::new(Link::default()),
@@ -366,7 +452,14 @@ impl RedisStore {
     }
 
     fn connect(&self) -> RedisResult<Connection> {
-        let conn = self.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+        let conn = match &self.backend {
+            Backend::Direct(client) => client.get_connection_with_timeout(CONNECT_TIMEOUT)?,
+            Backend::Sentinel(sentinels) => {
+                // Asks the Sentinels for the current primary (after a failover, the new one).
+                let client = lock(sentinels).get_client()?;
+                client.get_connection_with_timeout(CONNECT_TIMEOUT)?
+            }
+        };
         conn.set_read_timeout(Some(IO_TIMEOUT))?;
         conn.set_write_timeout(Some(IO_TIMEOUT))?;
         Ok(conn)
@@ -689,5 +782,30 @@ impl Store for RedisStore {
         };
         self.has_warning.store(!w.is_empty(), Ordering::SeqCst);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentinel_urls_split_into_nodes_service_db_and_credentials() {
+        let tcp = |h: &str, p| ConnectionAddr::Tcp(h.to_owned(), p);
+        assert_eq!(
+            parse_sentinel(":secret@s1:26379,s2,[::1]:26380/mymaster/2"),
+            Ok(SentinelUrl {
+                sentinels: vec![tcp("s1", 26379), tcp("s2", 26379), tcp("::1", 26380)],
+                service: "mymaster".into(),
+                db: 2,
+                username: None,
+                password: Some("secret".into()),
+            })
+        );
+        let u = parse_sentinel("app:pw@h:1/svc").expect("valid");
+        assert_eq!((u.username.as_deref(), u.db), (Some("app"), 0));
+        for bad in ["h:1", "/svc", "h:port/svc", "h:1/svc/x"] {
+            assert!(parse_sentinel(bad).is_err(), "{bad}");
+        }
     }
 }
