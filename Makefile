@@ -34,7 +34,7 @@ demo: build
 
 test: test-rust test-python
 
-test-rust:
+test-rust: redis-server
 	cargo test --workspace
 
 test-python: build redis-server

@@ -1,0 +1,214 @@
+//! The Redis store against a real `redis-server`, started on a free loopback port by each test
+//! (`make test` installs it). Same answers as the memory store, one script call per admission,
+//! and the outage behaviour: fail open onto local counters or closed, bans written back.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::{IpAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rampart_core::config::RedisOptions;
+use rampart_core::limit::{Algorithm, Quota, Rule};
+use rampart_core::store::{Admission, Charge, Key, MemoryStore, RedisStore, Store, Subject};
+
+struct Server {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl Server {
+    fn start() -> Server {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Server { child: None, port };
+        server.run();
+        server
+    }
+
+    fn run(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (make test installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn store(&self, prefix: &str, fail_closed: bool) -> RedisStore {
+        let options = RedisOptions {
+            url: format!("redis://127.0.0.1:{}/0", self.port),
+            prefix: prefix.to_owned(),
+            fail_closed,
+        };
+        RedisStore::open(&options, 10_000).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn ip(s: &str) -> Subject {
+    Subject::ip(s.parse::<IpAddr>().unwrap())
+}
+
+fn charge(rule: u32, who: Subject, limit: u32, algorithm: Algorithm) -> Charge {
+    Charge {
+        key: Key { rule, subject: who },
+        rule: Rule::new(limit, 60, algorithm),
+    }
+}
+
+fn now() -> u64 {
+    u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn admissions_match_the_memory_store_and_are_all_or_nothing() {
+    let server = Server::start();
+    let redis = server.store("a:", false);
+    let memory = MemoryStore::new(1000);
+    let who = ip("192.0.2.1");
+    for (id, algorithm) in [
+        Algorithm::SlidingWindow,
+        Algorithm::FixedWindow,
+        Algorithm::SlidingWindowCounter,
+        Algorithm::Gcra,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let c = charge(u32::try_from(id).unwrap(), who, 3, algorithm);
+        let (mut qr, mut qm): (Vec<Quota>, Vec<Quota>) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            let t = now();
+            let r = redis.admit(t, Some(who), &[c], &mut qr);
+            let m = memory.admit(t, Some(who), &[c], &mut qm);
+            assert_eq!(r, m, "{algorithm:?}");
+            assert_eq!(qr[0].allowed, qm[0].allowed, "{algorithm:?}");
+            assert_eq!(qr[0].remaining, qm[0].remaining, "{algorithm:?}");
+        }
+    }
+    // A request refused by one limit is counted by none.
+    let other = ip("192.0.2.2");
+    let wide = charge(10, other, 5, Algorithm::SlidingWindow);
+    let narrow = charge(11, other, 1, Algorithm::FixedWindow);
+    let mut q = Vec::new();
+    assert_eq!(
+        redis.admit(now(), None, &[wide, narrow], &mut q),
+        Admission::Admitted
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            redis.admit(now(), None, &[wide, narrow], &mut q),
+            Admission::Limited { index: 1 }
+        );
+    }
+    assert_eq!(q[0].remaining, 4);
+    redis.admit(now(), None, &[wide], &mut q);
+    assert_eq!(q[0].remaining, 3);
+}
+
+#[test]
+fn bans_strikes_and_resets_are_shared() {
+    let server = Server::start();
+    let (one, two) = (server.store("b:", false), server.store("b:", false));
+    let who = ip("198.51.100.1");
+    let t = now();
+    one.ban(who, t + 60_000, "by hand");
+    let mut q = Vec::new();
+    assert!(
+        matches!(two.admit(t, Some(who), &[], &mut q), Admission::Banned(b) if b.reason == "by hand")
+    );
+    assert_eq!(two.bans(t).len(), 1);
+    assert!(two.unban(who));
+    assert!(one.ban_of(who, t).is_none());
+
+    let rule = Rule::new(2, 60, Algorithm::SlidingWindow);
+    let striker = ip("198.51.100.2");
+    assert_eq!(
+        one.strike(t, striker, &rule, Some(5_000), "strikes").count,
+        1
+    );
+    let s = two.strike(t, striker, &rule, Some(5_000), "strikes");
+    assert_eq!((s.count, s.banned_until_ms), (2, Some(t + 5_000)));
+    assert!(one.ban_of(striker, t).is_some());
+
+    let c = charge(1, who, 1, Algorithm::Gcra);
+    assert_eq!(one.admit(t, None, &[c], &mut q), Admission::Admitted);
+    assert_eq!(
+        two.admit(t, None, &[c], &mut q),
+        Admission::Limited { index: 0 }
+    );
+    two.reset_subject(who);
+    assert_eq!(one.admit(t, None, &[c], &mut q), Admission::Admitted);
+    one.clear();
+    assert!(two.ban_of(striker, t).is_none());
+}
+
+#[test]
+fn an_outage_fails_open_or_closed_and_bans_are_written_back() {
+    let mut server = Server::start();
+    let open = server.store("c:", false);
+    let closed = server.store("c:", true);
+    let who = ip("203.0.113.1");
+    let c = charge(1, who, 2, Algorithm::SlidingWindow);
+    let mut q = Vec::new();
+    assert_eq!(open.admit(now(), None, &[c], &mut q), Admission::Admitted);
+    assert_eq!(closed.admit(now(), None, &[c], &mut q), Admission::Admitted);
+    server.kill();
+    // Open: local counters (a fresh window here); closed: unavailable.
+    assert_eq!(open.admit(now(), None, &[c], &mut q), Admission::Admitted);
+    assert_eq!(open.admit(now(), None, &[c], &mut q), Admission::Admitted);
+    assert_eq!(
+        open.admit(now(), None, &[c], &mut q),
+        Admission::Limited { index: 0 }
+    );
+    assert_eq!(
+        closed.admit(now(), None, &[c], &mut q),
+        Admission::Unavailable
+    );
+    let warning = open.take_warning().unwrap();
+    assert!(warning.contains("unreachable"), "{warning}");
+    assert!(open.take_warning().is_none());
+    let banned = ip("203.0.113.9");
+    open.ban(banned, now() + 60_000, "during the outage");
+    assert!(open.ban_of(banned, now()).is_some());
+
+    server.run();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(open.admit(now(), None, &[], &mut q), Admission::Admitted);
+    assert!(open.take_warning().unwrap().contains("1 bans"));
+    // Written back: another store on the same server sees the ban.
+    let later = server.store("c:", false);
+    assert_eq!(
+        later.ban_of(banned, now()).unwrap().reason,
+        "during the outage"
+    );
+}
