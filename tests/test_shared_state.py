@@ -88,8 +88,10 @@ def test_bad_storage_settings_are_named_together() -> None:
         SecurityConfig(storage_uri="shm://relative/path")
     with pytest.raises(ConfigError, match="slots"):
         SecurityConfig(storage_uri="shm:///tmp/x?slots=many")
-    with pytest.raises(ConfigError, match="Sentinel and Cluster"):
-        SecurityConfig(storage_uri="redis+sentinel://h:26379/mymaster")
+    with pytest.raises(ConfigError, match="Cluster is not supported"):
+        SecurityConfig(storage_uri="redis+cluster://h:7000")
+    with pytest.raises(ConfigError, match="names no service"):
+        Rampart(Flask("x"), SecurityConfig(storage_uri="redis+sentinel://h:26379"))
     with pytest.raises(ConfigError, match="conflicts"):
         SecurityConfig(storage_uri="redis://a:1", enable_redis=True, redis_url="redis://b:2")
 
@@ -182,6 +184,29 @@ def test_a_full_shm_table_admits_and_warns_once(
     warnings = [r.getMessage() for r in caplog.records if "is full" in r.getMessage()]
     assert len(warnings) == 1, warnings
     assert "slots=" in warnings[0]
+
+
+def _count_hits(uri: str, n: int) -> None:
+    app, _ = make_app(storage_uri=uri, rate_limit=1_000_000, rate_limit_algorithm="fixed_window")
+    client = app.test_client()
+    for _ in range(n):
+        assert client.get("/", environ_base=CLIENT).status_code == 200
+
+
+def test_four_processes_lose_no_update(tmp_path: Path) -> None:
+    import multiprocessing
+
+    uri = f"shm://{tmp_path}/count.shm"
+    context = multiprocessing.get_context("spawn")
+    procs = [context.Process(target=_count_hits, args=(uri, 1500)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    app, _ = make_app(storage_uri=uri, rate_limit=1_000_000, rate_limit_algorithm="fixed_window")
+    r = app.test_client().get("/", environ_base=CLIENT)
+    assert r.headers["X-RateLimit-Remaining"] == str(1_000_000 - 6001)
 
 
 def test_gunicorn_four_workers_share_one_limit_exactly(tmp_path: Path) -> None:
@@ -289,6 +314,42 @@ def test_two_gunicorn_masters_share_one_redis(redis: RedisServer) -> None:
     finally:
         one.stop()
         two.stop()
+
+
+def test_workers_forked_after_the_master_connected_use_their_own_connections(
+    redis: RedisServer,
+) -> None:
+    env = {"RAMPART_STORAGE_URI": redis.url, "LIMIT": "100", "TOUCH_STORE_AT_IMPORT": "1"}
+    server = Gunicorn(3, env, preload=True)
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            codes = list(pool.map(lambda _: server.get("/")[0], range(300)))
+        assert collections.Counter(codes) == {200: 100, 429: 200}
+    finally:
+        log = server.stop()
+    assert "Traceback" not in log
+
+
+def test_redis_over_a_unix_socket(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    sock = tmp_path / "redis.sock"
+    proc = subprocess.Popen(
+        [shutil.which("redis-server") or "redis-server", "--port", "0", "--unixsocket",
+         str(sock), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        a, _ = make_app(storage_uri=f"redis+unix://{sock}", rate_limit=2)
+        b, _ = make_app(storage_uri=f"unix://{sock}", rate_limit=2)
+        assert hit(a) + hit(b) + hit(a) == [200, 200, 429]
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_an_outage_fails_open_locally_and_recovers(

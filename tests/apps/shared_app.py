@@ -1,6 +1,7 @@
 """The app the multi-process tests serve with gunicorn: one limit on every route, storage from
 ``RAMPART_STORAGE_URI``. ``/ban/<ip>`` bans through whichever worker answers; ``/pid`` says
-which worker that was (and is not limited)."""
+which worker that was (and is not limited). ``TOUCH_STORE_AT_IMPORT`` uses the store once at
+import time."""
 
 from __future__ import annotations
 
@@ -22,6 +23,12 @@ rampart = Rampart(
         exclude_paths=["/pid", "/ban"],
     ),
 )
+
+if os.environ.get("TOUCH_STORE_AT_IMPORT"):
+    # With --preload this runs in the master: its Redis connection is made before the fork,
+    # and each worker must notice and connect on its own.
+    with app.app_context():
+        rampart.bans()
 
 
 @app.get("/")

@@ -141,6 +141,9 @@ fn bans_strikes_and_resets_are_shared() {
     let (one, two) = (server.store("b:", false), server.store("b:", false));
     let who = ip("198.51.100.1");
     let t = now();
+    // Listing no bans is a listing, not an error (which would read as an outage).
+    assert!(one.bans(t).is_empty());
+    assert!(one.take_warning().is_none());
     one.ban(who, t + 60_000, "by hand");
     let mut q = Vec::new();
     assert!(

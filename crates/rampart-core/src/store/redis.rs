@@ -21,7 +21,7 @@
 //! Every half second one request tries to reconnect. Bans and unbans made meanwhile are kept and
 //! written to Redis when it is back, so none is lost.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -267,6 +267,8 @@ pub struct RedisStore {
     local: MemoryStore,
     down: AtomicBool,
     next_probe_ms: AtomicU64,
+    /// The process that last used the store (to notice a fork).
+    pid: AtomicU32,
     pending: Mutex<Vec<Pending>>,
     warnings: Mutex<Vec<String>>,
     has_warning: AtomicBool,
@@ -364,6 +366,7 @@ impl RedisStore {
             local: MemoryStore::new(max_keys),
             down: AtomicBool::new(false),
             next_probe_ms: AtomicU64::new(0),
+            pid: AtomicU32::new(0),
             pending: Mutex::new(Vec::new()),
             warnings: Mutex::new(Vec::new()),
             has_warning: AtomicBool::new(false),
@@ -403,11 +406,17 @@ impl RedisStore {
     /// what was kept locally once it is back.
     fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Option<T> {
         let now = wall_ms();
+        let pid = std::process::id();
+        if self.pid.swap(pid, Ordering::SeqCst) != pid {
+            // A fresh process, or one forked from the process that made this store: what the
+            // parent knew about the server's health is not this process's to act on.
+            self.down.store(false, Ordering::SeqCst);
+            self.next_probe_ms.store(0, Ordering::SeqCst);
+        }
         if self.down.load(Ordering::SeqCst) && now < self.next_probe_ms.load(Ordering::SeqCst) {
             return None;
         }
         let mut link = lock(&self.link);
-        let pid = std::process::id();
         if link.pid != pid {
             // Inherited through fork(): the socket is the parent's.
             *link = Link { conn: None, pid };
@@ -668,6 +677,9 @@ impl Store for RedisStore {
                 .arg(0)
                 .arg(-1)
                 .query(conn)?;
+            if members.is_empty() {
+                return Ok(Vec::new());
+            }
             let mut pipe = redis::pipe();
             for m in &members {
                 pipe.cmd("HMGET")
