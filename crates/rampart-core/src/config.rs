@@ -254,18 +254,13 @@ impl Storage {
                     Storage::Memory
                 }
             },
-            "redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys"
-                if !rest.is_empty() || scheme.ends_with("unix") =>
+            "redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys" | "valkey+unix"
+            | "redis+sentinel" | "valkey+sentinel"
+                if !rest.is_empty() =>
             {
                 Storage::Redis(RedisOptions {
-                    url: uri.clone(),
-                    prefix,
-                    fail_closed,
-                })
-            }
-            "redis+sentinel" | "valkey+sentinel" if !rest.is_empty() => {
-                Storage::Redis(RedisOptions {
-                    url: uri.clone(),
+                    // The scheme in lower case: the client library matches it exactly.
+                    url: format!("{}://{rest}", scheme.to_ascii_lowercase()),
                     prefix,
                     fail_closed,
                 })
@@ -1084,7 +1079,7 @@ mod tests {
             Storage::Memory
         );
         assert_eq!(
-            storage(r#"{"storage_uri": "valkey://v:6379"}"#),
+            storage(r#"{"storage_uri": "VALKEY://v:6379"}"#),
             redis("valkey://v:6379", "rampart:", false)
         );
         let errs = errors(

@@ -11,8 +11,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
-use crate::config::Config;
-use crate::config::Storage;
+use crate::config::{Config, Storage};
 use crate::decision::{Event, Headers, Outcome, Response, Verdict};
 use crate::detect::{Detector, Finding, Scan};
 use crate::error::ConfigErrors;
@@ -913,7 +912,6 @@ fn user_agent(e: &Engine, ctx: &Ctx<'_, '_>) -> Option<Hit> {
     ))
 }
 
-/// An event about a ban made or lifted outside a request.
 /// The store could not answer and `storage_outage="block"`: 503, try again shortly.
 fn unavailable_hit() -> Hit {
     let mut hit = Hit::new(
@@ -942,6 +940,7 @@ fn storage_event(message: String, ctx: &Ctx<'_, '_>) -> Event {
     }
 }
 
+/// An event about a ban made or lifted outside a request.
 fn ban_event(ip: IpAddr, action: &'static str, outcome: Outcome, message: String) -> Event {
     Event {
         action,
