@@ -166,6 +166,64 @@ class Sentinel:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class RedisCluster:
+    """Three ``redis-server --cluster-enabled yes`` primaries joined by ``redis-cli``."""
+
+    def __init__(self) -> None:
+        self.nodes: list[subprocess.Popen[bytes]] = []
+        self.ports: list[int] = []
+        self.dir = tempfile.mkdtemp(prefix="rampart-cluster-")
+        for n in range(3):
+            port = free_port()
+            node_dir = Path(self.dir) / str(n)
+            node_dir.mkdir()
+            log = tempfile.TemporaryFile()
+            proc = subprocess.Popen(
+                [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
+                 "127.0.0.1", "--save", "", "--appendonly", "no", "--cluster-enabled", "yes",
+                 "--cluster-config-file", "nodes.conf", "--cluster-port", str(free_port()),
+                 "--dir", str(node_dir)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            _wait_for_port(port, proc, log)
+            self.nodes.append(proc)
+            self.ports.append(port)
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports],
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 15
+        while not all(b"cluster_state:ok" in self.call(p, "CLUSTER", "INFO") for p in self.ports):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the cluster did not settle")
+            time.sleep(0.1)
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports[:2])
+
+    @staticmethod
+    def call(port: int, *args: str) -> Any:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            parts = [a.encode() for a in args]
+            s.sendall(
+                b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+            )
+            return _read_reply(s.makefile("rb"))
+
+    def keys(self) -> list[str]:
+        return sorted(k.decode() for p in self.ports for k in self.call(p, "KEYS", "*"))
+
+    def stop(self) -> None:
+        for proc in self.nodes:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def make_certificates(directory: Path) -> str:
     """A CA and a server certificate for 127.0.0.1, made with the openssl command; the CA's path."""
 

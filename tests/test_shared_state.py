@@ -19,7 +19,7 @@ from typing import TypeVar
 import pytest
 from flask import Flask
 from flask_rampart import ConfigError, Rampart, SecurityConfig
-from servers import Gunicorn, RedisServer, Sentinel
+from servers import Gunicorn, RedisCluster, RedisServer, Sentinel
 
 CLIENT = {"REMOTE_ADDR": "127.0.0.1"}
 T = TypeVar("T")
@@ -88,8 +88,8 @@ def test_bad_storage_settings_are_named_together() -> None:
         SecurityConfig(storage_uri="shm://relative/path")
     with pytest.raises(ConfigError, match="slots"):
         SecurityConfig(storage_uri="shm:///tmp/x?slots=many")
-    with pytest.raises(ConfigError, match="Cluster is not supported"):
-        SecurityConfig(storage_uri="redis+cluster://h:7000")
+    with pytest.raises(ConfigError, match="braces"):
+        SecurityConfig(storage_uri="redis+cluster://h:7000", redis_prefix="{app}:")
     with pytest.raises(ConfigError, match="names no service"):
         Rampart(Flask("x"), SecurityConfig(storage_uri="redis+sentinel://h:26379"))
     with pytest.raises(ConfigError, match="conflicts"):
@@ -372,7 +372,7 @@ def test_an_outage_fails_open_locally_and_recovers(
     assert hit(a, "192.0.2.99") == [200]
     assert any("reachable again" in r.getMessage() for r in caplog.records)
     assert hit(b, "198.51.100.50") == [403]
-    assert redis.command("HGET", "rampart:ban:198.51.100.50", "reason") == b"during the outage"
+    assert redis.command("HGET", "rampart:ban:{198.51.100.50}", "reason") == b"during the outage"
     # Shared counting resumed.
     assert hit(a, "192.0.2.5", 2) + hit(b, "192.0.2.5", 2) == [200] * 3 + [429]
 
@@ -454,7 +454,7 @@ def test_sentinel_finds_the_primary_and_follows_a_failover() -> None:
         assert any(k.startswith("rampart:rl:") for k in primary.keys())
         inside(a, ra.ban, "198.51.100.80", 300, "before the failover")
         deadline = time.monotonic() + 10
-        while "rampart:ban:198.51.100.80" not in replica.keys() and time.monotonic() < deadline:
+        while "rampart:ban:{198.51.100.80}" not in replica.keys() and time.monotonic() < deadline:
             time.sleep(0.1)  # the replica's first sync and then the ban reach it
         primary.kill()
         deadline = time.monotonic() + 15
@@ -466,16 +466,43 @@ def test_sentinel_finds_the_primary_and_follows_a_failover() -> None:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             statuses += hit(b, "192.0.2.50")
-            if any(k.startswith("rampart:rl:192.0.2.50") for k in replica.keys()):
+            if any(k.startswith("rampart:rl:{192.0.2.50}") for k in replica.keys()):
                 break
             time.sleep(0.2)
         assert 500 not in statuses
-        assert any(k.startswith("rampart:rl:192.0.2.50") for k in replica.keys())
+        assert any(k.startswith("rampart:rl:{192.0.2.50}") for k in replica.keys())
         assert hit(b, "198.51.100.80") == [403]
     finally:
         sentinel.stop()
         replica.stop()
         primary.stop()
+
+
+def test_a_cluster_shares_limits_spread_over_its_nodes() -> None:
+    cluster = RedisCluster()
+    try:
+        fields = {
+            "storage_uri": cluster.url,
+            "rate_limit": 2,
+            "rate_limits": [{"limit": 10, "window": 60, "key": "global"}],
+        }
+        a, ra = make_app(**fields)
+        b, _ = make_app(**fields)
+        codes = [hit(a if n % 2 else b, f"10.1.0.{n}", 3) for n in range(8)]
+        flat = [c for three in codes for c in three]
+        # Two per client, ten in all: the first five clients get two each, the rest nothing,
+        # and a refusal by the global limit is not counted against the client's own.
+        assert flat.count(200) == 10, codes
+        assert codes[0] == [200, 200, 429]
+        keys = cluster.keys()
+        assert "rampart:rl:{::}:" in " ".join(keys)
+        per_node = [len(cluster.call(p, "KEYS", "*")) for p in cluster.ports]
+        assert sum(1 for n in per_node if n) >= 2, per_node
+        inside(a, ra.ban, "198.51.100.90", 60, "cluster")
+        assert hit(b, "198.51.100.90") == [403]
+        assert [x.ip for x in inside(a, ra.bans)] == ["198.51.100.90"]
+    finally:
+        cluster.stop()
 
 
 def test_a_bad_redis_url_is_a_clear_error() -> None:

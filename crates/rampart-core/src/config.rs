@@ -206,7 +206,7 @@ pub struct RedisOptions {
 impl Storage {
     /// The URI schemes `storage_uri` accepts.
     pub const SCHEMES: &'static str =
-        "memory://, shm:///path, redis://, rediss://, redis+unix://, redis+sentinel://, valkey://, valkeys://";
+        "memory://, shm:///path, redis://, rediss://, redis+unix://, redis+sentinel://, redis+cluster://, valkey://, valkeys://";
 
     fn parse(r: &mut Reader<'_>, max_keys: usize) -> Storage {
         let prefix = r
@@ -216,6 +216,12 @@ impl Storage {
             r.err(
                 "redis_prefix",
                 "must not be empty: keys would collide with other users of the server",
+            );
+        } else if prefix.contains(['{', '}']) {
+            r.err(
+                "redis_prefix",
+                "must not contain { or }: Rampart's keys use braces to keep each client's keys \
+                 in one Redis Cluster slot",
             );
         }
         let fail_closed = match r.opt_string("storage_outage").as_deref() {
@@ -255,7 +261,7 @@ impl Storage {
                 }
             },
             "redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys" | "valkey+unix"
-            | "redis+sentinel" | "valkey+sentinel"
+            | "redis+sentinel" | "valkey+sentinel" | "redis+cluster" | "valkey+cluster"
                 if !rest.is_empty() =>
             {
                 Storage::Redis(RedisOptions {
@@ -264,13 +270,6 @@ impl Storage {
                     prefix,
                     fail_closed,
                 })
-            }
-            "redis+cluster" | "valkey+cluster" => {
-                r.err(
-                    field,
-                    format!("'{uri}': Redis Cluster is not supported yet; use one primary (redis://) or Sentinel (redis+sentinel://)"),
-                );
-                Storage::Memory
             }
             _ => {
                 r.err(
@@ -1093,7 +1092,6 @@ mod tests {
         );
         for bad in [
             "ftp://x",
-            "redis+cluster://a:1",
             "redis+sentinel://",
             "shm:///x?slots=1",
             "shm:///x?size=9",

@@ -62,6 +62,118 @@ impl Server {
     }
 }
 
+/// Three primaries joined into a cluster with `redis-cli --cluster create`.
+struct Cluster {
+    nodes: Vec<Server>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let nodes: Vec<Server> = (0..3)
+            .map(|_| {
+                let port = TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port();
+                // The cluster bus needs a port of its own (by default port + 10000, which may
+                // not exist).
+                let bus = TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port();
+                let dir = std::env::temp_dir().join(format!("rampart-cluster-{port}"));
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir).unwrap();
+                let child = Command::new("redis-server")
+                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                    .args([
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--cluster-enabled",
+                        "yes",
+                    ])
+                    .args(["--cluster-config-file", "nodes.conf"])
+                    .args(["--cluster-port", &bus.to_string()])
+                    .arg("--dir")
+                    .arg(&dir)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                    assert!(Instant::now() < deadline, "cluster node did not start");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Server {
+                    child: Some(child),
+                    port,
+                }
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let status = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "redis-cli --cluster create failed");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        for n in &nodes {
+            let client = redis::Client::open(format!("redis://127.0.0.1:{}", n.port)).unwrap();
+            loop {
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut client.get_connection().unwrap())
+                    .unwrap();
+                if info.contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the cluster did not settle");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Cluster { nodes }
+    }
+
+    fn store(&self) -> RedisStore {
+        let hosts: Vec<String> = self.nodes[..2]
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let options = RedisOptions {
+            url: format!("redis+cluster://{}", hosts.join(",")),
+            prefix: "k:".to_owned(),
+            fail_closed: false,
+        };
+        RedisStore::open(&options, 10_000).unwrap()
+    }
+
+    fn keys_per_node(&self) -> Vec<usize> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let client = redis::Client::open(format!("redis://127.0.0.1:{}", n.port)).unwrap();
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg("k:*")
+                    .query(&mut client.get_connection().unwrap())
+                    .unwrap();
+                keys.len()
+            })
+            .collect()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
@@ -214,4 +326,72 @@ fn an_outage_fails_open_or_closed_and_bans_are_written_back() {
         later.ban_of(banned, now()).unwrap().reason,
         "during the outage"
     );
+}
+
+#[test]
+fn a_cluster_counts_across_slots_all_or_nothing() {
+    let cluster = Cluster::start();
+    let (one, two) = (cluster.store(), cluster.store());
+    let mut q = Vec::new();
+    // Many clients, one global limit and a per-client limit: keys in many slots.
+    let global = Charge {
+        key: Key {
+            rule: 1,
+            subject: Subject::EVERYONE,
+        },
+        rule: Rule::new(20, 60, Algorithm::SlidingWindow),
+    };
+    let mut admitted = 0;
+    for n in 0..40u8 {
+        let who = ip(&format!("10.0.0.{n}"));
+        let own = charge(2, who, 1, Algorithm::Gcra);
+        let store = if n % 2 == 0 { &one } else { &two };
+        for _ in 0..2 {
+            if store.admit(now(), Some(who), &[own, global], &mut q) == Admission::Admitted {
+                admitted += 1;
+            }
+        }
+    }
+    // 40 clients allowed one each, the global limit 20: exactly 20, and the clients refused by
+    // the global limit were not counted by their own (they pass once it has room).
+    assert_eq!(admitted, 20, "{:?}", one.take_warning());
+    let nodes_used = cluster.keys_per_node().iter().filter(|&&k| k > 0).count();
+    assert!(nodes_used >= 2, "keys should spread over the nodes");
+    let late = ip("10.0.0.39");
+    let own = charge(2, late, 1, Algorithm::Gcra);
+    assert_eq!(
+        one.admit(now(), Some(late), &[own], &mut q),
+        Admission::Admitted
+    );
+
+    // Bans, strikes, listing, reset and clear work across nodes.
+    let t = now();
+    let banned = ip("198.51.100.3");
+    one.ban(banned, t + 60_000, "cluster");
+    assert!(matches!(
+        two.admit(t, Some(banned), &[], &mut q),
+        Admission::Banned(_)
+    ));
+    let rule = Rule::new(2, 60, Algorithm::SlidingWindow);
+    let striker = ip("198.51.100.4");
+    one.strike(t, striker, &rule, Some(60_000), "strikes");
+    two.strike(t, striker, &rule, Some(60_000), "strikes");
+    let listed: Vec<Subject> = two.bans(t).into_iter().map(|(s, _)| s).collect();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.contains(&banned) && listed.contains(&striker));
+    assert!(two.unban(banned));
+    assert!(one.ban_of(banned, t).is_none());
+    let limited = charge(2, ip("10.0.0.1"), 1, Algorithm::Gcra);
+    assert_eq!(
+        one.admit(now(), None, &[limited], &mut q),
+        Admission::Limited { index: 0 }
+    );
+    two.reset_subject(ip("10.0.0.1"));
+    assert_eq!(
+        one.admit(now(), None, &[limited], &mut q),
+        Admission::Admitted
+    );
+    one.clear();
+    assert_eq!(cluster.keys_per_node().iter().sum::<usize>(), 0);
+    assert!(one.take_warning().is_none(), "no outage on the way");
 }

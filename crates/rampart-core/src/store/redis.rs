@@ -1,15 +1,21 @@
-//! The Redis (or Valkey) store: limits and bans shared by every host using one server.
+//! The Redis (or Valkey) store: limits and bans shared by every host using one server, a
+//! Sentinel-managed primary, or a cluster.
 //!
 //! One request costs one round trip: a single server-side script checks the client's ban and
 //! counts the request against every applicable limit, all or nothing, on the server's clock (so
 //! hosts whose clocks disagree still share one window). Keys are
 //!
 //! ```text
-//! {prefix}ban:{ip}          hash {until, reason}, expires with the ban
-//! {prefix}bans              sorted set of banned subjects by end time (for listing)
-//! {prefix}rl:{ip}:{rule}    a limit's state (sorted set, hash or string), expires with it
-//! {prefix}strikes:{ip}      sorted set of strike times, expires after the ban window
+//! {prefix}ban:{<ip>}          hash {until, reason}, expires with the ban
+//! {prefix}bans                sorted set of banned subjects by end time (for listing)
+//! {prefix}rl:{<ip>}:<rule>    a limit's state (sorted set, hash or string), expires with it
+//! {prefix}strikes:{<ip>}      sorted set of strike times, expires after the ban window
 //! ```
+//!
+//! The braces are Redis Cluster hash tags: every key of one client lives in one slot. On a
+//! cluster, a request whose limits concern several subjects (the client, everyone, an endpoint)
+//! makes one script call per subject, the client's first; when a later one refuses, the earlier
+//! counts are taken back, so a refused request is still counted by none.
 //!
 //! Every key has a TTL, so nothing is left behind. A connection belongs to one process: after a
 //! `fork()` (gunicorn `--preload`) the child notices the pid changed and connects afresh.
@@ -25,8 +31,11 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
-use redis::{Client, Connection, ConnectionAddr, IntoConnectionInfo, RedisResult, Script};
+use redis::{
+    Client, Connection, ConnectionAddr, ConnectionLike, IntoConnectionInfo, RedisResult, Script,
+};
 
 use super::{Admission, Ban, Charge, MemoryStore, Store, StoreStats, Strike, Subject};
 use crate::config::RedisOptions;
@@ -48,15 +57,17 @@ if ARGV[1] == '1' then
     return {1, tonumber(b[1]), b[2] or '', {}}
   end
 end
-local n = tonumber(ARGV[2])
+local commit = ARGV[2] == '1'
+local n = tonumber(ARGV[3])
 local quotas = {}
 local writes = {}
 local refused, wait = 0, -1
 local function ceil_div(a, b) return math.floor((a + b - 1) / b) end
 for i = 1, n do
-  local algo = ARGV[3 * i]
-  local limit = tonumber(ARGV[3 * i + 1])
-  local w = tonumber(ARGV[3 * i + 2])
+  local base = 4 * i
+  local algo = ARGV[base]
+  local limit = tonumber(ARGV[base + 1])
+  local w = tonumber(ARGV[base + 2])
   local key = KEYS[1 + i]
   local ok, remaining, reset, retry = 1, 0, 0, 0
   if algo == 'log' then
@@ -69,7 +80,7 @@ for i = 1, n do
       ok, retry = 0, math.max(reset, 1)
     else
       remaining = limit - count - 1
-      writes[#writes + 1] = {1, key, w, count}
+      writes[#writes + 1] = {1, key, w, ARGV[base + 3]}
     end
   elseif algo == 'fixed' then
     local id = math.floor(now / w)
@@ -138,9 +149,10 @@ for i = 1, n do
   if ok == 0 and retry > wait then refused, wait = i, retry end
 end
 if refused > 0 then return {2, refused - 1, '', quotas} end
+if not commit then return {0, 0, '', quotas} end
 for _, x in ipairs(writes) do
   if x[1] == 1 then
-    redis.call('ZADD', x[2], now, now_us .. ':' .. x[4])
+    redis.call('ZADD', x[2], now, x[4])
     redis.call('PEXPIRE', x[2], x[3])
   elseif x[1] == 2 then
     redis.call('HSET', x[2], 'id', x[3], 'n', x[4])
@@ -155,7 +167,8 @@ end
 return {0, 0, '', quotas}
 ";
 
-/// Counts a strike; at the threshold, starts the count again and (optionally) bans.
+/// Counts a strike; at the threshold, starts the count again and (optionally) bans. The ban's
+/// entry in the listing index is added by the caller (the index may live on another node).
 const STRIKE: &str = r"
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -170,10 +183,46 @@ redis.call('DEL', KEYS[1])
 if ban_until > 0 then
   redis.call('HSET', KEYS[2], 'until', ban_until, 'reason', ARGV[4])
   redis.call('PEXPIREAT', KEYS[2], ban_until)
-  redis.call('ZADD', KEYS[3], ban_until, ARGV[5])
   return {count, ban_until}
 end
 return {count, 0}
+";
+
+/// Sets a ban: its hash and its expiry, together.
+const SET_BAN: &str = r"
+redis.call('HSET', KEYS[1], 'until', ARGV[1], 'reason', ARGV[2])
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1
+";
+
+/// Takes back the hits an admission counted (Cluster: a later slot's limit refused).
+const UNDO: &str = r"
+for i = 1, #KEYS do
+  local algo, x = ARGV[2 * i - 1], ARGV[2 * i]
+  if algo == 'log' then
+    redis.call('ZREM', KEYS[i], x)
+  elseif algo == 'gcra' then
+    local v = redis.call('GET', KEYS[i])
+    if v then redis.call('SET', KEYS[i], tonumber(v) - tonumber(x), 'KEEPTTL') end
+  else
+    local field = (algo == 'fixed') and 'n' or 'c'
+    if tonumber(redis.call('HGET', KEYS[i], field) or '0') > 0 then
+      redis.call('HINCRBY', KEYS[i], field, -1)
+    end
+  end
+end
+return 1
+";
+
+/// Deletes the keys matching `ARGV[1]`, all in the slot of `KEYS[1]` (one client's limits).
+const RESET: &str = r"
+local cursor = '0'
+repeat
+  local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000)
+  cursor = r[1]
+  for _, k in ipairs(r[2]) do redis.call('DEL', k) end
+until cursor == '0'
+return 1
 ";
 
 /// `redis+sentinel://[[user]:password@]host:port[,host:port…]/service[/db]`, split.
@@ -235,9 +284,6 @@ fn parse_sentinel(rest: &str) -> Result<SentinelUrl, String> {
     })
 }
 
-/// A listed ban: subject as stored, end, reason.
-type Listed = (String, Option<u64>, Option<String>);
-
 /// Something made while Redis was away, to write back.
 #[derive(Debug, Clone)]
 enum Pending {
@@ -245,17 +291,35 @@ enum Pending {
     Unban(Subject),
 }
 
+/// This process's connection: to one server, or to a cluster (which routes each command to the
+/// node owning its keys' slot).
+enum Conn {
+    One(Connection),
+    Cluster(Box<ClusterConnection>),
+}
+
+impl Conn {
+    fn like(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Conn::One(c) => c,
+            Conn::Cluster(c) => c.as_mut(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Link {
-    conn: Option<Connection>,
+    conn: Option<Conn>,
     /// The process that made `conn` (a forked child must not use its parent's socket).
     pid: u32,
 }
 
-/// How connections are made: straight to one server, or to the primary the Sentinels name.
+/// How connections are made: straight to one server, to the primary the Sentinels name, or to
+/// a cluster.
 enum Backend {
     Direct(Client),
     Sentinel(Mutex<SentinelClient>),
+    Cluster(ClusterClient),
 }
 
 /// The Redis [`Store`].
@@ -269,11 +333,18 @@ pub struct RedisStore {
     next_probe_ms: AtomicU64,
     /// The process that last used the store (to notice a fork).
     pid: AtomicU32,
+    /// Numbers this store's sliding-window entries: with a random nonce and the pid, a member
+    /// no other store, process or host uses.
+    entries: AtomicU64,
+    nonce: u64,
     pending: Mutex<Vec<Pending>>,
     warnings: Mutex<Vec<String>>,
     has_warning: AtomicBool,
     admit_script: Script,
     strike_script: Script,
+    set_ban_script: Script,
+    undo_script: Script,
+    reset_script: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -295,9 +366,10 @@ fn wall_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// How a subject reads in a key: its IP (names are hashed subjects, shown as IPv6).
+/// How a subject reads in a key: its IP (names are hashed subjects, shown as IPv6), in braces
+/// so that a cluster keeps every key of one subject in one slot.
 fn subject_key(s: Subject) -> String {
-    s.as_ip().to_string()
+    format!("{{{}}}", s.as_ip())
 }
 
 fn algo_name(rule: &Rule) -> &'static str {
@@ -317,6 +389,13 @@ fn to_u32(x: i64) -> u32 {
     u32::try_from(x.max(0)).unwrap_or(u32::MAX)
 }
 
+/// What one script call answered: status (0 admitted, 1 banned, 2 limited), the ban's end or the
+/// refusing index, the ban's reason, and four numbers per charge.
+type Reply = (i64, i64, String, Vec<i64>);
+
+/// A listed ban: subject as stored, end, reason.
+type Listed = (String, Option<u64>, Option<String>);
+
 impl RedisStore {
     /// A store on the server `options.url` names. Connecting is lazy: an unreachable server at
     /// start-up is an outage like any other, not a failure to start.
@@ -326,7 +405,7 @@ impl RedisStore {
     pub fn open(options: &RedisOptions, max_keys: usize) -> Result<RedisStore, String> {
         let bad = |e: redis::RedisError| format!("storage URI '{}': {e}", options.url);
         let url = options.url.as_str();
-        if url.starts_with("rediss://") || url.starts_with("valkeys://") {
+        if url.contains("rediss://") || url.contains("valkeys://") {
             // TLS through rustls with the ring primitives; a provider installed earlier (by the
             // application) is kept. Trusted roots: the system's, or `SSL_CERT_FILE`.
             let _ = rustls::crypto::ring::default_provider().install_default();
@@ -351,6 +430,21 @@ impl RedisStore {
                 builder = builder.set_client_to_redis_password(password);
             }
             Backend::Sentinel(Mutex::new(builder.build().map_err(bad)?))
+        } else if let Some(rest) = url
+            .strip_prefix("redis+cluster://")
+            .or_else(|| url.strip_prefix("valkey+cluster://"))
+        {
+            let nodes = cluster_nodes(rest);
+            if nodes.is_empty() {
+                return Err(format!("storage URI '{url}': names no cluster node"));
+            }
+            let client = ClusterClient::builder(nodes)
+                .connection_timeout(CONNECT_TIMEOUT)
+                .response_timeout(IO_TIMEOUT)
+                .tcp_settings(tcp)
+                .build()
+                .map_err(bad)?;
+            Backend::Cluster(client)
         } else {
             let info = url
                 .into_connection_info()
@@ -367,11 +461,20 @@ impl RedisStore {
             down: AtomicBool::new(false),
             next_probe_ms: AtomicU64::new(0),
             pid: AtomicU32::new(0),
+            entries: AtomicU64::new(0),
+            nonce: {
+                let mut seed = [0u8; 8];
+                getrandom::fill(&mut seed).map_err(|e| format!("no randomness: {e}"))?;
+                u64::from_le_bytes(seed)
+            },
             pending: Mutex::new(Vec::new()),
             warnings: Mutex::new(Vec::new()),
             has_warning: AtomicBool::new(false),
             admit_script: Script::new(ADMIT),
             strike_script: Script::new(STRIKE),
+            set_ban_script: Script::new(SET_BAN),
+            undo_script: Script::new(UNDO),
+            reset_script: Script::new(RESET),
         })
     }
 
@@ -401,10 +504,14 @@ impl RedisStore {
         format!("{}strikes:{}", self.prefix, subject_key(s))
     }
 
+    fn is_cluster(&self) -> bool {
+        matches!(self.backend, Backend::Cluster(_))
+    }
+
     /// Runs `f` on this process's connection; `None` while Redis is unreachable (after saying
     /// so once). Reconnects lazily, at most every [`PROBE_EVERY_MS`] while down, and writes back
     /// what was kept locally once it is back.
-    fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Option<T> {
+    fn with_conn<T>(&self, f: impl FnOnce(&mut dyn ConnectionLike) -> RedisResult<T>) -> Option<T> {
         let now = wall_ms();
         let pid = std::process::id();
         if self.pid.swap(pid, Ordering::SeqCst) != pid {
@@ -422,9 +529,6 @@ impl RedisStore {
             *link = Link { conn: None, pid };
         }
         if link.conn.is_none() {
-            if self.down.load(Ordering::SeqCst) && now < self.next_probe_ms.load(Ordering::SeqCst) {
-                return None;
-            }
             match self.connect() {
                 Ok(c) => link.conn = Some(c),
                 Err(e) => {
@@ -433,10 +537,9 @@ impl RedisStore {
                 }
             }
         }
-        let conn = link.conn.as_mut()?;
+        let conn = link.conn.as_mut()?.like();
         if self.down.load(Ordering::SeqCst) {
-            let written = self.write_back(conn);
-            match written {
+            match self.write_back(conn) {
                 Ok(n) => {
                     self.down.store(false, Ordering::SeqCst);
                     self.warn(format!(
@@ -460,7 +563,7 @@ impl RedisStore {
         }
     }
 
-    fn connect(&self) -> RedisResult<Connection> {
+    fn connect(&self) -> RedisResult<Conn> {
         let conn = match &self.backend {
             Backend::Direct(client) => client.get_connection_with_timeout(CONNECT_TIMEOUT)?,
             Backend::Sentinel(sentinels) => {
@@ -468,10 +571,16 @@ impl RedisStore {
                 let client = lock(sentinels).get_client()?;
                 client.get_connection_with_timeout(CONNECT_TIMEOUT)?
             }
+            Backend::Cluster(client) => {
+                let conn = client.get_connection()?;
+                conn.set_read_timeout(Some(IO_TIMEOUT))?;
+                conn.set_write_timeout(Some(IO_TIMEOUT))?;
+                return Ok(Conn::Cluster(Box::new(conn)));
+            }
         };
         conn.set_read_timeout(Some(IO_TIMEOUT))?;
         conn.set_write_timeout(Some(IO_TIMEOUT))?;
-        Ok(conn)
+        Ok(Conn::One(conn))
     }
 
     fn went_down(&self, error: &str, now: u64) {
@@ -488,43 +597,46 @@ impl RedisStore {
     }
 
     /// Writes back the bans and unbans made while Redis was away; how many.
-    fn write_back(&self, conn: &mut Connection) -> RedisResult<usize> {
+    fn write_back(&self, conn: &mut dyn ConnectionLike) -> RedisResult<usize> {
         let pending: Vec<Pending> = lock(&self.pending).clone();
-        if pending.is_empty() {
-            return Ok(0);
-        }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
         for p in &pending {
-            self.add_ban_ops(&mut pipe, p);
+            self.apply(conn, p)?;
         }
-        pipe.query::<()>(conn)?;
         let mut kept = lock(&self.pending);
         let n = pending.len().min(kept.len());
         kept.drain(..n);
         Ok(n)
     }
 
-    fn add_ban_ops(&self, pipe: &mut redis::Pipeline, p: &Pending) {
+    /// Writes a ban or an unban: the ban's own key, then the listing index (which may live on
+    /// another node of a cluster). Returns whether an unban lifted a ban.
+    fn apply(&self, conn: &mut dyn ConnectionLike, p: &Pending) -> RedisResult<bool> {
         match p {
             Pending::Ban(s, until, reason) => {
-                let key = self.ban_key(*s);
-                pipe.hset_multiple(
-                    &key,
-                    &[("until", until.to_string()), ("reason", reason.clone())],
-                )
-                .ignore();
-                pipe.cmd("PEXPIREAT").arg(&key).arg(*until).ignore();
-                pipe.zadd(self.bans_key(), subject_key(*s), *until).ignore();
+                self.set_ban_script
+                    .key(self.ban_key(*s))
+                    .arg(*until)
+                    .arg(reason)
+                    .invoke::<i64>(conn)?;
+                redis::cmd("ZADD")
+                    .arg(self.bans_key())
+                    .arg(*until)
+                    .arg(subject_key(*s))
+                    .query::<()>(conn)?;
+                Ok(false)
             }
             Pending::Unban(s) => {
-                pipe.del(self.ban_key(*s)).ignore();
-                pipe.zrem(self.bans_key(), subject_key(*s)).ignore();
+                let lifted: i64 = redis::cmd("DEL").arg(self.ban_key(*s)).query(conn)?;
+                redis::cmd("ZREM")
+                    .arg(self.bans_key())
+                    .arg(subject_key(*s))
+                    .query::<()>(conn)?;
+                Ok(lifted > 0)
             }
         }
     }
 
-    /// Keeps a ban or unban for when Redis is back (newest per subject wins).
+    /// Keeps a ban or unban for when Redis is back.
     fn keep(&self, p: Pending) {
         let mut pending = lock(&self.pending);
         if pending.len() < 100_000 {
@@ -532,22 +644,124 @@ impl RedisStore {
         }
     }
 
-    fn scan_delete(conn: &mut Connection, pattern: &str) -> RedisResult<()> {
-        let keys: Vec<String> = redis::cmd("SCAN")
-            .cursor_arg(0)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .clone()
-            .iter::<String>(conn)?
-            .filter_map(Result::ok)
-            .collect();
-        for chunk in keys.chunks(500) {
-            redis::cmd("UNLINK").arg(chunk).query::<()>(conn)?;
-        }
-        Ok(())
+    /// Every key matching `pattern`, on every node.
+    fn keys(conn: &mut dyn ConnectionLike, pattern: &str) -> RedisResult<Vec<String>> {
+        // KEYS goes to every primary of a cluster; this is for management, not requests.
+        redis::cmd("KEYS").arg(pattern).query(conn)
     }
+
+    /// One admission script call over `charges` (all in one slot when on a cluster).
+    fn admit_call(
+        &self,
+        conn: &mut dyn ConnectionLike,
+        ban: Option<Subject>,
+        key_of_group: Subject,
+        charges: &[&Charge],
+        commit: bool,
+        token: &str,
+    ) -> RedisResult<Reply> {
+        let mut inv = self.admit_script.prepare_invoke();
+        inv.key(self.ban_key(ban.unwrap_or(key_of_group)));
+        inv.arg(u8::from(ban.is_some()))
+            .arg(u8::from(commit))
+            .arg(charges.len());
+        for c in charges {
+            inv.key(self.limit_key(c));
+            inv.arg(algo_name(&c.rule))
+                .arg(c.rule.limit)
+                .arg(c.rule.window_ms)
+                .arg(token);
+        }
+        inv.invoke(conn)
+    }
+
+    /// Takes back what an admission counted for `charges` (one slot).
+    fn undo_call(
+        &self,
+        conn: &mut dyn ConnectionLike,
+        charges: &[&Charge],
+        token: &str,
+    ) -> RedisResult<i64> {
+        let mut inv = self.undo_script.prepare_invoke();
+        for c in charges {
+            inv.key(self.limit_key(c));
+            let step = (c.rule.window_ms.saturating_mul(1000) / u64::from(c.rule.limit.max(1)))
+                .max(1)
+                .to_string();
+            let x = match c.rule.algorithm {
+                Algorithm::SlidingWindow => token.to_owned(),
+                Algorithm::Gcra => step,
+                _ => String::new(),
+            };
+            inv.arg(algo_name(&c.rule)).arg(x);
+        }
+        inv.invoke(conn)
+    }
+
+    /// Admission on a cluster: one call per slot (per subject), the client's own first (with
+    /// its ban). When a later one refuses, the earlier ones' counts are taken back.
+    fn admit_cluster(
+        &self,
+        conn: &mut dyn ConnectionLike,
+        ban: Option<Subject>,
+        charges: &[Charge],
+        token: &str,
+    ) -> RedisResult<Reply> {
+        let mut groups: Vec<(Subject, Vec<usize>)> = Vec::new();
+        if let Some(subject) = ban {
+            groups.push((subject, Vec::new()));
+        }
+        for (i, c) in charges.iter().enumerate() {
+            match groups.iter_mut().find(|(s, _)| *s == c.key.subject) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((c.key.subject, vec![i])),
+            }
+        }
+        let mut quotas = vec![0i64; charges.len() * 4];
+        let mut done: Vec<usize> = Vec::new();
+        for (g, (subject, members)) in groups.iter().enumerate() {
+            let group: Vec<&Charge> = members.iter().map(|&i| &charges[i]).collect();
+            let check_ban = ban.filter(|_| g == 0);
+            let (status, x, reason, q) =
+                self.admit_call(conn, check_ban, *subject, &group, true, token)?;
+            for (k, &i) in members.iter().enumerate() {
+                if let Some(four) = q.get(k * 4..k * 4 + 4) {
+                    quotas[i * 4..i * 4 + 4].copy_from_slice(four);
+                }
+            }
+            if status == 1 {
+                return Ok((status, x, reason, Vec::new()));
+            }
+            if status == 2 {
+                for &d in &done {
+                    let (_, members) = &groups[d];
+                    let group: Vec<&Charge> = members.iter().map(|&i| &charges[i]).collect();
+                    self.undo_call(conn, &group, token)?;
+                }
+                let refused = usize::try_from(x).unwrap_or(0);
+                let index = members.get(refused).copied().unwrap_or(0);
+                return Ok((2, i64::try_from(index).unwrap_or(0), String::new(), quotas));
+            }
+            if !members.is_empty() {
+                done.push(g);
+            }
+        }
+        Ok((0, 0, String::new(), quotas))
+    }
+}
+
+/// `host:port[,host:port…]` of `redis+cluster://`, as connection URLs (credentials kept).
+fn cluster_nodes(rest: &str) -> Vec<String> {
+    let (auth, hosts) = match rest.rsplit_once('@') {
+        Some((auth, hosts)) => (format!("{auth}@"), hosts),
+        None => (String::new(), rest),
+    };
+    let hosts = hosts.split('/').next().unwrap_or("");
+    hosts
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("redis://{auth}{h}"))
+        .collect()
 }
 
 impl Store for RedisStore {
@@ -558,16 +772,20 @@ impl Store for RedisStore {
         charges: &[Charge],
         quotas: &mut Vec<Quota>,
     ) -> Admission {
-        let mut inv = self.admit_script.prepare_invoke();
-        inv.key(ban.map_or_else(|| self.ban_key(Subject::EVERYONE), |s| self.ban_key(s)));
-        inv.arg(u8::from(ban.is_some())).arg(charges.len());
-        for c in charges {
-            inv.key(self.limit_key(c));
-            inv.arg(algo_name(&c.rule))
-                .arg(c.rule.limit)
-                .arg(c.rule.window_ms);
-        }
-        let reply: Option<(i64, i64, String, Vec<i64>)> = self.with_conn(|conn| inv.invoke(conn));
+        let token = format!(
+            "{:x}-{}-{}",
+            self.nonce,
+            std::process::id(),
+            self.entries.fetch_add(1, Ordering::Relaxed)
+        );
+        let reply: Option<Reply> = self.with_conn(|conn| {
+            if self.is_cluster() {
+                self.admit_cluster(conn, ban, charges, &token)
+            } else {
+                let all: Vec<&Charge> = charges.iter().collect();
+                self.admit_call(conn, ban, Subject::EVERYONE, &all, true, &token)
+            }
+        });
         let Some((status, x, reason, q)) = reply else {
             if self.fail_closed {
                 quotas.clear();
@@ -617,26 +835,20 @@ impl Store for RedisStore {
 
     fn ban(&self, subject: Subject, until_ms: u64, reason: &str) {
         let p = Pending::Ban(subject, until_ms, reason.to_owned());
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        self.add_ban_ops(&mut pipe, &p);
         // Kept locally as well: this process enforces it even while Redis is away.
         self.local.ban(subject, until_ms, reason);
-        if self.with_conn(|conn| pipe.query::<()>(conn)).is_none() {
+        if self.with_conn(|conn| self.apply(conn, &p)).is_none() {
             self.keep(p);
         }
     }
 
     fn unban(&self, subject: Subject) -> bool {
         let local = self.local.unban(subject);
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        pipe.del(self.ban_key(subject));
-        pipe.zrem(self.bans_key(), subject_key(subject)).ignore();
-        if let Some((n,)) = self.with_conn(|conn| pipe.query::<(i64,)>(conn)) {
-            n > 0 || local
+        let p = Pending::Unban(subject);
+        if let Some(lifted) = self.with_conn(|conn| self.apply(conn, &p)) {
+            lifted || local
         } else {
-            self.keep(Pending::Unban(subject));
+            self.keep(p);
             local
         }
     }
@@ -667,32 +879,26 @@ impl Store for RedisStore {
     fn bans(&self, now_ms: u64) -> Vec<(Subject, Ban)> {
         let index = self.bans_key();
         let listed: Option<Vec<Listed>> = self.with_conn(|conn| {
-            let _: () = redis::cmd("ZREMRANGEBYSCORE")
+            redis::cmd("ZREMRANGEBYSCORE")
                 .arg(&index)
                 .arg("-inf")
                 .arg(now_ms)
-                .query(conn)?;
+                .query::<()>(conn)?;
             let members: Vec<String> = redis::cmd("ZRANGE")
                 .arg(&index)
                 .arg(0)
                 .arg(-1)
                 .query(conn)?;
-            if members.is_empty() {
-                return Ok(Vec::new());
-            }
-            let mut pipe = redis::pipe();
-            for m in &members {
-                pipe.cmd("HMGET")
+            let mut out = Vec::with_capacity(members.len());
+            for m in members {
+                let (until, reason): (Option<u64>, Option<String>) = redis::cmd("HMGET")
                     .arg(format!("{}ban:{m}", self.prefix))
                     .arg("until")
-                    .arg("reason");
+                    .arg("reason")
+                    .query(conn)?;
+                out.push((m, until, reason));
             }
-            let rows: Vec<(Option<u64>, Option<String>)> = pipe.query(conn)?;
-            Ok(members
-                .into_iter()
-                .zip(rows)
-                .map(|(m, (u, r))| (m, u, r))
-                .collect())
+            Ok(out)
         });
         let Some(listed) = listed else {
             return self.local.bans(now_ms);
@@ -700,7 +906,7 @@ impl Store for RedisStore {
         let mut out: Vec<(Subject, Ban)> = listed
             .into_iter()
             .filter_map(|(m, until, reason)| {
-                let ip: std::net::IpAddr = m.parse().ok()?;
+                let ip: std::net::IpAddr = m.trim_matches(|c| c == '{' || c == '}').parse().ok()?;
                 let until = until.filter(|u| *u > now_ms)?;
                 Some((
                     Subject::ip(ip),
@@ -727,13 +933,22 @@ impl Store for RedisStore {
         let mut inv = self.strike_script.prepare_invoke();
         inv.key(self.strikes_key(subject))
             .key(self.ban_key(subject))
-            .key(self.bans_key())
             .arg(rule.limit)
             .arg(rule.window_ms)
             .arg(ban_until)
-            .arg(reason)
-            .arg(subject_key(subject));
-        if let Some((count, until)) = self.with_conn(|conn| inv.invoke::<(i64, i64)>(conn)) {
+            .arg(reason);
+        let counted = self.with_conn(|conn| {
+            let (count, until) = inv.invoke::<(i64, i64)>(conn)?;
+            if until > 0 {
+                redis::cmd("ZADD")
+                    .arg(self.bans_key())
+                    .arg(until)
+                    .arg(subject_key(subject))
+                    .query::<()>(conn)?;
+            }
+            Ok((count, until))
+        });
+        if let Some((count, until)) = counted {
             return Strike {
                 count: to_u32(count),
                 banned_until_ms: (until > 0).then(|| to_u64(until)),
@@ -748,32 +963,33 @@ impl Store for RedisStore {
 
     fn reset_subject(&self, subject: Subject) {
         self.local.reset_subject(subject);
-        let pattern = format!("{}rl:{}:*", self.prefix, subject_key(subject));
-        self.with_conn(|conn| Self::scan_delete(conn, &pattern));
+        // The subject's limits share one slot: one script on the node holding it.
+        let pattern = format!("{}rl:{}:*", self.prefix, glob_escape(&subject_key(subject)));
+        let anchor = self.ban_key(subject);
+        self.with_conn(|conn| {
+            self.reset_script
+                .key(anchor)
+                .arg(pattern)
+                .invoke::<i64>(conn)
+        });
     }
 
     fn clear(&self) {
         self.local.clear();
         lock(&self.pending).clear();
-        let pattern = format!("{}*", self.prefix);
-        self.with_conn(|conn| Self::scan_delete(conn, &pattern));
+        let pattern = format!("{}*", glob_escape(&self.prefix));
+        self.with_conn(|conn| {
+            for key in Self::keys(conn, &pattern)? {
+                redis::cmd("DEL").arg(key).query::<()>(conn)?;
+            }
+            Ok(())
+        });
     }
 
     fn stats(&self) -> StoreStats {
-        let pattern = format!("{}rl:*", self.prefix);
+        let pattern = format!("{}rl:*", glob_escape(&self.prefix));
         let keys = self
-            .with_conn(|conn| {
-                let n = redis::cmd("SCAN")
-                    .cursor_arg(0)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .clone()
-                    .iter::<String>(conn)?
-                    .count();
-                Ok(n)
-            })
+            .with_conn(|conn| Self::keys(conn, &pattern).map(|k| k.len()))
             .unwrap_or(0);
         StoreStats {
             keys,
@@ -795,6 +1011,18 @@ impl Store for RedisStore {
         self.has_warning.store(!w.is_empty(), Ordering::SeqCst);
         out
     }
+}
+
+/// `text` with Redis's glob characters escaped.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if matches!(ch, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
 }
 
 #[cfg(test)]
