@@ -644,10 +644,28 @@ impl RedisStore {
         }
     }
 
-    /// Every key matching `pattern`, on every node.
-    fn keys(conn: &mut dyn ConnectionLike, pattern: &str) -> RedisResult<Vec<String>> {
-        // KEYS goes to every primary of a cluster; this is for management, not requests.
-        redis::cmd("KEYS").arg(pattern).query(conn)
+    /// Every key matching `pattern`, on every node: SCAN on one server (it never blocks it),
+    /// KEYS on a cluster (the client sends it to every primary). For management, not requests.
+    fn keys(&self, conn: &mut dyn ConnectionLike, pattern: &str) -> RedisResult<Vec<String>> {
+        if self.is_cluster() {
+            return redis::cmd("KEYS").arg(pattern).query(conn);
+        }
+        let mut out = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query(conn)?;
+            out.extend(keys);
+            if next == 0 {
+                return Ok(out);
+            }
+            cursor = next;
+        }
     }
 
     /// One admission script call over `charges` (all in one slot when on a cluster).
@@ -963,14 +981,23 @@ impl Store for RedisStore {
 
     fn reset_subject(&self, subject: Subject) {
         self.local.reset_subject(subject);
-        // The subject's limits share one slot: one script on the node holding it.
         let pattern = format!("{}rl:{}:*", self.prefix, glob_escape(&subject_key(subject)));
         let anchor = self.ban_key(subject);
         self.with_conn(|conn| {
-            self.reset_script
-                .key(anchor)
-                .arg(pattern)
-                .invoke::<i64>(conn)
+            if self.is_cluster() {
+                // The subject's limits share one slot: one script on the node holding it (it
+                // scans that node's keys).
+                return self
+                    .reset_script
+                    .key(anchor)
+                    .arg(pattern)
+                    .invoke::<i64>(conn)
+                    .map(|_| ());
+            }
+            for key in self.keys(conn, &pattern)? {
+                redis::cmd("DEL").arg(key).query::<()>(conn)?;
+            }
+            Ok(())
         });
     }
 
@@ -979,7 +1006,7 @@ impl Store for RedisStore {
         lock(&self.pending).clear();
         let pattern = format!("{}*", glob_escape(&self.prefix));
         self.with_conn(|conn| {
-            for key in Self::keys(conn, &pattern)? {
+            for key in self.keys(conn, &pattern)? {
                 redis::cmd("DEL").arg(key).query::<()>(conn)?;
             }
             Ok(())
@@ -989,7 +1016,7 @@ impl Store for RedisStore {
     fn stats(&self) -> StoreStats {
         let pattern = format!("{}rl:*", glob_escape(&self.prefix));
         let keys = self
-            .with_conn(|conn| Self::keys(conn, &pattern).map(|k| k.len()))
+            .with_conn(|conn| self.keys(conn, &pattern).map(|k| k.len()))
             .unwrap_or(0);
         StoreStats {
             keys,
