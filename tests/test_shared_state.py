@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -527,10 +526,3 @@ def test_rediss_talks_tls_to_a_server_it_trusts(monkeypatch: pytest.MonkeyPatch)
         assert hit(c, "192.0.2.1", 3) == [200, 200, 429]
     finally:
         server.stop()
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_env() -> Iterator[None]:
-    before = os.environ.get("RAMPART_STORAGE_URI")
-    yield
-    assert os.environ.get("RAMPART_STORAGE_URI") == before
