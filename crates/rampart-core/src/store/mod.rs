@@ -180,7 +180,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 pub(crate) mod test_support {
     use std::net::IpAddr;
 
-    use super::{Charge, Key, Subject};
+    use super::{Admission, Charge, Key, Store, Subject};
     use crate::limit::{Algorithm, Rule};
 
     pub(crate) fn ip(s: &str) -> Subject {
@@ -201,5 +201,46 @@ pub(crate) mod test_support {
             },
             rule: Rule::new(limit, window_s, algorithm),
         }
+    }
+
+    /// The admission contract every backend keeps: all or nothing, and a refused request counts
+    /// nowhere. `t0` is a multiple of 10 s (fixed windows are aligned on them).
+    pub(crate) fn all_or_nothing(store: &dyn Store, t0: u64) {
+        let a = ip("192.0.2.1");
+        let wide = charge(1, a, 5, 60, Algorithm::SlidingWindow);
+        let narrow = charge(2, a, 2, 10, Algorithm::FixedWindow);
+        let mut q = Vec::new();
+        for _ in 0..2 {
+            assert_eq!(
+                store.admit(t0 + 1_000, Some(a), &[wide, narrow], &mut q),
+                Admission::Admitted
+            );
+        }
+        assert_eq!(q[0].remaining, 3);
+        assert_eq!(q[1].remaining, 0);
+        // The narrow limit refuses; the wide one must not count the refused request.
+        for _ in 0..5 {
+            assert_eq!(
+                store.admit(t0 + 2_000, Some(a), &[wide, narrow], &mut q),
+                Admission::Limited { index: 1 }
+            );
+        }
+        assert_eq!(q[0].remaining, 3, "refused requests are not counted");
+        // After the narrow window, three more fit under the wide limit, then it refuses.
+        for _ in 0..2 {
+            assert_eq!(
+                store.admit(t0 + 10_000, Some(a), &[wide, narrow], &mut q),
+                Admission::Admitted
+            );
+        }
+        assert_eq!(
+            store.admit(t0 + 20_000, None, &[wide, narrow], &mut q),
+            Admission::Admitted
+        );
+        assert_eq!(
+            store.admit(t0 + 20_000, None, &[wide, narrow], &mut q),
+            Admission::Limited { index: 0 }
+        );
+        assert!(q[0].retry_after_ms > 0 && q[0].retry_after_ms <= 60_000);
     }
 }

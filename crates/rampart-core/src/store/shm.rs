@@ -1084,6 +1084,10 @@ impl Store for ShmStore {
             quotas.push(quota);
         }
         if let Some((index, _)) = refused {
+            for q in quotas.iter_mut().filter(|q| q.allowed) {
+                // Not counted: the quota is what it was before this request.
+                q.remaining = q.remaining.saturating_add(1).min(q.limit);
+            }
             return Admission::Limited { index };
         }
         quotas.clear();

@@ -2,47 +2,11 @@ use std::net::IpAddr;
 
 use super::*;
 use crate::limit::Algorithm;
-use crate::store::test_support::{charge, ip};
+use crate::store::test_support::{all_or_nothing, charge, ip};
 
 #[test]
 fn admission_is_all_or_nothing() {
-    let store = MemoryStore::new(10_000);
-    let a = ip("192.0.2.1");
-    let wide = charge(1, a, 5, 60, Algorithm::SlidingWindow);
-    let narrow = charge(2, a, 2, 10, Algorithm::FixedWindow);
-    let mut q = Vec::new();
-    for _ in 0..2 {
-        assert_eq!(
-            store.admit(1_000, Some(a), &[wide, narrow], &mut q),
-            Admission::Admitted
-        );
-    }
-    assert_eq!(q[0].remaining, 3);
-    assert_eq!(q[1].remaining, 0);
-    // The narrow limit refuses; the wide one must not count the refused request.
-    for _ in 0..5 {
-        assert_eq!(
-            store.admit(2_000, Some(a), &[wide, narrow], &mut q),
-            Admission::Limited { index: 1 }
-        );
-    }
-    assert_eq!(q[0].remaining, 3, "refused requests are not counted");
-    // After the narrow window, three more fit under the wide limit, then it refuses.
-    for _ in 0..2 {
-        assert_eq!(
-            store.admit(10_000, Some(a), &[wide, narrow], &mut q),
-            Admission::Admitted
-        );
-    }
-    assert_eq!(
-        store.admit(20_000, None, &[wide, narrow], &mut q),
-        Admission::Admitted
-    );
-    assert_eq!(
-        store.admit(20_000, None, &[wide, narrow], &mut q),
-        Admission::Limited { index: 0 }
-    );
-    assert!(q[0].retry_after_ms > 0 && q[0].retry_after_ms <= 60_000);
+    all_or_nothing(&MemoryStore::new(10_000), 0);
 }
 
 #[test]

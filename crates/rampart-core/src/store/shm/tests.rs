@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use super::*;
-use crate::store::test_support::{charge, ip};
+use crate::store::test_support::{all_or_nothing, charge, ip};
 use crate::store::MemoryStore;
 
 /// A fresh directory under the system temp dir, removed when dropped.
@@ -164,30 +164,7 @@ fn four_threads_on_four_mappings_lose_no_update() {
 #[test]
 fn admission_is_all_or_nothing() {
     let dir = Dir::new("all");
-    let store = open(&dir, 1 << 12);
-    let a = ip("192.0.2.1");
-    let wide = charge(1, a, 5, 60, Algorithm::SlidingWindow);
-    let narrow = charge(2, a, 2, 10, Algorithm::FixedWindow);
-    let mut q = Vec::new();
-    for _ in 0..2 {
-        assert_eq!(
-            store.admit(T0, Some(a), &[wide, narrow], &mut q),
-            Admission::Admitted
-        );
-    }
-    assert_eq!((q[0].remaining, q[1].remaining), (3, 0));
-    for _ in 0..5 {
-        assert_eq!(
-            store.admit(T0 + 1, Some(a), &[wide, narrow], &mut q),
-            Admission::Limited { index: 1 }
-        );
-    }
-    // The wide limit did not count the refused requests.
-    assert_eq!(
-        store.admit(T0 + 10_000, Some(a), &[wide], &mut q),
-        Admission::Admitted
-    );
-    assert_eq!(q[0].remaining, 2);
+    all_or_nothing(&open(&dir, 1 << 12), T0);
 }
 
 #[test]
