@@ -40,13 +40,14 @@ test-rust: redis-server
 test-python: build redis-server
 	$(PY) -m pytest -q -p no:cacheprovider
 
-# The Redis tests start their own redis-server on a free loopback port; install it if missing.
+# The Redis tests start their own redis-server on a free loopback port (and make a TLS
+# certificate with openssl); install what is missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 redis-server:
-	@command -v redis-server >/dev/null 2>&1 || { \
-		echo "installing redis-server (the Redis tests start their own)"; \
-		$(SUDO) apt-get install -y -qq redis-server >/dev/null 2>&1 || \
-		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }; }
+	@command -v redis-server >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1 || { \
+		echo "installing redis-server and openssl (the Redis tests start their own server)"; \
+		$(SUDO) apt-get install -y -qq redis-server openssl >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server openssl; }; }
 
 bench: build
 	$(PIP) install -q --disable-pip-version-check -r bench/requirements-peers.txt || echo "some peer extensions could not be installed; they are reported as such"
