@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -293,11 +294,15 @@ class Gunicorn:
             stderr=subprocess.STDOUT,
         )
         _wait_for_port(self.port, self.proc, self.log)
-        # Every worker up: ask until as many distinct pids have answered (or a few seconds).
-        seen: set[str] = set()
+        # Every worker up: ask, a few at a time so that busy workers leave the next request to
+        # the others, until as many distinct pids have answered (or ten seconds).
+        self.pids: set[str] = set()
         deadline = time.monotonic() + 10
-        while len(seen) < workers and time.monotonic() < deadline:
-            seen.add(self.get("/pid", ip="192.0.2.250")[1])
+        with ThreadPoolExecutor(workers * 2) as pool:
+            while len(self.pids) < workers and time.monotonic() < deadline:
+                self.pids.update(
+                    pool.map(lambda _: self.get("/pid", ip="192.0.2.250")[1], range(workers * 4))
+                )
 
     def get(self, path: str, ip: str = "192.0.2.1") -> tuple[int, str]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)

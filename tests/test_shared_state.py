@@ -211,8 +211,7 @@ def test_four_processes_lose_no_update(tmp_path: Path) -> None:
 def test_gunicorn_four_workers_share_one_limit_exactly(tmp_path: Path) -> None:
     server = Gunicorn(4, {"RAMPART_STORAGE_URI": f"shm://{tmp_path}/g.shm", "LIMIT": "50"})
     try:
-        pids = {server.get("/pid")[1] for _ in range(40)}
-        assert len(pids) > 1, "the requests should reach several workers"
+        assert len(server.pids) == 4, "every worker should be up and answering"
         sequential = collections.Counter(server.get("/")[0] for _ in range(400))
         assert sequential == {200: 50, 429: 350}
 
