@@ -28,6 +28,26 @@ impl Subject {
     /// The subject shared by every client (global limits).
     pub const EVERYONE: Subject = Subject([0; 16]);
 
+    /// The 16 bytes as two little-endian words (for hashing and for stores that keep words).
+    #[must_use]
+    pub fn words(&self) -> [u64; 2] {
+        let [a, b] = [&self.0[..8], &self.0[8..]].map(|half| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(half);
+            u64::from_le_bytes(w)
+        });
+        [a, b]
+    }
+
+    /// The inverse of [`Subject::words`].
+    #[must_use]
+    pub fn from_words(words: [u64; 2]) -> Subject {
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&words[0].to_le_bytes());
+        out[8..].copy_from_slice(&words[1].to_le_bytes());
+        Subject(out)
+    }
+
     #[must_use]
     pub fn ip(ip: IpAddr) -> Subject {
         Subject(match ip {

@@ -39,7 +39,7 @@ use redis::{
 
 use super::{Admission, Ban, Charge, MemoryStore, Store, StoreStats, Strike, Subject};
 use crate::config::RedisOptions;
-use crate::limit::{Algorithm, Quota, Rule};
+use crate::limit::{Algorithm, Clock, Quota, Rule};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(50);
 const IO_TIMEOUT: Duration = Duration::from_millis(250);
@@ -360,12 +360,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// How a subject reads in a key: its IP (names are hashed subjects, shown as IPv6), in braces
 /// so that a cluster keeps every key of one subject in one slot.
 fn subject_key(s: Subject) -> String {
@@ -512,7 +506,7 @@ impl RedisStore {
     /// so once). Reconnects lazily, at most every [`PROBE_EVERY_MS`] while down, and writes back
     /// what was kept locally once it is back.
     fn with_conn<T>(&self, f: impl FnOnce(&mut dyn ConnectionLike) -> RedisResult<T>) -> Option<T> {
-        let now = wall_ms();
+        let now = Clock::System.now_ms();
         let pid = std::process::id();
         if self.pid.swap(pid, Ordering::SeqCst) != pid {
             // A fresh process, or one forked from the process that made this store: what the
@@ -1020,7 +1014,7 @@ impl Store for RedisStore {
             .unwrap_or(0);
         StoreStats {
             keys,
-            bans: self.bans(wall_ms()).len(),
+            bans: self.bans(Clock::System.now_ms()).len(),
             bytes: 0,
         }
     }

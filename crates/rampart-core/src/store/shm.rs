@@ -51,7 +51,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use memmap2::MmapRaw;
 
 use super::{Admission, Ban, Charge, Key, Store, StoreStats, Strike, Subject, STRIKES};
-use crate::limit::{check_cell, Algorithm, Cell, Quota, Rule};
+use crate::limit::{check_cell, Algorithm, Cell, Clock, Quota, Rule};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"RAMPART\x01");
 const VERSION: u64 = 1;
@@ -295,9 +295,7 @@ impl ShmStore {
     }
 
     fn slot_hash(&self, key: &Key, part: u32) -> u64 {
-        let s = key.subject.0;
-        let lo = u64::from_le_bytes(s[..8].try_into().unwrap_or_default());
-        let hi = u64::from_le_bytes(s[8..].try_into().unwrap_or_default());
+        let [lo, hi] = key.subject.words();
         self.hash([u64::from(key.rule) | (u64::from(part) << 32), lo, hi])
     }
 
@@ -311,9 +309,7 @@ impl ShmStore {
     }
 
     fn subject_hash(&self, subject: Subject) -> u64 {
-        let s = subject.0;
-        let lo = u64::from_le_bytes(s[..8].try_into().unwrap_or_default());
-        let hi = u64::from_le_bytes(s[8..].try_into().unwrap_or_default());
+        let [lo, hi] = subject.words();
         self.hash([u64::MAX, lo, hi])
     }
 
@@ -786,17 +782,12 @@ impl ShmStore {
     // ----- bans --------------------------------------------------------------------------------
 
     fn ban_hash(&self, subject: Subject) -> u64 {
-        let s = subject.0;
-        let lo = u64::from_le_bytes(s[..8].try_into().unwrap_or_default());
-        let hi = u64::from_le_bytes(s[8..].try_into().unwrap_or_default());
+        let [lo, hi] = subject.words();
         self.hash([u64::MAX - 1, lo, hi])
     }
 
     fn ban_subject_at(t: &Table<'_>, s: usize) -> Subject {
-        let mut out = [0u8; 16];
-        out[..8].copy_from_slice(&t.word(s, 2).load(SeqCst).to_le_bytes());
-        out[8..].copy_from_slice(&t.word(s, 3).load(SeqCst).to_le_bytes());
-        Subject(out)
+        Subject::from_words([t.word(s, 2).load(SeqCst), t.word(s, 3).load(SeqCst)])
     }
 
     fn ban_reason_at(t: &Table<'_>, s: usize) -> String {
@@ -1132,8 +1123,7 @@ impl Store for ShmStore {
             end -= 1;
         }
         bytes[..end].copy_from_slice(&reason.as_bytes()[..end]);
-        words[0] = u64::from_le_bytes(subject.0[..8].try_into().unwrap_or_default());
-        words[1] = u64::from_le_bytes(subject.0[8..].try_into().unwrap_or_default());
+        [words[0], words[1]] = subject.words();
         for i in 0..4 {
             words[2 + i] =
                 u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap_or_default());
@@ -1145,7 +1135,7 @@ impl Store for ShmStore {
                 t.word(s, 2 + i).store(*w, SeqCst);
             }
         };
-        let now = now_ms_system();
+        let now = Clock::System.now_ms();
         let until = until_ms.min(PAYLOAD_MASK);
         if self
             .update(t, self.ban_hash(subject), now, &init, &mut |_| {
@@ -1158,7 +1148,7 @@ impl Store for ShmStore {
     }
 
     fn unban(&self, subject: Subject) -> bool {
-        let now = now_ms_system();
+        let now = Clock::System.now_ms();
         let had = self.ban_of(subject, now).is_some();
         let t = self.ban_table();
         let hash = self.ban_hash(subject);
@@ -1270,7 +1260,7 @@ impl Store for ShmStore {
     }
 
     fn stats(&self) -> StoreStats {
-        let now = now_ms_system();
+        let now = Clock::System.now_ms();
         let t = self.counters();
         let keys = (0..=t.mask)
             .filter(|&s| {
@@ -1296,12 +1286,6 @@ impl Store for ShmStore {
             self.slots
         ))
     }
-}
-
-fn now_ms_system() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

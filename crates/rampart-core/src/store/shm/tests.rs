@@ -98,7 +98,7 @@ fn two_mappings_share_limits_and_bans() {
         Admission::Admitted
     );
 
-    let now = now_ms_system();
+    let now = Clock::System.now_ms();
     one.ban(
         a,
         now + 60_000,
@@ -173,7 +173,7 @@ fn strikes_ban_at_the_threshold_and_start_again() {
     let store = open(&dir, 1 << 12);
     let a = ip("203.0.113.9");
     let rule = Rule::new(3, 60, Algorithm::SlidingWindow);
-    let now = now_ms_system();
+    let now = Clock::System.now_ms();
     assert_eq!(store.strike(now, a, &rule, Some(1000), "r").count, 1);
     assert_eq!(store.strike(now + 1, a, &rule, Some(1000), "r").count, 2);
     let s = store.strike(now + 2, a, &rule, Some(1000), "three strikes");
@@ -201,7 +201,7 @@ fn reset_subject_forgets_limits_but_keeps_bans_and_strikes() {
     let store = open(&dir, 1 << 12);
     let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
     let rule = Rule::new(3, 60, Algorithm::SlidingWindow);
-    let now = now_ms_system();
+    let now = Clock::System.now_ms();
     let mut q = Vec::new();
     for who in [a, b] {
         for (id, alg) in [(1, Algorithm::SlidingWindow), (2, Algorithm::Gcra)] {
