@@ -118,6 +118,16 @@ class RedisServer:
     def keys(self, pattern: str = "*") -> list[str]:
         return sorted(k.decode() for k in self.command("KEYS", pattern))
 
+    def reads(self) -> int:
+        """Reads of client requests the server has processed (``total_reads_processed``): a
+        pipeline of commands sent in one write is one read, so this counts round trips. The
+        call asking for it is one of them."""
+        info = self.command("INFO", "stats").decode()
+        for line in info.splitlines():
+            if line.startswith("total_reads_processed:"):
+                return int(line.split(":", 1)[1])
+        raise AssertionError("redis-server does not report total_reads_processed")
+
     def commandstats(self) -> dict[str, int]:
         """Calls per command since the last ``CONFIG RESETSTAT``."""
         info = self.command("INFO", "commandstats").decode()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from typing import TypeVar
 import pytest
 from flask import Flask
 from flask_rampart import ConfigError, Rampart, SecurityConfig
+from werkzeug.test import TestResponse
 from servers import Gunicorn, RedisCluster, RedisServer, Sentinel
 
 CLIENT = {"REMOTE_ADDR": "127.0.0.1"}
@@ -64,6 +66,10 @@ def inside(app: Flask, fn: Callable[..., T], *args: object) -> T:
     """Calls a Rampart API function within ``app``'s application context."""
     with app.app_context():
         return fn(*args)
+
+
+def get(app: Flask, ip: str = "192.0.2.1") -> TestResponse:
+    return app.test_client().get("/", headers={"X-Forwarded-For": ip}, environ_base=CLIENT)
 
 
 def hit(app: Flask, ip: str = "192.0.2.1", n: int = 1) -> list[int]:
@@ -268,22 +274,62 @@ def test_seed_redis_fields_map_onto_storage(redis: RedisServer) -> None:
 
 def test_one_round_trip_per_request(redis: RedisServer) -> None:
     app, _ = make_app(storage_uri=redis.url, rate_limit=1000, endpoint_rate_limits={"/": [500, 60]})
-    hit(app)  # loads the script
+    hit(app)  # connects and reads the server's clock
     redis.command("CONFIG", "RESETSTAT")
+    asking = -redis.reads() + redis.reads()  # what asking costs (its own read, a closed socket)
+    before = redis.reads()
     hit(app, n=50)
+    # One read per request: the ban and both limits in one pipeline.
+    assert redis.reads() - before - asking == 50
     stats = redis.commandstats()
-    assert stats.get("evalsha") == 50, stats
+    # Plain commands, no script: two sliding-window logs counted per request.
+    assert stats.get("zcard") == 100, stats
     assert set(stats) <= {
-        "evalsha",
-        "time",
         "hmget",
         "zremrangebyscore",
         "zcard",
         "zrange",
         "zadd",
         "pexpire",
+        "time",
+        "info",
         "config|resetstat",
     }, stats
+
+
+def test_gcra_is_one_script_call_per_request(redis: RedisServer) -> None:
+    app, _ = make_app(storage_uri=redis.url, rate_limit=1000, rate_limit_algorithm="gcra")
+    hit(app)  # loads the script
+    redis.command("CONFIG", "RESETSTAT")
+    asking = -redis.reads() + redis.reads()
+    before = redis.reads()
+    hit(app, n=20)
+    assert redis.reads() - before - asking == 20
+    assert redis.commandstats().get("evalsha") == 20
+
+
+@pytest.mark.parametrize("algorithm", ["sliding_window", "fixed_window", "sliding_window_counter"])
+def test_refused_requests_are_not_counted_on_redis(redis: RedisServer, algorithm: str) -> None:
+    # Each limit counts a request before it knows whether another refuses it; a refused or
+    # banned request's counts are taken back, so a flood leaves the other limits untouched.
+    fields: dict[str, object] = {
+        "storage_uri": redis.url,
+        "rate_limit": 3,
+        "rate_limit_algorithm": algorithm,
+        "rate_limits": [{"limit": 50, "window": 60, "key": "global"}],
+        "rate_limit_draft_headers": True,
+    }
+    a, ra = make_app(**fields)
+    b, _ = make_app(**fields)
+    assert hit(a, n=3) + hit(b, n=20) == [200] * 3 + [429] * 20
+    inside(a, ra.ban, "192.0.2.78", 60, "by hand")
+    assert hit(b, "192.0.2.78", n=10) == [403] * 10
+    assert inside(a, ra.unban, "192.0.2.78")
+    response = get(b, "192.0.2.78")
+    assert response.status_code == 200
+    # The global limit counted the four admitted requests, nothing refused or banned.
+    quotas = dict(re.findall(r'"([^"]+)";r=(\d+)', response.headers["RateLimit"]))
+    assert sorted(quotas.values()) == ["2", "46"], response.headers["RateLimit"]
 
 
 @pytest.mark.parametrize("algorithm", ["fixed_window", "sliding_window_counter", "gcra"])

@@ -1,5 +1,5 @@
 //! The Redis store against a real `redis-server`, started on a free loopback port by each test
-//! (`make test` installs it). Same answers as the memory store, one script call per admission,
+//! (`make test` installs it). Same answers as the memory store, one round trip per admission,
 //! and the outage behaviour: fail open onto local counters or closed, bans written back.
 
 #![allow(clippy::unwrap_used)]
@@ -245,6 +245,39 @@ fn admissions_match_the_memory_store_and_are_all_or_nothing() {
     assert_eq!(q[0].remaining, 4);
     redis.admit(now(), None, &[wide], &mut q);
     assert_eq!(q[0].remaining, 3);
+}
+
+#[test]
+fn a_rule_may_change_algorithm_and_replies_stay_in_step_after_refusals() {
+    let server = Server::start();
+    let store = server.store("d:", false);
+    let who = ip("192.0.2.50");
+    let mut q = Vec::new();
+    // The same rule under every algorithm in turn (a redeployment): each starts afresh instead
+    // of meeting the previous one's state (of another Redis type).
+    for algorithm in [
+        Algorithm::SlidingWindow,
+        Algorithm::FixedWindow,
+        Algorithm::SlidingWindowCounter,
+        Algorithm::Gcra,
+    ] {
+        let c = charge(7, who, 1, algorithm);
+        assert_eq!(
+            store.admit(now(), Some(who), &[c], &mut q),
+            Admission::Admitted,
+            "{algorithm:?}"
+        );
+        // A refusal takes its count back without waiting for the answer; the commands after it
+        // still get their own answers.
+        assert_eq!(
+            store.admit(now(), Some(who), &[c], &mut q),
+            Admission::Limited { index: 0 },
+            "{algorithm:?}"
+        );
+        assert!(store.ban_of(who, now()).is_none());
+        assert!(store.bans(now()).is_empty());
+    }
+    assert!(store.take_warning().is_none());
 }
 
 #[test]
