@@ -19,8 +19,8 @@ from typing import TypeVar
 import pytest
 from flask import Flask
 from flask_rampart import ConfigError, Rampart, SecurityConfig
-from werkzeug.test import TestResponse
 from servers import Gunicorn, RedisCluster, RedisServer, Sentinel
+from werkzeug.test import TestResponse
 
 CLIENT = {"REMOTE_ADDR": "127.0.0.1"}
 T = TypeVar("T")
