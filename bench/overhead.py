@@ -309,8 +309,8 @@ def setup_redis_ping(app: Flask) -> None:
 
 
 def setup_rampart_redis(app: Flask) -> Callable[[], str]:
-    """`rampart-ratelimit` on the loopback Redis the parent started; reports Redis's own count
-    of commands and script calls per request this app served."""
+    """`rampart-ratelimit` on the loopback Redis the parent started; reports Redis's own counts:
+    round trips (request reads), script calls and server time per request this app served."""
     url = os.environ[REDIS_ENV]
     setup_rampart_ratelimit(app, url)
     served = [0]
@@ -322,23 +322,33 @@ def setup_rampart_redis(app: Flask) -> Callable[[], str]:
 
     app.wsgi_app = counting  # type: ignore[method-assign]
     port = int(url.rsplit(":", 1)[1].split("/")[0])
+    # What asking costs in reads (each question is a connection: its command, its close), in
+    # the order `describe` asks.
+    first = redis_reads(port)
     before = redis_stats(port)
+    reads = [redis_reads(port)]
+    asking = reads[0] - first
 
     def describe() -> str:
         after = redis_stats(port)
+        now = redis_reads(port)
+        trips = now - reads[0] - asking
+        reads[0] = now
         calls = {k: after[k][0] - before.get(k, (0, 0))[0] for k in after}
         usec = {k: after[k][1] - before.get(k, (0, 0))[1] for k in after}
         before.update(after)
         n = max(served[0], 1)
         served[0] = 0
         scripts = calls.get("evalsha", 0) + calls.get("eval", 0)
-        # Commands the app sent itself (the script's inner calls are counted by Redis too, under
-        # their own names, so only top-level ones are summed here).
-        top = scripts + sum(calls.get(k, 0) for k in ("script|load", "ping", "get", "set"))
-        server_us = (usec.get("evalsha", 0) + usec.get("eval", 0)) / max(scripts, 1)
+        # A script's inner calls are counted too, under their own names: with scripts, only the
+        # script's own time is the server's time.
+        if scripts:
+            server = usec.get("evalsha", 0) + usec.get("eval", 0)
+        else:
+            server = sum(v for k, v in usec.items() if k != "info")
         return (
-            f"{top / n:.2f} round trips ({scripts / n:.2f} script calls) per request, "
-            f"{server_us:.0f} µs of server time per script"
+            f"{trips / n:.2f} round trips per request (Redis's count of request reads), "
+            f"{scripts / n:.2f} script calls, {server / n:.1f} µs of server time"
         )
 
     return describe
@@ -576,6 +586,15 @@ def redis_stats(port: int) -> dict[str, tuple[int, int]]:
             fields = dict(f.split("=") for f in rest.split(","))
             out[name] = (int(fields["calls"]), int(fields["usec"]))
     return out
+
+
+def redis_reads(port: int) -> int:
+    """Requests the server has read (INFO stats `total_reads_processed`): a pipeline sent in one
+    write is one read, so this counts round trips. Asking is a read too."""
+    for line in redis_call(port, "INFO", "stats").decode().splitlines():
+        if line.startswith("total_reads_processed:"):
+            return int(line.split(":", 1)[1])
+    return 0
 
 
 def start_redis() -> tuple[subprocess.Popen[bytes], int] | None:
