@@ -539,7 +539,7 @@ impl RedisStore {
     }
 
     /// [`Self::with_conn`] with the connection itself and the count of replies it still owes
-    /// (commands sent without waiting: see [`Self::send_undo`]), which are read first.
+    /// (commands sent without waiting: see [`Self::admit_plain`]), which are read first.
     fn with_link<T>(&self, f: impl FnOnce(&mut Conn, &mut usize) -> RedisResult<T>) -> Option<T> {
         let now = Clock::System.now_ms();
         let pid = std::process::id();
@@ -898,6 +898,7 @@ impl RedisStore {
                     p.cmd("GET").arg(previous);
                     counted.push((key, end));
                 }
+                // (GCRA goes to the script and never comes here.)
                 Algorithm::SlidingWindow | Algorithm::Gcra => {
                     p.cmd("ZREMRANGEBYSCORE")
                         .arg(&key)
@@ -991,8 +992,12 @@ impl RedisStore {
             if n > 0 {
                 match conn {
                     Conn::One(c) => {
-                        c.send_packed_command(&undo.get_packed_pipeline())?;
-                        *owed += n;
+                        // The decision stands either way: should the socket have died since the
+                        // answer, the counts stay until they expire (refusing more, never
+                        // admitting more) and the next request finds out and reconnects.
+                        if c.send_packed_command(&undo.get_packed_pipeline()).is_ok() {
+                            *owed += n;
+                        }
                     }
                     Conn::Cluster(c) => undo.query::<()>(c.as_mut())?,
                 }
