@@ -34,25 +34,7 @@ impl Log {
     pub fn peek(&mut self, rule: &Rule, now_ms: u64) -> Quota {
         self.prune(rule, now_ms);
         let len = u32::try_from(self.times.len()).unwrap_or(u32::MAX);
-        let oldest_leaves = self.times.front().map_or(rule.window_ms, |&t| {
-            t.saturating_add(rule.window_ms).saturating_sub(now_ms)
-        });
-        if len >= rule.limit {
-            return Quota {
-                allowed: false,
-                limit: rule.limit,
-                remaining: 0,
-                reset_ms: oldest_leaves,
-                retry_after_ms: oldest_leaves.max(1),
-            };
-        }
-        Quota {
-            allowed: true,
-            limit: rule.limit,
-            remaining: rule.limit - len - 1,
-            reset_ms: oldest_leaves,
-            retry_after_ms: 0,
-        }
+        quota(rule, len, self.times.front().copied(), now_ms)
     }
 
     /// Records an admitted request (after a [`Log::peek`] that allowed it).
@@ -98,5 +80,30 @@ impl Log {
     #[must_use]
     pub fn heap_bytes(&self) -> usize {
         self.times.capacity() * std::mem::size_of::<u64>()
+    }
+}
+
+/// Whether one more request fits a log holding `len` live timestamps, the oldest at `oldest`,
+/// and the quota it would leave (shared with stores that keep the log elsewhere).
+#[must_use]
+pub fn quota(rule: &Rule, len: u32, oldest: Option<u64>, now_ms: u64) -> Quota {
+    let oldest_leaves = oldest.map_or(rule.window_ms, |t| {
+        t.saturating_add(rule.window_ms).saturating_sub(now_ms)
+    });
+    if len >= rule.limit {
+        return Quota {
+            allowed: false,
+            limit: rule.limit,
+            remaining: 0,
+            reset_ms: oldest_leaves,
+            retry_after_ms: oldest_leaves.max(1),
+        };
+    }
+    Quota {
+        allowed: true,
+        limit: rule.limit,
+        remaining: rule.limit - len - 1,
+        reset_ms: oldest_leaves,
+        retry_after_ms: 0,
     }
 }

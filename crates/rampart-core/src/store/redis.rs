@@ -960,7 +960,7 @@ impl RedisStore {
                 Algorithm::SlidingWindow | Algorithm::Gcra => {
                     let before = to_u32(int_of(&next()) - 1);
                     let oldest = first_score(&next());
-                    log_quota(rule, before, oldest, now)
+                    limit::sliding_log::quota(rule, before, oldest, now)
                 }
             };
             if !q.allowed && (refused.is_none() || q.retry_after_ms > wait) {
@@ -1065,30 +1065,6 @@ fn first_score(v: &Value) -> Option<u64> {
         _ => items.get(1)?,
     };
     u64::try_from(int_of(score)).ok()
-}
-
-/// The exact sliding window's answer for a log holding `before` entries, the oldest at
-/// `oldest`, as [`limit::sliding_log::Log::peek`] gives it.
-fn log_quota(rule: &Rule, before: u32, oldest: Option<u64>, now: u64) -> Quota {
-    let oldest_leaves = oldest.map_or(rule.window_ms, |t| {
-        t.saturating_add(rule.window_ms).saturating_sub(now)
-    });
-    if before >= rule.limit {
-        return Quota {
-            allowed: false,
-            limit: rule.limit,
-            remaining: 0,
-            reset_ms: oldest_leaves,
-            retry_after_ms: oldest_leaves.max(1),
-        };
-    }
-    Quota {
-        allowed: true,
-        limit: rule.limit,
-        remaining: rule.limit - before - 1,
-        reset_ms: oldest_leaves,
-        retry_after_ms: 0,
-    }
 }
 
 /// `host:port[,host:port…]` of `redis+cluster://`, as connection URLs (credentials kept).
