@@ -118,15 +118,9 @@ class RedisServer:
     def keys(self, pattern: str = "*") -> list[str]:
         return sorted(k.decode() for k in self.command("KEYS", pattern))
 
-    def reads(self) -> int:
-        """Reads of client requests the server has processed (``total_reads_processed``): a
-        pipeline of commands sent in one write is one read, so this counts round trips. The
-        call asking for it is one of them."""
-        info = self.command("INFO", "stats").decode()
-        for line in info.splitlines():
-            if line.startswith("total_reads_processed:"):
-                return int(line.split(":", 1)[1])
-        raise AssertionError("redis-server does not report total_reads_processed")
+    def session(self) -> RedisSession:
+        """One connection kept open, for counting: asking over it adds exactly one read."""
+        return RedisSession(self.port)
 
     def commandstats(self) -> dict[str, int]:
         """Calls per command since the last ``CONFIG RESETSTAT``."""
@@ -249,6 +243,36 @@ def make_certificates(directory: Path) -> str:
     run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
         "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt")  # fmt: skip
     return str(directory / "ca.crt")
+
+
+class RedisSession:
+    """Commands over one open connection (see :meth:`RedisServer.session`)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=2)
+        self.file = self.sock.makefile("rb")
+
+    def __enter__(self) -> RedisSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+        self.sock.close()
+
+    def command(self, *args: str | int) -> Any:
+        parts = [str(a).encode() for a in args]
+        payload = b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+        self.sock.sendall(payload)
+        return _read_reply(self.file)
+
+    def reads(self) -> int:
+        """Client requests the server has read (``total_reads_processed``, reset by ``CONFIG
+        RESETSTAT``), this one included: a pipeline sent in one write is one read, so this
+        counts round trips."""
+        for line in self.command("INFO", "stats").decode().splitlines():
+            if line.startswith("total_reads_processed:"):
+                return int(line.split(":", 1)[1])
+        raise AssertionError("redis-server does not report total_reads_processed")
 
 
 def _read_reply(f: Any) -> Any:
