@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::detect::policy::DetectPolicy;
 use crate::error::ConfigErrors;
+use crate::filter::country::{self, CloudPolicy, GeoPolicy};
 use crate::filter::user_agent::UserAgentFilter;
 use crate::limit::policy::{self, BanPolicy, Messages, RateLimitPolicy};
 use crate::net::cidr::{self, IpSet};
@@ -36,7 +37,6 @@ pub struct FieldSpec {
     pub support: Support,
 }
 
-const GEO: Support = Support::Later("country and cloud-provider blocking");
 const AGENT: Support = Support::Never("the reference's telemetry agent is not part of Rampart");
 
 const fn f(name: &'static str, default: &'static str, support: Support) -> FieldSpec {
@@ -126,13 +126,21 @@ pub const FIELDS: &[FieldSpec] = &[
     f("enable_redis", "false", Support::Yes),
     f("redis_url", "null", Support::Yes),
     f("redis_prefix", r#""rampart:""#, Support::Yes),
-    f("geo_ip_handler", "null", GEO),
-    f("blocked_countries", "[]", GEO),
-    f("whitelist_countries", "[]", GEO),
-    f("block_cloud_providers", "[]", GEO),
-    f("cloud_ip_refresh_interval", "3600", GEO),
-    f("ipinfo_token", "null", GEO),
-    f("ipinfo_db_path", "null", GEO),
+    f("geo_ip_handler", "null", Support::Yes),
+    f("blocked_countries", "[]", Support::Yes),
+    f("whitelist_countries", "[]", Support::Yes),
+    f("geo_auto_ban", "false", Support::Yes),
+    f("ipinfo_token", "null", Support::Yes),
+    f(
+        "ipinfo_db_path",
+        r#""data/ipinfo/country_asn.mmdb""#,
+        Support::Yes,
+    ),
+    f("block_cloud_providers", "[]", Support::Yes),
+    f("cloud_ip_refresh_interval", "3600", Support::Yes),
+    f("cloud_ranges_files", "{}", Support::Yes),
+    f("cloud_ranges_urls", "{}", Support::Yes),
+    f("cloud_ranges_cache_dir", "null", Support::Yes),
     f("enable_agent", "false", AGENT),
     f("agent_api_key", "null", AGENT),
     f("agent_endpoint", "null", AGENT),
@@ -347,6 +355,10 @@ pub struct Config {
     /// Where counters and bans live (`storage_uri`, or the seed's `enable_redis` / `redis_url`).
     pub storage: Storage,
     pub detection: DetectPolicy,
+    /// Country rules (`blocked_countries`, `whitelist_countries`, `geo_ip_handler`).
+    pub geo: GeoPolicy,
+    /// Cloud provider rules (`block_cloud_providers`) and where their ranges come from.
+    pub clouds: CloudPolicy,
     /// Things that are allowed but probably not what the user meant, logged at start-up.
     pub warnings: Vec<String>,
 }
@@ -470,6 +482,7 @@ impl Config {
             usize::try_from(max_tracked_keys).unwrap_or(usize::MAX),
         );
         let detection = DetectPolicy::parse(&mut r);
+        let (geo, clouds) = country::parse(&mut r);
         let logging = LoggingConfig {
             custom_log_file: r.opt_string("custom_log_file"),
             suspicious_level: r.level("log_suspicious_level", Some(Level::Warning)),
@@ -528,6 +541,8 @@ impl Config {
             max_tracked_keys: usize::try_from(max_tracked_keys).unwrap_or(usize::MAX),
             storage,
             detection,
+            geo,
+            clouds,
             warnings,
         })
     }
@@ -658,31 +673,7 @@ impl<'a> Reader<'a> {
     /// Type and range checks of the fields whose features come later, so that a value that could
     /// never work is named as such today.
     fn check_shape(&mut self, name: &str) {
-        const DAY: u64 = 86_400;
         match name {
-            "cloud_ip_refresh_interval" => {
-                self.uint(name, 3600, 60, DAY);
-            }
-            "block_cloud_providers" => {
-                for (i, p) in self.string_list(name, &[]).iter().enumerate() {
-                    if !["AWS", "GCP", "Azure"].contains(&p.as_str()) {
-                        self.err(
-                            &format!("{name}[{i}]"),
-                            format!("unknown cloud provider '{p}' (known: AWS, GCP, Azure)"),
-                        );
-                    }
-                }
-            }
-            "blocked_countries" | "whitelist_countries" => {
-                for (i, c) in self.string_list(name, &[]).iter().enumerate() {
-                    if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_alphabetic()) {
-                        self.err(
-                            &format!("{name}[{i}]"),
-                            format!("'{c}' is not a two-letter ISO 3166 country code"),
-                        );
-                    }
-                }
-            }
             n if n.starts_with("enable_") => {
                 self.bool(name, false);
             }
@@ -984,7 +975,7 @@ mod tests {
     #[test]
     fn later_fields_accept_only_off_or_default() {
         assert!(
-            errors(r#"{"rate_limit": null, "enable_redis": false, "blocked_countries": []}"#)
+            errors(r#"{"rate_limit": null, "enable_redis": false, "enable_agent": false}"#)
                 .is_empty()
         );
         assert!(errors(r#"{"rate_limit_window": 60, "auto_ban_threshold": 10, "detection_compiler_timeout": 2}"#)
@@ -1104,24 +1095,60 @@ mod tests {
     }
 
     #[test]
-    fn later_fields_are_still_checked_for_shape() {
+    fn country_and_cloud_fields_are_validated_with_the_rest() {
         let errs = errors(
-            r#"{"rate_limit_window": -5, "block_cloud_providers": ["AWS", "DigitalOcean"],
-                "blocked_countries": ["USA"], "enable_redis": "yes", "cloud_ip_refresh_interval": 5}"#,
+            r#"{"rate_limit_window": -5, "block_cloud_providers": ["AWS", "DigitalOcean", "aws"],
+                "blocked_countries": ["USA"], "enable_redis": "yes", "cloud_ip_refresh_interval": 5,
+                "geo_ip_handler": {"$object": "MaxMindDB"},
+                "cloud_ranges_files": {"AWS": "ip-ranges.json", "Oracle": "x.json", "GCP": 3},
+                "cloud_ranges_urls": {"Azure": "ftp://example.com/tags.json"}}"#,
         );
-        let fields: Vec<&str> = errs.iter().map(|(f, _)| f.as_str()).collect();
+        let mut fields: Vec<&str> = errs.iter().map(|(f, _)| f.as_str()).collect();
+        fields.sort_unstable();
         assert_eq!(
             fields,
             [
-                "blocked_countries[0]",
                 "block_cloud_providers[1]",
+                "block_cloud_providers[2]",
+                "blocked_countries[0]",
                 "cloud_ip_refresh_interval",
-                "rate_limit_window",
+                "cloud_ranges_files.GCP",
+                "cloud_ranges_files.Oracle",
+                "cloud_ranges_urls.Azure",
                 "enable_redis",
+                "rate_limit_window",
             ],
             "{errs:?}"
         );
-        assert!(errs[1].1.contains("unknown cloud provider 'DigitalOcean'"));
+        let msg = |field: &str| {
+            errs.iter()
+                .find(|(f, _)| f == field)
+                .map(|(_, m)| m.clone())
+                .unwrap_or_default()
+        };
+        assert!(msg("block_cloud_providers[1]").contains("unknown cloud provider 'DigitalOcean'"));
+        assert!(msg("block_cloud_providers[2]").contains("did you mean 'AWS'"));
+    }
+
+    #[test]
+    fn country_rules_need_a_source() {
+        let errs = errors(r#"{"blocked_countries": ["CN"]}"#);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].0, "blocked_countries");
+        assert!(errs[0].1.contains("geo_ip_handler"), "{errs:?}");
+        let errs = errors(r#"{"whitelist_countries": ["US"]}"#);
+        assert_eq!(errs[0].0, "whitelist_countries");
+        assert!(errors(r#"{"blocked_countries": ["cn"], "ipinfo_token": "t"}"#).is_empty());
+        let config = Config::from_json(
+            r#"{"blocked_countries": ["cn", "CN"], "whitelist_countries": ["us"],
+                "geo_ip_handler": {"$object": "MaxMindDB"}}"#,
+        )
+        .expect("valid");
+        let codes: Vec<String> = config.geo.blocked.iter().map(ToString::to_string).collect();
+        assert_eq!(codes, ["CN"], "upper-cased, once");
+        assert_eq!(config.geo.allowed.len(), 1);
+        let errs = errors(r#"{"geo_ip_handler": "ipinfo"}"#);
+        assert_eq!(errs[0].0, "geo_ip_handler");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 use std::net::IpAddr;
 
 use crate::detect::Finding;
+use crate::net::cloud::Provider;
+use crate::net::geo::Country;
 
 /// A list of response headers.
 pub type Headers = Vec<(String, String)>;
@@ -91,6 +93,10 @@ pub struct Event {
     pub path: String,
     /// Detection findings (rule, category, location, excerpt) for `penetration_attempt`.
     pub findings: Vec<Finding>,
+    /// The client's country, when a country rule looked it up.
+    pub country: Option<Country>,
+    /// The cloud provider whose ranges hold the client, when a cloud rule found one.
+    pub cloud: Option<Provider>,
 }
 
 /// The engine's answer for a request that is not on the plain allow path.

@@ -15,9 +15,12 @@ use crate::config::{Config, Storage};
 use crate::decision::{Event, Headers, Outcome, Response, Verdict};
 use crate::detect::{Detector, Finding, Scan};
 use crate::error::ConfigErrors;
+use crate::filter::country::Refusal;
 use crate::limit::policy::{self, Limit, Messages, RoutePolicy};
 use crate::limit::{Clock, Quota};
 use crate::net::client_ip::ClientAddr;
+use crate::net::cloud::{CloudTable, Provider};
+use crate::net::geo::{is_unplaceable, Country, CountrySource};
 use crate::request::RequestView;
 use crate::respond::cors::{CorsAnswer, CorsPolicy};
 use crate::store::{
@@ -32,6 +35,10 @@ pub struct Engine {
     store: Arc<dyn Store>,
     clock: Clock,
     routes: OnceLock<HashMap<String, RoutePolicy>>,
+    /// Where countries come from (`geo_ip_handler`), set once by the adapter.
+    geo: Arc<OnceLock<Arc<dyn CountrySource>>>,
+    /// Each cloud provider's current ranges, replaced whole on refresh.
+    clouds: Arc<CloudTable>,
 }
 
 /// What [`Engine::report`] did.
@@ -76,6 +83,10 @@ struct Hit {
     headers: Headers,
     /// What detection found, for `penetration_attempt`.
     findings: Vec<Finding>,
+    country: Option<Country>,
+    cloud: Option<Provider>,
+    /// Counts toward the automatic ban (country and cloud blocks with `geo_auto_ban`).
+    strike: bool,
 }
 
 impl Hit {
@@ -95,11 +106,16 @@ impl Hit {
             location: None,
             headers: Vec::new(),
             findings: Vec::new(),
+            country: None,
+            cloud: None,
+            strike: false,
         }
     }
 }
 
-type Check = fn(&Engine, &Ctx<'_, '_>) -> Option<Hit>;
+/// A check: `Some(hit)` when it would block. It may leave notes (a failing geolocation handler)
+/// in the events.
+type Check = fn(&Engine, &Ctx<'_, '_>, &mut Vec<Event>) -> Option<Hit>;
 
 /// The checks that need no route, in order. Excluded paths and methods are decided before this
 /// list runs. Then comes admission (the client's ban, then every applicable rate limit, counted in
@@ -111,6 +127,8 @@ const PIPELINE: &[Check] = &[
     enforce_https,
     blacklist,
     whitelist,
+    country,
+    cloud_provider,
     user_agent,
 ];
 
@@ -124,6 +142,8 @@ impl Engine {
             store,
             clock: Clock::System,
             routes: OnceLock::new(),
+            geo: Arc::new(OnceLock::new()),
+            clouds: Arc::new(CloudTable::default()),
         }
     }
 
@@ -255,7 +275,12 @@ impl Engine {
         let mut limit_headers = None;
         if !self.skips(req) {
             for check in PIPELINE {
-                if let Some(hit) = check(self, &ctx) {
+                if let Some(hit) = check(self, &ctx, &mut events) {
+                    if hit.strike {
+                        if let Some(ip) = ctx.client.ip {
+                            events.extend(self.report(ip).event);
+                        }
+                    }
                     if let Some(block) = self.enforce(&hit, &ctx, &mut events) {
                         return Some(block);
                     }
@@ -438,6 +463,52 @@ impl Engine {
             headers.push(("RateLimit".to_owned(), state));
         }
         Some(headers)
+    }
+
+    /// Sets where countries come from (the `geo_ip_handler`); once.
+    ///
+    /// # Errors
+    /// A source was already set.
+    pub fn set_country_source(&self, source: Arc<dyn CountrySource>) -> Result<(), &'static str> {
+        self.geo
+            .set(source)
+            .map_err(|_| "the geolocation source was already set")
+    }
+
+    /// The country of `ip` from the configured source: `Ok(None)` when no source is set, the
+    /// address is private, or the source does not place it.
+    ///
+    /// # Errors
+    /// The source failed (a handler raised).
+    pub fn country_of(&self, ip: IpAddr) -> Result<Option<Country>, String> {
+        if is_unplaceable(ip) {
+            return Ok(None);
+        }
+        self.geo.get().map_or(Ok(None), |s| s.country(ip))
+    }
+
+    /// Each cloud provider's current ranges (the adapter loads and refreshes them).
+    #[must_use]
+    pub fn clouds(&self) -> &CloudTable {
+        &self.clouds
+    }
+
+    /// Whether the store shares values between hosts ([`Engine::shared_get`]).
+    #[must_use]
+    pub fn shares_blobs(&self) -> bool {
+        self.store.shares_blobs()
+    }
+
+    /// A value other hosts shared under `{prefix}{key}` (Redis only).
+    #[must_use]
+    pub fn shared_get(&self, key: &str) -> Option<Vec<u8>> {
+        self.store.blob_get(key)
+    }
+
+    /// Shares a value with other hosts for `ttl_ms` (Redis only); whether it was stored.
+    #[must_use]
+    pub fn shared_set(&self, key: &str, value: &[u8], ttl_ms: u64) -> bool {
+        self.store.blob_set(key, value, ttl_ms)
     }
 
     /// The compiled detector, when detection is on.
@@ -815,11 +886,13 @@ impl Engine {
             method: ctx.req.method.to_owned(),
             path: ctx.req.path.to_owned(),
             findings: hit.findings.clone(),
+            country: hit.country,
+            cloud: hit.cloud,
         }
     }
 }
 
-fn emergency_mode(e: &Engine, ctx: &Ctx<'_, '_>) -> Option<Hit> {
+fn emergency_mode(e: &Engine, ctx: &Ctx<'_, '_>, _: &mut Vec<Event>) -> Option<Hit> {
     let c = &e.config;
     if !c.emergency_mode
         || ctx
@@ -838,7 +911,7 @@ fn emergency_mode(e: &Engine, ctx: &Ctx<'_, '_>) -> Option<Hit> {
     ))
 }
 
-fn enforce_https(e: &Engine, ctx: &Ctx<'_, '_>) -> Option<Hit> {
+fn enforce_https(e: &Engine, ctx: &Ctx<'_, '_>, _: &mut Vec<Event>) -> Option<Hit> {
     let c = &e.config;
     if !c.enforce_https
         || c.proxies
@@ -867,7 +940,7 @@ fn enforce_https(e: &Engine, ctx: &Ctx<'_, '_>) -> Option<Hit> {
     }
 }
 
-fn blacklist(e: &Engine, ctx: &Ctx<'_, '_>) -> Option<Hit> {
+fn blacklist(e: &Engine, ctx: &Ctx<'_, '_>, _: &mut Vec<Event>) -> Option<Hit> {
     let ip = ctx.client.ip?;
     if !e.config.blacklist.contains(ip) {
         return None;
@@ -881,7 +954,7 @@ fn blacklist(e: &Engine, ctx: &Ctx<'_, '_>) -> Option<Hit> {
     ))
 }
 
-fn whitelist(e: &Engine, ctx: &Ctx<'_, '_>) -> Option<Hit> {
+fn whitelist(e: &Engine, ctx: &Ctx<'_, '_>, _: &mut Vec<Event>) -> Option<Hit> {
     let list = e.config.whitelist.as_ref()?;
     if ctx.client.ip.is_some_and(|ip| list.contains(ip)) {
         return None;
@@ -899,7 +972,95 @@ fn whitelist(e: &Engine, ctx: &Ctx<'_, '_>) -> Option<Hit> {
     ))
 }
 
-fn user_agent(e: &Engine, ctx: &Ctx<'_, '_>) -> Option<Hit> {
+/// Whether the client is on the IP whitelist: country and cloud rules do not apply to it.
+fn whitelisted(e: &Engine, ctx: &Ctx<'_, '_>) -> bool {
+    let (Some(list), Some(ip)) = (&e.config.whitelist, ctx.client.ip) else {
+        return false;
+    };
+    list.contains(ip)
+}
+
+fn country(e: &Engine, ctx: &Ctx<'_, '_>, events: &mut Vec<Event>) -> Option<Hit> {
+    let policy = &e.config.geo;
+    if !policy.active() || whitelisted(e, ctx) {
+        return None;
+    }
+    let ip = ctx.client.ip?;
+    if is_unplaceable(ip) {
+        return None;
+    }
+    let found = match e.geo.get().map(|source| source.country(ip)) {
+        Some(Ok(found)) => found,
+        Some(Err(why)) => {
+            events.push(geo_event(why, ctx));
+            None
+        }
+        None => None,
+    };
+    let (action, message) = match policy.refusal(found)? {
+        Refusal::Blocked(c) => (
+            "country_blocked",
+            format!("IP address {ip} is in {c}, one of blocked_countries"),
+        ),
+        Refusal::NotAllowed(Some(c)) => (
+            "country_not_allowed",
+            format!("IP address {ip} is in {c}, not one of whitelist_countries"),
+        ),
+        Refusal::NotAllowed(None) => (
+            "country_not_allowed",
+            format!("IP address {ip} has no known country, and whitelist_countries is set"),
+        ),
+    };
+    let rule = format!(
+        "country:{}",
+        found.as_ref().map_or("unknown", Country::as_str)
+    );
+    let mut hit = Hit::new(403, "Forbidden", action, rule, message);
+    hit.country = found;
+    hit.strike = policy.auto_ban;
+    Some(hit)
+}
+
+fn cloud_provider(e: &Engine, ctx: &Ctx<'_, '_>, _: &mut Vec<Event>) -> Option<Hit> {
+    let block = e.config.clouds.block;
+    if block.is_empty() || whitelisted(e, ctx) {
+        return None;
+    }
+    let ip = ctx.client.ip?;
+    let provider = e.clouds.provider_of(ip, block)?;
+    let mut hit = Hit::new(
+        403,
+        "Cloud provider IP not allowed",
+        "cloud_provider_blocked",
+        format!("cloud:{}", provider.name()),
+        format!(
+            "IP address {ip} is in {}'s published ranges",
+            provider.name()
+        ),
+    );
+    hit.cloud = Some(provider);
+    hit.strike = e.config.geo.auto_ban;
+    Some(hit)
+}
+
+/// A geolocation handler failed: the country is unknown for this request; say why once here.
+fn geo_event(message: String, ctx: &Ctx<'_, '_>) -> Event {
+    Event {
+        action: "geo_lookup_failed",
+        outcome: Outcome::Noted,
+        rule: "geo_ip_handler".into(),
+        message,
+        status: 200,
+        client_ip: ctx.client.ip,
+        method: ctx.req.method.to_owned(),
+        path: ctx.req.path.to_owned(),
+        findings: Vec::new(),
+        country: None,
+        cloud: None,
+    }
+}
+
+fn user_agent(e: &Engine, ctx: &Ctx<'_, '_>, _: &mut Vec<Event>) -> Option<Hit> {
     let filter = e.config.user_agents.as_ref()?;
     let ua = ctx.req.user_agent?;
     let pattern = filter.matching(ua)?;
@@ -937,6 +1098,8 @@ fn storage_event(message: String, ctx: &Ctx<'_, '_>) -> Event {
         method: ctx.req.method.to_owned(),
         path: ctx.req.path.to_owned(),
         findings: Vec::new(),
+        country: None,
+        cloud: None,
     }
 }
 
@@ -952,6 +1115,8 @@ fn ban_event(ip: IpAddr, action: &'static str, outcome: Outcome, message: String
         method: String::new(),
         path: String::new(),
         findings: Vec::new(),
+        country: None,
+        cloud: None,
     }
 }
 

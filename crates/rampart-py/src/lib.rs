@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::intern;
@@ -18,6 +19,9 @@ use rampart_core::detect::extract::inspects_header;
 use rampart_core::detect::{Category, Finding, Kind, Scan};
 use rampart_core::limit::Clock;
 use rampart_core::net::cidr::parse_peer;
+use rampart_core::net::cloud::{self, Provider};
+use rampart_core::net::geo::{Country, CountrySource, GeoDb, GeoSlot};
+use rampart_core::net::mmdb;
 use rampart_core::{ConfigErrors, Engine as CoreEngine, Needs, RequestView, FIELDS};
 
 /// Maps core validation errors to `flask_rampart.errors.ConfigError(message, [(field, reason)])`.
@@ -447,6 +451,12 @@ fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("http.response.status_code", e.status)?;
     d.set_item("rule.id", &e.rule)?;
     d.set_item("message", &e.message)?;
+    if let Some(c) = e.country {
+        d.set_item("source.geo.country_iso_code", c.as_str())?;
+    }
+    if let Some(p) = e.cloud {
+        d.set_item("cloud.provider", p.name())?;
+    }
     if !e.findings.is_empty() {
         let findings = e
             .findings
@@ -844,8 +854,283 @@ impl Engine {
         d.set_item("log_suspicious_level", level(c.logging.suspicious_level))?;
         d.set_item("log_request_level", level(c.logging.request_level))?;
         d.set_item("log_json", c.logging.json)?;
+        let geo = &c.geo;
+        d.set_item("country_rules", geo.active())?;
+        d.set_item("ipinfo_token", geo.ipinfo_token.clone())?;
+        d.set_item("ipinfo_db_path", geo.ipinfo_db_path.clone())?;
+        let clouds = &c.clouds;
+        let names: Vec<&str> = clouds.block.iter().map(Provider::name).collect();
+        d.set_item("block_cloud_providers", names)?;
+        d.set_item("cloud_ip_refresh_interval", clouds.refresh_secs)?;
+        let pairs = |list: &[(Provider, String)]| -> PyResult<Bound<'py, PyDict>> {
+            let m = PyDict::new(py);
+            for (p, v) in list {
+                m.set_item(p.name(), v)?;
+            }
+            Ok(m)
+        };
+        d.set_item("cloud_ranges_files", pairs(&clouds.files)?)?;
+        d.set_item("cloud_ranges_urls", pairs(&clouds.urls)?)?;
+        d.set_item("cloud_ranges_cache_dir", clouds.cache_dir.clone())?;
         Ok(d)
     }
+
+    /// Country lookups through `db` (a `MaxMindDB` or `IPInfoManager`'s database); once.
+    fn set_geo_database(&self, db: &GeoDatabase) -> PyResult<()> {
+        self.core
+            .set_country_source(db.slot.clone())
+            .map_err(PyRuntimeError::new_err)
+    }
+
+    /// Country lookups through a Python object's `get_country(ip)`; once.
+    fn set_geo_handler(&self, handler: &Bound<'_, PyAny>) -> PyResult<()> {
+        let name = handler.get_type().name()?.to_string();
+        let source = PyCountrySource {
+            handler: handler.clone().unbind(),
+            name,
+        };
+        self.core
+            .set_country_source(Arc::new(source))
+            .map_err(PyRuntimeError::new_err)
+    }
+
+    /// The country of `ip` as the engine sees it (`None`: not placed, or no source).
+    fn country_of(&self, ip: &str) -> PyResult<Option<String>> {
+        let ip = ip_arg(ip)?;
+        self.core
+            .country_of(ip)
+            .map(|c| c.map(|c| c.as_str().to_owned()))
+            .map_err(PyRuntimeError::new_err)
+    }
+
+    /// Puts in a provider's ranges from its own format (or Rampart's cache format). Parsed
+    /// without the GIL. Returns `(entries, merged ranges, skipped entries)`.
+    fn load_cloud_ranges(
+        &self,
+        py: Python<'_>,
+        provider: &str,
+        data: &[u8],
+    ) -> PyResult<(usize, usize, usize)> {
+        let p = provider_arg(provider)?;
+        let ranges = py
+            .detach(|| cloud::parse(p, data))
+            .map_err(PyValueError::new_err)?;
+        let counts = (ranges.entries, ranges.set.ranges(), ranges.skipped);
+        self.core.clouds().replace(p, ranges.set);
+        Ok(counts)
+    }
+
+    /// A provider's current ranges as comma-joined CIDRs (the cache format), or `None`.
+    fn cloud_ranges(&self, provider: &str) -> PyResult<Option<String>> {
+        let p = provider_arg(provider)?;
+        Ok(self.core.clouds().get(p).map(|set| {
+            set.to_cidrs()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        }))
+    }
+
+    /// `{provider: merged ranges}` for the providers loaded so far.
+    fn cloud_counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for p in Provider::ALL {
+            if let Some(set) = self.core.clouds().get(p) {
+                d.set_item(p.name(), set.ranges())?;
+            }
+        }
+        Ok(d)
+    }
+
+    /// The provider whose loaded ranges hold `ip`, or `None`.
+    fn cloud_provider_of(&self, ip: &str) -> PyResult<Option<&'static str>> {
+        let ip = ip_arg(ip)?;
+        Ok(self
+            .core
+            .clouds()
+            .provider_of(ip, cloud::Providers::all())
+            .map(Provider::name))
+    }
+
+    /// Whether the store shares values between hosts (Redis).
+    #[getter]
+    fn shares_blobs(&self) -> bool {
+        self.core.shares_blobs()
+    }
+
+    /// A value shared under `{redis_prefix}{key}`, or `None`. Without the GIL.
+    fn shared_get<'py>(&self, py: Python<'py>, key: &str) -> Option<Bound<'py, PyBytes>> {
+        py.detach(|| self.core.shared_get(key))
+            .map(|v| PyBytes::new(py, &v))
+    }
+
+    /// Shares `value` under `{redis_prefix}{key}` for `ttl` seconds; whether it was stored.
+    fn shared_set(&self, py: Python<'_>, key: &str, value: &[u8], ttl: f64) -> PyResult<bool> {
+        let ttl_ms = secs_to_ms(ttl)?;
+        Ok(py.detach(|| self.core.shared_set(key, value, ttl_ms)))
+    }
+}
+
+fn provider_arg(name: &str) -> PyResult<Provider> {
+    Provider::from_name(name).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "unknown cloud provider {name:?} (known: AWS, GCP, Azure)"
+        ))
+    })
+}
+
+/// A user's geolocation handler: `get_country(ip)` called when a country rule applies.
+#[derive(Debug)]
+struct PyCountrySource {
+    handler: Py<PyAny>,
+    name: String,
+}
+
+impl CountrySource for PyCountrySource {
+    fn country(&self, ip: IpAddr) -> Result<Option<Country>, String> {
+        Python::attach(|py| {
+            let name = &self.name;
+            let got = self
+                .handler
+                .bind(py)
+                .call_method1(intern!(py, "get_country"), (ip.to_string(),))
+                .map_err(|e| format!("{name}.get_country('{ip}') raised {e}"))?;
+            if got.is_none() {
+                return Ok(None);
+            }
+            let Ok(code) = got.extract::<String>() else {
+                return Err(format!(
+                    "{name}.get_country('{ip}') returned a {}, not a country code or None",
+                    got.get_type()
+                        .name()
+                        .map_or_else(|_| "?".into(), |n| n.to_string())
+                ));
+            };
+            if code.trim().is_empty() {
+                return Ok(None);
+            }
+            Country::parse(&code).map(Some).ok_or_else(|| {
+                format!(
+                    "{name}.get_country('{ip}') returned '{code}', not a two-letter country code"
+                )
+            })
+        })
+    }
+}
+
+/// A MaxMind-format database the engine looks countries up in; replaced whole by `load`.
+#[pyclass(frozen, module = "flask_rampart._native")]
+struct GeoDatabase {
+    slot: Arc<GeoSlot>,
+}
+
+#[pymethods]
+impl GeoDatabase {
+    #[new]
+    fn new() -> Self {
+        GeoDatabase {
+            slot: Arc::new(GeoSlot::default()),
+        }
+    }
+
+    /// Reads and swaps in the database at `path` (without the GIL); `ValueError` says why it
+    /// cannot be used, and the previous database stays.
+    #[allow(clippy::needless_pass_by_value)]
+    fn load(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+        let db = py
+            .detach(|| GeoDb::open(&path))
+            .map_err(PyValueError::new_err)?;
+        self.slot.replace(Some(db));
+        Ok(())
+    }
+
+    /// Checks that `path` is a usable database without swapping it in.
+    #[staticmethod]
+    #[allow(clippy::needless_pass_by_value)]
+    fn check(py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+        py.detach(|| GeoDb::open(&path).map(|_| ()))
+            .map_err(PyValueError::new_err)
+    }
+
+    #[getter]
+    fn loaded(&self) -> bool {
+        self.slot.get().is_some()
+    }
+
+    fn country(&self, ip: &str) -> PyResult<Option<String>> {
+        let ip = ip_arg(ip)?;
+        Ok(self
+            .slot
+            .get()
+            .and_then(|db| db.country(ip))
+            .map(|c| c.as_str().to_owned()))
+    }
+
+    fn asn(&self, ip: &str) -> PyResult<Option<u32>> {
+        let ip = ip_arg(ip)?;
+        Ok(self.slot.get().and_then(|db| db.asn(ip)))
+    }
+
+    /// `{"database_type", "build_epoch", "ip_version", "node_count", "bytes"}` or `None`.
+    fn info<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(db) = self.slot.get() else {
+            return Ok(None);
+        };
+        let i = db.info();
+        let d = PyDict::new(py);
+        d.set_item("database_type", i.database_type)?;
+        d.set_item("build_epoch", i.build_epoch)?;
+        d.set_item("ip_version", i.ip_version)?;
+        d.set_item("node_count", i.node_count)?;
+        d.set_item("bytes", i.bytes)?;
+        Ok(Some(d))
+    }
+}
+
+/// A small `.mmdb` country database: `networks` maps CIDR ranges to country codes (and,
+/// for the IPInfo layout, optionally `(code, asn)`).
+#[pyfunction]
+#[pyo3(signature = (networks, layout="maxmind", database_type=None))]
+fn build_country_db<'py>(
+    py: Python<'py>,
+    networks: Vec<(String, Bound<'py, PyAny>)>,
+    layout: &str,
+    database_type: Option<String>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let ipinfo = match layout {
+        "maxmind" => false,
+        "ipinfo" => true,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "layout must be 'maxmind' or 'ipinfo', not {other:?}"
+            )))
+        }
+    };
+    let mut entries = Vec::with_capacity(networks.len());
+    for (cidr, value) in networks {
+        let net =
+            rampart_core::net::cidr::parse_entry(&cidr).map_err(|e| PyValueError::new_err(e.0))?;
+        let (code, asn): (String, Option<u32>) = match value.extract::<String>() {
+            Ok(code) => (code, None),
+            Err(_) => value.extract()?,
+        };
+        let data = if ipinfo {
+            mmdb::Data::ipinfo_country(&code, asn)
+        } else {
+            mmdb::Data::maxmind_country(&code)
+        };
+        entries.push((net, data));
+    }
+    let kind = database_type.unwrap_or_else(|| {
+        if ipinfo {
+            "ipinfo country_asn.mmdb".into()
+        } else {
+            "GeoLite2-Country".into()
+        }
+    });
+    let bytes = py.detach(|| mmdb::build(&kind, &entries));
+    Ok(PyBytes::new(py, &bytes))
 }
 
 #[pymethods]
@@ -959,6 +1244,8 @@ fn field_names() -> Vec<&'static str> {
 #[pymodule(gil_used = false)]
 mod _native {
     #[pymodule_export]
+    use super::build_country_db;
+    #[pymodule_export]
     use super::config_defaults;
     #[pymodule_export]
     use super::field_names;
@@ -966,6 +1253,8 @@ mod _native {
     use super::Decision;
     #[pymodule_export]
     use super::Engine;
+    #[pymodule_export]
+    use super::GeoDatabase;
     #[pymodule_export]
     use super::ManualClock;
 

@@ -501,3 +501,180 @@ fn engines_opening_one_shm_file_share_limits_and_bans() {
     assert!(err.contains("no/such/dir"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn geo_engine(json: &str) -> Engine {
+    use crate::net::geo::{GeoDb, GeoSlot};
+    use crate::net::mmdb::{build, Data};
+    let e = engine(json);
+    let db = build(
+        "GeoLite2-Country",
+        &[
+            (
+                "203.0.113.0/24".parse().expect("net"),
+                Data::maxmind_country("CN"),
+            ),
+            (
+                "198.51.100.0/24".parse().expect("net"),
+                Data::maxmind_country("US"),
+            ),
+            (
+                "2001:db8::/32".parse().expect("net"),
+                Data::maxmind_country("FR"),
+            ),
+        ],
+    );
+    let slot = GeoSlot::default();
+    slot.replace(Some(GeoDb::from_bytes(db).expect("db")));
+    e.set_country_source(Arc::new(slot)).expect("first source");
+    e
+}
+
+#[test]
+fn countries_are_blocked_or_allowed_by_the_source() {
+    let e =
+        geo_engine(r#"{"blocked_countries": ["CN"], "geo_ip_handler": {"$object": "MaxMindDB"}}"#);
+    assert_eq!(status(&e, &req("203.0.113.7", "/")), 403);
+    assert_eq!(status(&e, &req("198.51.100.7", "/")), 200);
+    assert_eq!(
+        status(&e, &req("192.0.2.1", "/")),
+        200,
+        "not placed: passes a block list"
+    );
+    let v = e.inspect(&req("203.0.113.7", "/")).expect("blocked");
+    assert_eq!(v.events[0].action, "country_blocked");
+    assert_eq!(v.events[0].rule, "country:CN");
+    assert_eq!(
+        v.events[0].country.map(|c| c.to_string()).as_deref(),
+        Some("CN")
+    );
+    assert_eq!(v.respond.expect("response").body, "Forbidden");
+
+    let allow = geo_engine(
+        r#"{"whitelist_countries": ["US", "FR"], "geo_ip_handler": {"$object": "MaxMindDB"}}"#,
+    );
+    assert_eq!(status(&allow, &req("198.51.100.7", "/")), 200);
+    assert_eq!(status(&allow, &req("2001:db8::1", "/")), 200);
+    assert_eq!(status(&allow, &req("203.0.113.7", "/")), 403);
+    assert_eq!(
+        status(&allow, &req("192.0.2.1", "/")),
+        403,
+        "not placed: fails an allow list"
+    );
+    assert_eq!(
+        status(&allow, &req("10.0.0.1", "/")),
+        200,
+        "private: never placed, never refused"
+    );
+    assert_eq!(status(&allow, &req("127.0.0.1", "/")), 200);
+    let v = allow.inspect(&req("192.0.2.1", "/")).expect("blocked");
+    assert_eq!(v.events[0].rule, "country:unknown");
+}
+
+#[test]
+fn the_ip_whitelist_and_passive_mode_apply_to_countries_and_clouds() {
+    let e = geo_engine(
+        r#"{"blocked_countries": ["CN"], "geo_ip_handler": {"$object": "MaxMindDB"},
+            "whitelist": ["203.0.113.7", "198.51.100.0/24"], "block_cloud_providers": ["AWS"]}"#,
+    );
+    e.clouds().replace(
+        Provider::Aws,
+        crate::net::cloud::parse(Provider::Aws, b"198.51.100.0/25")
+            .expect("ranges")
+            .set,
+    );
+    assert_eq!(
+        status(&e, &req("203.0.113.7", "/")),
+        200,
+        "whitelisted in CN"
+    );
+    assert_eq!(
+        status(&e, &req("198.51.100.9", "/")),
+        200,
+        "whitelisted in AWS"
+    );
+    let passive = geo_engine(
+        r#"{"blocked_countries": ["CN"], "geo_ip_handler": {"$object": "MaxMindDB"},
+            "passive_mode": true}"#,
+    );
+    let v = passive.inspect(&req("203.0.113.8", "/")).expect("event");
+    assert!(v.respond.is_none());
+    assert_eq!(v.events[0].outcome, Outcome::Passive);
+    assert_eq!(v.events[0].action, "country_blocked");
+}
+
+#[test]
+fn cloud_ranges_block_the_configured_providers_only() {
+    let e = engine(r#"{"block_cloud_providers": ["GCP", "Azure"]}"#);
+    assert_eq!(
+        status(&e, &req("34.80.0.1", "/")),
+        200,
+        "nothing loaded yet"
+    );
+    for (p, cidr) in [
+        (Provider::Aws, "3.5.140.0/22"),
+        (Provider::Gcp, "34.80.0.0/15"),
+        (Provider::Azure, "2603:1000::/25"),
+    ] {
+        e.clouds().replace(
+            p,
+            crate::net::cloud::parse(p, cidr.as_bytes())
+                .expect("ranges")
+                .set,
+        );
+    }
+    assert_eq!(
+        status(&e, &req("3.5.141.1", "/")),
+        200,
+        "AWS is not blocked"
+    );
+    assert_eq!(status(&e, &req("34.81.2.3", "/")), 403);
+    assert_eq!(status(&e, &req("2603:1000::9", "/")), 403);
+    let v = e.inspect(&req("34.81.2.3", "/")).expect("blocked");
+    assert_eq!(v.events[0].action, "cloud_provider_blocked");
+    assert_eq!(v.events[0].rule, "cloud:GCP");
+    assert_eq!(v.events[0].cloud, Some(Provider::Gcp));
+    assert_eq!(
+        v.respond.expect("response").body,
+        "Cloud provider IP not allowed"
+    );
+}
+
+#[test]
+fn geo_blocks_count_toward_the_ban_only_when_asked() {
+    let json = r#"{"blocked_countries": ["CN"], "geo_ip_handler": {"$object": "MaxMindDB"},
+                   "auto_ban_threshold": 2, "geo_auto_ban": GEO}"#;
+    let off = geo_engine(&json.replace("GEO", "false"));
+    for _ in 0..3 {
+        assert_eq!(status(&off, &req("203.0.113.7", "/")), 403);
+    }
+    assert!(off.ban_of("203.0.113.7".parse().expect("ip")).is_none());
+    let on = geo_engine(&json.replace("GEO", "true"));
+    let _ = on.inspect(&req("203.0.113.7", "/"));
+    let v = on.inspect(&req("203.0.113.7", "/")).expect("blocked");
+    assert!(
+        v.events.iter().any(|ev| ev.action == "ip_banned"),
+        "{:?}",
+        v.events
+    );
+    assert!(on.ban_of("203.0.113.7".parse().expect("ip")).is_some());
+}
+
+#[derive(Debug)]
+struct Failing;
+
+impl CountrySource for Failing {
+    fn country(&self, _: IpAddr) -> Result<Option<Country>, String> {
+        Err("handler raised ValueError('boom')".into())
+    }
+}
+
+#[test]
+fn a_failing_source_is_noted_and_the_country_is_unknown() {
+    let e = engine(r#"{"blocked_countries": ["CN"], "geo_ip_handler": {"$object": "H"}}"#);
+    e.set_country_source(Arc::new(Failing)).expect("set");
+    assert!(e.set_country_source(Arc::new(Failing)).is_err(), "once");
+    let v = e.inspect(&req("203.0.113.7", "/")).expect("a note");
+    assert!(v.respond.is_none());
+    assert_eq!(v.events[0].action, "geo_lookup_failed");
+    assert!(v.events[0].message.contains("boom"));
+}

@@ -1,3 +1,4 @@
-//! Request filters that need compiled matchers.
+//! Request filters: user agents (compiled matchers), countries and cloud providers.
 
+pub mod country;
 pub mod user_agent;

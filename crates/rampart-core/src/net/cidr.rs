@@ -103,6 +103,63 @@ impl IpSet {
     pub fn ranges(&self) -> usize {
         self.v4.len() + self.v6.len()
     }
+
+    /// The set as the fewest CIDR blocks that cover exactly its addresses, IPv4 first, each
+    /// family in address order. Parsing them back gives the same set.
+    #[must_use]
+    pub fn to_cidrs(&self) -> Vec<IpNet> {
+        let mut out = Vec::with_capacity(self.ranges());
+        for &(s, e) in &self.v4 {
+            for (start, len) in blocks(u128::from(s), u128::from(e), 32) {
+                // `start` came from a u32; the block length is at most 32.
+                if let (Ok(a), Ok(n)) = (u32::try_from(start), u8::try_from(len)) {
+                    if let Ok(net) = ipnet::Ipv4Net::new(Ipv4Addr::from(a), n) {
+                        out.push(IpNet::V4(net));
+                    }
+                }
+            }
+        }
+        for &(s, e) in &self.v6 {
+            for (start, len) in blocks(s, e, 128) {
+                if let Ok(n) = u8::try_from(len) {
+                    if let Ok(net) = ipnet::Ipv6Net::new(Ipv6Addr::from(start), n) {
+                        out.push(IpNet::V6(net));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The CIDR blocks `(start, prefix length)` that cover `start..=end` exactly, in an address
+/// space of `width` bits (32 or 128).
+fn blocks(mut start: u128, end: u128, width: u32) -> Vec<(u128, u32)> {
+    let mask = |bits: u32| {
+        if bits >= 128 {
+            u128::MAX
+        } else {
+            (1u128 << bits) - 1
+        }
+    };
+    let mut out = Vec::new();
+    loop {
+        // The largest aligned block starting at `start` that ends by `end`.
+        let mut bits = if start == 0 {
+            width
+        } else {
+            start.trailing_zeros().min(width)
+        };
+        while bits > 0 && start | mask(bits) > end {
+            bits -= 1;
+        }
+        let last = start | mask(bits);
+        out.push((start, width - bits));
+        if last >= end {
+            return out;
+        }
+        start = last + 1;
+    }
 }
 
 fn merge<T: Ord + Copy + Bump>(mut ranges: Vec<(T, T)>) -> Vec<(T, T)> {
@@ -229,6 +286,27 @@ mod tests {
         assert_eq!(s.ranges(), 1);
         let s = set(&["0.0.0.0/0", "255.255.255.255"]);
         assert!(s.contains("255.255.255.255".parse().expect("ip")));
+    }
+
+    #[test]
+    fn a_set_written_as_cidrs_reads_back_the_same() {
+        let cases: &[&[&str]] = &[
+            &["10.0.0.0/8"],
+            &["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"],
+            &["0.0.0.0/0"],
+            &["::/0"],
+            &["2001:db8::/33", "2001:db8:8000::/33", "2001:db8:1::5"],
+            &["1.2.3.4/32", "1.2.3.5/32", "200.0.0.0/7", "255.255.255.255"],
+        ];
+        for entries in cases {
+            let s = set(entries);
+            let cidrs = s.to_cidrs();
+            assert_eq!(IpSet::from_nets(&cidrs), s, "{entries:?} -> {cidrs:?}");
+        }
+        let odd = set(&["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"]).to_cidrs();
+        let names: Vec<String> = odd.iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/32"]);
+        assert_eq!(set(&["0.0.0.0/0"]).to_cidrs()[0].to_string(), "0.0.0.0/0");
     }
 
     #[test]

@@ -188,6 +188,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     fn stats(&self) -> StoreStats;
 
+    /// Whether [`Store::blob_get`] and [`Store::blob_set`] reach other hosts (Redis).
+    fn shares_blobs(&self) -> bool {
+        false
+    }
+
+    /// A value shared between hosts under `{prefix}{key}` (a downloaded database, a provider's
+    /// ranges); `None` when absent, unreachable, or the store shares nothing.
+    fn blob_get(&self, _key: &str) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Shares `value` under `{prefix}{key}` for `ttl_ms`; whether it was stored.
+    fn blob_set(&self, _key: &str, _value: &[u8], _ttl_ms: u64) -> bool {
+        false
+    }
+
     /// Something the operator should hear about once (a full shared-memory table, an
     /// unreachable Redis), taken by the first caller; `None` almost always.
     fn take_warning(&self) -> Option<String> {

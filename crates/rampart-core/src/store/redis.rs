@@ -1327,6 +1327,29 @@ impl Store for RedisStore {
         }
     }
 
+    fn shares_blobs(&self) -> bool {
+        true
+    }
+
+    fn blob_get(&self, key: &str) -> Option<Vec<u8>> {
+        let key = format!("{}{key}", self.prefix);
+        self.with_conn(|conn| redis::cmd("GET").arg(&key).query::<Option<Vec<u8>>>(conn))
+            .flatten()
+    }
+
+    fn blob_set(&self, key: &str, value: &[u8], ttl_ms: u64) -> bool {
+        let key = format!("{}{key}", self.prefix);
+        self.with_conn(|conn| {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(value)
+                .arg("PX")
+                .arg(ttl_ms.max(1))
+                .query::<()>(conn)
+        })
+        .is_some()
+    }
+
     fn take_warning(&self) -> Option<String> {
         if !self.has_warning.load(Ordering::Relaxed) {
             return None;
