@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 from flask import Flask, Response, current_app, render_template_string, request
+from servers import RedisServer
 from werkzeug.test import TestResponse
 
 if TYPE_CHECKING:
@@ -199,3 +200,21 @@ def request_as(
     return app.test_client().open(
         path, method=method, environ_base={"REMOTE_ADDR": ip}, headers=headers or {}, **kwargs
     )
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    """A real ``redis-server`` on a free loopback port, one per test module."""
+    server = RedisServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis(redis_server: RedisServer) -> RedisServer:
+    """The module's Redis, emptied and its statistics reset for this test."""
+    if redis_server.proc is None:
+        redis_server.start()
+    redis_server.command("FLUSHALL")
+    redis_server.command("CONFIG", "RESETSTAT")
+    return redis_server

@@ -1,5 +1,6 @@
-"""Real servers for the shared-state tests: ``redis-server`` and gunicorn, started on free
-loopback ports by the tests themselves, and a tiny RESP client to look inside Redis."""
+"""Real servers for the tests: ``redis-server`` and gunicorn, started on free loopback ports by
+the tests themselves, a tiny RESP client to look inside Redis, and a loopback HTTP server that
+stands in for the download sites (IPInfo, the cloud providers)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -357,3 +360,45 @@ class Gunicorn:
                 self.proc.wait()
         self.log.seek(0)
         return self.log.read().decode(errors="replace")
+
+
+class FileServer:
+    """An HTTP server on a free loopback port serving ``files`` (path -> body). A path set to an
+    ``int`` answers with that status. ``requests`` records every path asked for, query included."""
+
+    def __init__(self, files: dict[str, bytes | int] | None = None) -> None:
+        self.files: dict[str, bytes | int] = dict(files or {})
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.requests.append(self.path)
+                body = outer.files.get(self.path.split("?", 1)[0], 404)
+                if isinstance(body, int):
+                    self.send_response(body)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def count(self, path: str) -> int:
+        return sum(1 for r in self.requests if r.split("?", 1)[0] == path)
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

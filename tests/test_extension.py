@@ -206,7 +206,7 @@ def test_invalid_rampart_value_is_a_config_error_at_init_app() -> None:
     assert "trusted_proxy_depth" in fields
 
 
-def test_later_release_field_in_app_config_is_a_config_error() -> None:
+def test_a_bad_field_in_app_config_is_a_config_error() -> None:
     app = bare_app()
     app.config["RAMPART_BLOCKED_COUNTRIES"] = ["CN"]
     with pytest.raises(ConfigError) as excinfo:

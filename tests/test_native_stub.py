@@ -34,5 +34,5 @@ def public(obj: object) -> set[str]:
 def test_stub_and_module_define_the_same_names() -> None:
     stub = stub_names()
     assert set(stub) == public(_native)
-    for cls in ("Engine", "Decision", "ManualClock"):
+    for cls in ("Engine", "Decision", "ManualClock", "GeoDatabase"):
         assert stub[cls] == public(getattr(_native, cls)), cls

@@ -11,7 +11,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -24,22 +24,6 @@ from werkzeug.test import TestResponse
 
 CLIENT = {"REMOTE_ADDR": "127.0.0.1"}
 T = TypeVar("T")
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def redis(redis_server: RedisServer) -> RedisServer:
-    if redis_server.proc is None:
-        redis_server.start()
-    redis_server.command("FLUSHALL")
-    redis_server.command("CONFIG", "RESETSTAT")
-    return redis_server
 
 
 @pytest.fixture

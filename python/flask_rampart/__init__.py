@@ -18,6 +18,7 @@ from .config import SecurityConfig
 from .errors import ConfigError
 from .extension import Ban, Rampart, RampartState, csp_nonce
 from .gatekeeper import GateKeeper
+from .geo import GeoIPHandler, IPInfoManager, MaxMindDB
 
 try:
     __version__: str = version("flask-rampart")
@@ -31,6 +32,9 @@ __all__ = [
     "ConfigError",
     "FlaskAPIGuard",
     "GateKeeper",
+    "GeoIPHandler",
+    "IPInfoManager",
+    "MaxMindDB",
     "Rampart",
     "RampartState",
     "SecurityConfig",

@@ -14,5 +14,12 @@ class ConfigError(ValueError):
         super().__init__(message)
         self.errors: list[tuple[str, str]] = list(errors or [])
 
+    @classmethod
+    def from_pairs(cls, errors: list[tuple[str, str]]) -> ConfigError:
+        """One error for every ``(field, reason)``, worded as the engine words its own."""
+        n = len(errors)
+        lines = "".join(f"\n  - {field}: {reason}" for field, reason in errors)
+        return cls(f"{n} invalid configuration field{'' if n == 1 else 's'}:{lines}", errors)
+
     def __reduce__(self) -> tuple[type[ConfigError], tuple[str, list[tuple[str, str]]]]:
         return (type(self), (str(self), self.errors))

@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flask import Flask, current_app, has_request_context, request
 
-from . import _native
+from . import _native, geo
 from ._routes import RouteRegistry
+from .cloud import CloudRanges
 from .config import SecurityConfig
 from .detection import DetectorControl
+from .errors import ConfigError
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -83,6 +85,10 @@ class RampartState:
     routes: RouteRegistry = field(default_factory=RouteRegistry)
     #: Whether bans and limits run in a ``before_request`` hook (set at the first request).
     route_mode: bool = False
+    #: The ``geo_ip_handler`` in use (or the ``IPInfoManager`` built from ``ipinfo_token``).
+    geo_handler: Any = None
+    #: The blocked cloud providers' ranges (``None`` when no provider is blocked).
+    clouds: CloudRanges | None = None
 
     def emit(self, level: int, event: dict[str, Any], msg: str, *args: object) -> None:
         """Logs one record on ``flask_rampart`` and into this app's own file handlers."""
@@ -400,6 +406,7 @@ def install(
         routes=routes if routes is not None else RouteRegistry(),
     )
     _setup_logging(state, settings)
+    _setup_sources(state, settings)
     app.extensions[key] = state
     app.wsgi_app = RampartMiddleware(app.wsgi_app, app, state)  # type: ignore[method-assign]
     app.jinja_env.globals.setdefault("csp_nonce", csp_nonce)
@@ -410,6 +417,35 @@ def install(
     for warning in engine.warnings:
         state.logger.warning("configuration: %s", warning)
     return state
+
+
+def _setup_sources(state: RampartState, settings: dict[str, Any]) -> None:
+    """Connects the geolocation handler and loads the blocked cloud providers' ranges; one
+    ``ConfigError`` names every source that cannot be used."""
+    errors: list[tuple[str, str]] = []
+    handler = state.config.geo_ip_handler
+    if handler is None and settings["ipinfo_token"]:
+        handler = geo.IPInfoManager(settings["ipinfo_token"], settings["ipinfo_db_path"])
+    if handler is not None:
+        if not callable(getattr(handler, "get_country", None)):
+            errors.append(
+                (
+                    "geo_ip_handler",
+                    f"a {type(handler).__name__} has no get_country(ip) method",
+                )
+            )
+        else:
+            try:
+                geo.attach(state.engine, handler)
+            except (OSError, ValueError) as e:
+                errors.append(("geo_ip_handler", str(e)))
+            state.geo_handler = handler
+    if settings["block_cloud_providers"]:
+        clouds = CloudRanges(state.engine, settings)
+        errors.extend(clouds.start())
+        state.clouds = clouds
+    if errors:
+        raise ConfigError.from_pairs(errors)
 
 
 def _setup_logging(state: RampartState, settings: dict[str, Any]) -> None:
@@ -535,6 +571,22 @@ class Rampart(BanControl):
     def detector(self) -> DetectorControl:
         """Explain values and add or remove detection rules at runtime (current app)."""
         return DetectorControl(self._extension_key)
+
+    def refresh_cloud_ip_ranges(self) -> dict[str, int]:
+        """Downloads the blocked providers' ranges now (files are read again), whatever the
+        caches hold; ``{provider: ranges in use}``. A provider whose download fails keeps its
+        ranges."""
+        clouds = self._state().clouds
+        return clouds.refresh(force=True) if clouds is not None else {}
+
+    def cloud_ranges_status(self) -> dict[str, dict[str, Any]]:
+        """For each blocked provider: ranges in use, where they came from, when, last error."""
+        clouds = self._state().clouds
+        return clouds.status() if clouds is not None else {}
+
+    def country_of(self, ip: str) -> str | None:
+        """The country of ``ip`` as the country rules see it (``None``: not placed)."""
+        return self._state().engine.country_of(str(ip))
 
     @staticmethod
     def client_ip() -> str | None:
