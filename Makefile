@@ -54,6 +54,7 @@ bench: build
 	$(PY) bench/overhead.py
 	$(PY) bench/limit_state.py
 	$(PY) bench/detect_cost.py
+	$(PY) bench/geo_cost.py
 	$(PY) bench/detect_eval.py $(CORPUS) --out bench/results/detection.md
 
 # The shared corpus lives outside the project; without it only the project's own set is used.

@@ -428,3 +428,21 @@ fn a_cluster_counts_across_slots_all_or_nothing() {
     assert_eq!(cluster.keys_per_node().iter().sum::<usize>(), 0);
     assert!(one.take_warning().is_none(), "no outage on the way");
 }
+
+#[test]
+fn shared_values_reach_other_stores_and_expire() {
+    let server = Server::start();
+    let (one, two) = (server.store("v:", false), server.store("v:", false));
+    assert!(one.shares_blobs());
+    assert_eq!(two.blob_get("cloud_ranges:AWS"), None);
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    assert!(one.blob_set("ipinfo:database", &bytes, 60_000));
+    assert_eq!(
+        two.blob_get("ipinfo:database").as_deref(),
+        Some(&bytes[..]),
+        "binary-safe"
+    );
+    assert!(one.blob_set("short", b"x", 50));
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    assert_eq!(two.blob_get("short"), None, "expired");
+}
