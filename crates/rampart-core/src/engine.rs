@@ -1045,19 +1045,7 @@ fn cloud_provider(e: &Engine, ctx: &Ctx<'_, '_>, _: &mut Vec<Event>) -> Option<H
 
 /// A geolocation handler failed: the country is unknown for this request; say why once here.
 fn geo_event(message: String, ctx: &Ctx<'_, '_>) -> Event {
-    Event {
-        action: "geo_lookup_failed",
-        outcome: Outcome::Noted,
-        rule: "geo_ip_handler".into(),
-        message,
-        status: 200,
-        client_ip: ctx.client.ip,
-        method: ctx.req.method.to_owned(),
-        path: ctx.req.path.to_owned(),
-        findings: Vec::new(),
-        country: None,
-        cloud: None,
-    }
+    note_event("geo_lookup_failed", "geo_ip_handler", message, ctx)
 }
 
 fn user_agent(e: &Engine, ctx: &Ctx<'_, '_>, _: &mut Vec<Event>) -> Option<Hit> {
@@ -1088,10 +1076,15 @@ fn unavailable_hit() -> Hit {
 
 /// A store problem to log once (full table, lost connection, reconnected).
 fn storage_event(message: String, ctx: &Ctx<'_, '_>) -> Event {
+    note_event("storage_degraded", "storage", message, ctx)
+}
+
+/// Something worth logging about a request that blocked nothing.
+fn note_event(action: &'static str, rule: &str, message: String, ctx: &Ctx<'_, '_>) -> Event {
     Event {
-        action: "storage_degraded",
+        action,
         outcome: Outcome::Noted,
-        rule: "storage".into(),
+        rule: rule.into(),
         message,
         status: 200,
         client_ip: ctx.client.ip,
