@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ._native import VERSION
@@ -52,8 +52,10 @@ def _reason(e: Exception) -> str:
     return redact(text) or type(e).__name__
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Writes ``data`` to ``path`` so that readers see the old file or the new one, whole."""
+def atomic_write(path: Path, data: bytes, check: Callable[[str], None] | None = None) -> None:
+    """Writes ``data`` to ``path`` so that readers see the old file or the new one, whole.
+    ``check(temporary_path)`` runs on the written copy first; if it raises, ``path`` is left
+    as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
@@ -61,6 +63,8 @@ def atomic_write(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if check is not None:
+            check(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

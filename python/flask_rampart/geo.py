@@ -11,16 +11,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from . import _native
-from ._fetch import FetchError, age, fetch, host_lock, redact
+from ._fetch import FetchError, age, atomic_write, fetch, host_lock, redact
 from ._refresh import SCHEDULER
 
 if TYPE_CHECKING:
@@ -211,7 +209,7 @@ class IPInfoManager(MaxMindDB):
         with host_lock(self.path):
             fresh = (a := age(self.path, time.time())) is not None and a < self.max_age
             if fresh and not force:
-                self._use_file()
+                self.reload()
                 return self.is_initialized
             if not force and self._from_shared():
                 return True
@@ -222,7 +220,7 @@ class IPInfoManager(MaxMindDB):
                     logger.warning(
                         "geolocation: IPInfo refresh failed, keeping %s: %s", self.path, e
                     )
-                    self._use_file()
+                    self.reload()
                 else:
                     logger.error(
                         "geolocation: no IPInfo database (%s); countries are unknown until a "
@@ -231,12 +229,6 @@ class IPInfoManager(MaxMindDB):
                     )
                 return self.is_initialized
         return True
-
-    def _use_file(self) -> None:
-        try:
-            self.reload()
-        except OSError as e:
-            logger.warning("geolocation: cannot read %s: %s", self.path, e)
 
     def _from_shared(self) -> bool:
         if self._shared is None:
@@ -276,21 +268,10 @@ class IPInfoManager(MaxMindDB):
 
     def _install(self, data: bytes) -> None:
         """Checks ``data`` is a database, then puts it in place of the file and loads it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            try:
-                _native.GeoDatabase.check(tmp)
-            except ValueError as e:
-                raise FetchError(f"not a usable database: {e}") from None
-            os.replace(tmp, self.path)
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            atomic_write(self.path, data, check=_native.GeoDatabase.check)
+        except ValueError as e:
+            raise FetchError(f"not a usable database: {e}") from None
         self._load()
 
 

@@ -69,6 +69,8 @@ pub struct Needs {
 struct Ctx<'r, 'a> {
     req: &'r RequestView<'a>,
     client: ClientAddr,
+    /// The client is on the IP whitelist (so country and cloud rules do not apply to it).
+    whitelisted: bool,
 }
 
 /// A check's finding: what would be sent, and why.
@@ -251,9 +253,15 @@ impl Engine {
 
     /// What the checks see: the request and its resolved client.
     fn context<'r, 'a>(&self, req: &'r RequestView<'a>) -> Ctx<'r, 'a> {
+        let client = self.config.proxies.resolve(req.peer, req.forwarded_for);
+        let whitelisted = match (&self.config.whitelist, client.ip) {
+            (Some(list), Some(ip)) => list.contains(ip),
+            _ => false,
+        };
         Ctx {
             req,
-            client: self.config.proxies.resolve(req.peer, req.forwarded_for),
+            client,
+            whitelisted,
         }
     }
 
@@ -955,8 +963,7 @@ fn blacklist(e: &Engine, ctx: &Ctx<'_, '_>, _: &mut Vec<Event>) -> Option<Hit> {
 }
 
 fn whitelist(e: &Engine, ctx: &Ctx<'_, '_>, _: &mut Vec<Event>) -> Option<Hit> {
-    let list = e.config.whitelist.as_ref()?;
-    if ctx.client.ip.is_some_and(|ip| list.contains(ip)) {
+    if e.config.whitelist.is_none() || ctx.whitelisted {
         return None;
     }
     let who = ctx
@@ -972,31 +979,19 @@ fn whitelist(e: &Engine, ctx: &Ctx<'_, '_>, _: &mut Vec<Event>) -> Option<Hit> {
     ))
 }
 
-/// Whether the client is on the IP whitelist: country and cloud rules do not apply to it.
-fn whitelisted(e: &Engine, ctx: &Ctx<'_, '_>) -> bool {
-    let (Some(list), Some(ip)) = (&e.config.whitelist, ctx.client.ip) else {
-        return false;
-    };
-    list.contains(ip)
-}
-
 fn country(e: &Engine, ctx: &Ctx<'_, '_>, events: &mut Vec<Event>) -> Option<Hit> {
     let policy = &e.config.geo;
-    if !policy.active() || whitelisted(e, ctx) {
+    if !policy.active() || ctx.whitelisted {
         return None;
     }
     let ip = ctx.client.ip?;
     if is_unplaceable(ip) {
         return None;
     }
-    let found = match e.geo.get().map(|source| source.country(ip)) {
-        Some(Ok(found)) => found,
-        Some(Err(why)) => {
-            events.push(geo_event(why, ctx));
-            None
-        }
-        None => None,
-    };
+    let found = e.country_of(ip).unwrap_or_else(|why| {
+        events.push(geo_event(why, ctx));
+        None
+    });
     let (action, message) = match policy.refusal(found)? {
         Refusal::Blocked(c) => (
             "country_blocked",
@@ -1023,7 +1018,7 @@ fn country(e: &Engine, ctx: &Ctx<'_, '_>, events: &mut Vec<Event>) -> Option<Hit
 
 fn cloud_provider(e: &Engine, ctx: &Ctx<'_, '_>, _: &mut Vec<Event>) -> Option<Hit> {
     let block = e.config.clouds.block;
-    if block.is_empty() || whitelisted(e, ctx) {
+    if block.is_empty() || ctx.whitelisted {
         return None;
     }
     let ip = ctx.client.ip?;
