@@ -64,6 +64,10 @@ pub enum Outcome {
     Passive,
     /// Nothing was blocked; worth recording (a value too long to inspect whole).
     Noted,
+    /// A behavioural monitor's threshold was passed (`action="log"` or `"ban"`).
+    Detected,
+    /// The same, with `action="alert"`: logged at error level.
+    Alert,
 }
 
 impl Outcome {
@@ -73,6 +77,8 @@ impl Outcome {
             Outcome::Blocked => "blocked",
             Outcome::Passive => "passive",
             Outcome::Noted => "noted",
+            Outcome::Detected => "detected",
+            Outcome::Alert => "alert",
         }
     }
 }

@@ -6,7 +6,6 @@
 //! precomputed [`Engine::static_headers`].
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
@@ -16,13 +15,14 @@ use crate::decision::{Event, Headers, Outcome, Response, Verdict};
 use crate::detect::{Detector, Finding, Scan};
 use crate::error::ConfigErrors;
 use crate::filter::country::Refusal;
-use crate::limit::policy::{self, Limit, Messages, RoutePolicy};
+use crate::limit::policy::{Limit, Messages};
 use crate::limit::{Clock, Quota};
 use crate::net::client_ip::ClientAddr;
 use crate::net::cloud::{CloudTable, Provider};
 use crate::net::geo::{is_unplaceable, Country, CountrySource};
 use crate::request::RequestView;
 use crate::respond::cors::{CorsAnswer, CorsPolicy};
+use crate::route::{self, RoutePolicy, Routes, Skips};
 use crate::store::{
     Admission, Ban, Charge, MemoryStore, RedisStore, ShmStore, Store, StoreStats, Subject,
 };
@@ -34,7 +34,7 @@ pub struct Engine {
     config: Config,
     store: Arc<dyn Store>,
     clock: Clock,
-    routes: OnceLock<HashMap<String, RoutePolicy>>,
+    routes: OnceLock<Routes>,
     /// Where countries come from (`geo_ip_handler`), set once by the adapter.
     geo: Arc<OnceLock<Arc<dyn CountrySource>>>,
     /// Each cloud provider's current ranges, replaced whole on refresh.
@@ -61,6 +61,8 @@ pub struct Needs {
     pub forwarded_proto: bool,
     pub origin: bool,
     pub host: bool,
+    /// Route checks: the content type and the buffered body (honeypot fields).
+    pub body: bool,
     /// Detection: every header, the cookies, the content type and the buffered body.
     pub detection: bool,
 }
@@ -119,19 +121,21 @@ impl Hit {
 /// in the events.
 type Check = fn(&Engine, &Ctx<'_, '_>, &mut Vec<Event>) -> Option<Hit>;
 
-/// The checks that need no route, in order. Excluded paths and methods are decided before this
-/// list runs. Then comes admission (the client's ban, then every applicable rate limit, counted in
-/// one store operation; see [`Engine::admission`]): right after this list when no route policy
-/// exists, otherwise once the adapter knows the route ([`Engine::inspect_route`]). The CORS
+/// The checks that need no route, in order, each with the `bypass` name that skips it. Excluded
+/// paths and methods are decided before this list runs. A check that some route skips waits for
+/// the route ([`Engine::inspect_route`]); the others run before routing. Then come the route's
+/// own checks, admission (the client's ban, then every applicable rate limit, counted in one
+/// store operation; see [`Engine::admission`]), detection and the route's monitors: right after
+/// this list when no route policy exists, otherwise once the adapter knows the route. The CORS
 /// preflight answer and the Python-side `custom_request_check` come last.
-const PIPELINE: &[Check] = &[
-    emergency_mode,
-    enforce_https,
-    blacklist,
-    whitelist,
-    country,
-    cloud_provider,
-    user_agent,
+const PIPELINE: &[(Check, Skips)] = &[
+    (emergency_mode, Skips::NONE),
+    (enforce_https, Skips::HTTPS),
+    (blacklist, Skips::IP),
+    (whitelist, Skips::IP),
+    (country, Skips::COUNTRIES),
+    (cloud_provider, Skips::CLOUDS),
+    (user_agent, Skips::USER_AGENT),
 ];
 
 impl Engine {
@@ -189,13 +193,13 @@ impl Engine {
         self.clock.now_ms()
     }
 
-    /// Adds the route policies (JSON: endpoint → `{bypass, standalone, limits}`). Once only:
+    /// Adds the route policies (JSON: endpoint → policy, see [`crate::route`]). Once only:
     /// the adapter calls it when its routes are final.
     ///
     /// # Errors
     /// Every bad entry; or a single error when routes were already set.
     pub fn set_routes(&self, json: &str) -> Result<(), ConfigErrors> {
-        let routes = policy::parse_routes(json, self.config.rate_limits.default_algorithm)?;
+        let routes = self.parse_routes(json)?;
         self.routes.set(routes).map_err(|_| {
             let mut e = ConfigErrors::default();
             e.push("<routes>", "route policies were already set");
@@ -203,13 +207,88 @@ impl Engine {
         })
     }
 
-    /// Whether admission (bans and rate limits) must wait for the route: some route has a
-    /// policy, or a limit is counted per endpoint. The adapter then calls
-    /// [`Engine::inspect_route`] once routing is done; otherwise [`Engine::inspect`] does it all.
+    /// Validates route policies against this configuration without keeping them (decorators
+    /// check their arguments when they are applied).
+    ///
+    /// # Errors
+    /// Every bad entry.
+    pub fn check_routes(&self, json: &str) -> Result<(), ConfigErrors> {
+        self.parse_routes(json).map(|_| ())
+    }
+
+    fn parse_routes(&self, json: &str) -> Result<Routes, ConfigErrors> {
+        let c = &self.config;
+        let cx = route::Context {
+            default_algorithm: c.rate_limits.default_algorithm,
+            has_geo_source: c.geo.has_handler
+                || c.geo.ipinfo_token.is_some()
+                || self.geo.get().is_some(),
+            detector: c.detection.detector.as_ref(),
+            dormant_detection: c.detection.dormant.as_ref(),
+        };
+        route::parse_routes(json, &cx)
+    }
+
+    /// Whether the route stage must run: some route has a policy, or a limit is counted per
+    /// endpoint. The adapter then calls [`Engine::inspect_route`] once routing is done;
+    /// otherwise [`Engine::inspect`] does it all.
     #[must_use]
     pub fn route_mode(&self) -> bool {
         self.routes.get().is_some_and(|r| !r.is_empty())
             || (self.config.rate_limits.enabled && self.config.rate_limits.needs_endpoint())
+    }
+
+    /// What [`Engine::inspect_route`] reads: [`Engine::needs`] and what route checks add.
+    #[must_use]
+    pub fn route_needs(&self) -> Needs {
+        let mut needs = self.needs();
+        if let Some(r) = self.routes.get() {
+            needs.user_agent |= r.user_agent;
+            needs.host |= r.host;
+            needs.body |= r.body;
+            needs.detection |= r.detector.is_some();
+        }
+        needs
+    }
+
+    /// The WSGI environ keys route checks read ([`RequestView::named`]).
+    #[must_use]
+    pub fn route_env_keys(&self) -> &[String] {
+        self.routes.get().map_or(&[], |r| r.env_keys.as_slice())
+    }
+
+    /// The endpoints with return monitors, each with whether its patterns need the body.
+    #[must_use]
+    pub fn response_monitors(&self) -> Vec<(String, bool)> {
+        let Some(routes) = self.routes.get() else {
+            return Vec::new();
+        };
+        routes
+            .by_endpoint
+            .iter()
+            .filter(|(_, p)| !p.returns.is_empty())
+            .map(|(e, p)| {
+                let body = p.returns.iter().any(|m| match &m.kind {
+                    route::MonitorKind::Return(pattern) => pattern.needs_body(),
+                    _ => false,
+                });
+                (e.clone(), body)
+            })
+            .collect()
+    }
+
+    /// The countries and cloud providers route policies block (the adapter loads their sources).
+    #[must_use]
+    pub fn route_clouds(&self) -> crate::net::cloud::Providers {
+        let mut all = crate::net::cloud::Providers::default();
+        if let Some(r) = self.routes.get() {
+            for p in r.by_endpoint.values() {
+                for provider in p.clouds.iter() {
+                    all.insert(provider);
+                }
+            }
+        }
+        all
     }
 
     /// Validates and builds in one step, reporting every problem at once.
@@ -241,6 +320,7 @@ impl Engine {
             forwarded_proto: proxies && c.proxies.trust_forwarded_proto,
             origin: c.cors.is_some(),
             host: c.enforce_https,
+            body: false,
             detection: c.detection.detector.is_some(),
         }
     }
@@ -282,16 +362,13 @@ impl Engine {
         let mut events = Vec::new();
         let mut limit_headers = None;
         if !self.skips(req) {
-            for check in PIPELINE {
-                if let Some(hit) = check(self, &ctx, &mut events) {
-                    if hit.strike {
-                        if let Some(ip) = ctx.client.ip {
-                            events.extend(self.report(ip).event);
-                        }
-                    }
-                    if let Some(block) = self.enforce(&hit, &ctx, &mut events) {
-                        return Some(block);
-                    }
+            let deferred = self.routes.get().map_or(Skips::NONE, |r| r.deferred);
+            for (check, skip) in PIPELINE {
+                if deferred.has(*skip) {
+                    continue;
+                }
+                if let Some(block) = self.run(*check, &ctx, &mut events) {
+                    return Some(block);
                 }
             }
             if !self.route_mode() {
@@ -303,7 +380,7 @@ impl Engine {
                         }
                     }
                 }
-                if let Some(hit) = self.detection(&ctx, &mut events) {
+                if let Some(hit) = self.detection(&ctx, None, &mut events) {
                     if let Some(block) = self.enforce(&hit, &ctx, &mut events) {
                         return Some(block);
                     }
@@ -313,9 +390,27 @@ impl Engine {
         self.allow(req, events, limit_headers)
     }
 
-    /// The route stage: bans and rate limits for a request whose Flask endpoint is known
-    /// (`None` when routing found none). Used only in [`Engine::route_mode`]. `None` means
-    /// nothing to add; otherwise the verdict's `headers` go on the response, or it responds.
+    /// Runs one check: a hit that counts toward the automatic ban is reported, and a blocking
+    /// one becomes the verdict (or, in passive mode, an event).
+    fn run(&self, check: Check, ctx: &Ctx<'_, '_>, events: &mut Vec<Event>) -> Option<Verdict> {
+        let hit = check(self, ctx, events)?;
+        self.settle(&hit, ctx, events)
+    }
+
+    fn settle(&self, hit: &Hit, ctx: &Ctx<'_, '_>, events: &mut Vec<Event>) -> Option<Verdict> {
+        if hit.strike {
+            if let Some(ip) = ctx.client.ip {
+                events.extend(self.report(ip).event);
+            }
+        }
+        self.enforce(hit, ctx, events)
+    }
+
+    /// The route stage, once the Flask endpoint is known (`None` when routing found none): the
+    /// global checks some route skips (unless this one does), the route's own checks, bans and
+    /// rate limits, detection, and the route's monitors. Used only in [`Engine::route_mode`].
+    /// `None` means nothing to add; otherwise the verdict's `headers` go on the response, or it
+    /// responds.
     #[must_use]
     pub fn inspect_route(&self, req: &RequestView<'_>, endpoint: Option<&str>) -> Option<Verdict> {
         if self.skips(req) {
@@ -323,6 +418,25 @@ impl Engine {
         }
         let ctx = self.context(req);
         let mut events = Vec::new();
+        let route = self.routes.get().and_then(|r| r.get(endpoint));
+        let skips = route.map_or(Skips::NONE, |r| r.skips);
+        let deferred = self.routes.get().map_or(Skips::NONE, |r| r.deferred);
+        for (check, skip) in PIPELINE {
+            if deferred.has(*skip) && !skips.has(*skip) {
+                if let Some(block) = self.run(*check, &ctx, &mut events) {
+                    return Some(block);
+                }
+            }
+        }
+        if let Some(r) = route {
+            for check in route_checks::CHECKS {
+                if let Some(hit) = check(self, &ctx, r, &mut events) {
+                    if let Some(block) = self.settle(&hit, &ctx, &mut events) {
+                        return Some(block);
+                    }
+                }
+            }
+        }
         let headers = match self.admission(&ctx, Some(endpoint.unwrap_or("")), &mut events) {
             Ok(headers) => headers,
             Err(hit) => {
@@ -332,10 +446,13 @@ impl Engine {
                 None
             }
         };
-        if let Some(hit) = self.detection(&ctx, &mut events) {
+        if let Some(hit) = self.detection(&ctx, route, &mut events) {
             if let Some(block) = self.enforce(&hit, &ctx, &mut events) {
                 return Some(block);
             }
+        }
+        if let Some(r) = route {
+            self.monitor(&ctx, endpoint.unwrap_or(""), &r.monitors, &mut events);
         }
         if headers.is_none() && events.is_empty() {
             return None;
@@ -369,28 +486,31 @@ impl Engine {
         endpoint: Option<&str>,
         events: &mut Vec<Event>,
     ) -> Result<Option<Headers>, Box<Hit>> {
-        let route = endpoint.and_then(|e| self.routes.get().and_then(|r| r.get(e)));
-        let bypass = route.map(|r| r.bypass).unwrap_or_default();
-        if bypass.all {
-            return Ok(None);
-        }
+        let route = self.routes.get().and_then(|r| r.get(endpoint));
+        let skips = route.map_or(Skips::NONE, |r| r.skips);
         let ip = ctx.client.ip;
-        let ban_subject = if self.config.bans.enabled && !bypass.ip_ban {
+        let ban_subject = if self.config.bans.enabled && !skips.has(Skips::IP_BAN) {
             ip.map(Subject::ip)
         } else {
             None
         };
         let rl = &self.config.rate_limits;
         let mut limits: Vec<&Limit> = Vec::new();
-        if rl.enabled && !bypass.rate_limit {
-            if !route.is_some_and(|r| r.standalone) {
-                limits.extend(&rl.global);
+        if !skips.has(Skips::RATE_LIMIT) {
+            if rl.enabled {
+                if !route.is_some_and(|r| r.standalone) {
+                    limits.extend(&rl.global);
+                }
+                if let Some(by_path) = rl.by_path.get(ctx.req.path) {
+                    limits.extend(by_path);
+                }
             }
-            if let Some(by_path) = rl.by_path.get(ctx.req.path) {
-                limits.extend(by_path);
-            }
+            // A route's own limits are its decorators': they apply whatever the global switch.
             if let Some(r) = route {
                 limits.extend(&r.limits);
+                if let Some(l) = self.geo_limit(ctx, r, events) {
+                    limits.push(l);
+                }
             }
         }
         if ban_subject.is_none() && limits.is_empty() {
@@ -538,9 +658,21 @@ impl Engine {
     /// the automatic ban; the request that reaches the threshold gets 403 "IP has been banned".
     /// With `detection_action="log"` the attack is only an event. A value too long to inspect
     /// whole leaves a `noted` event saying how much was not read.
-    fn detection(&self, ctx: &Ctx<'_, '_>, events: &mut Vec<Event>) -> Option<Hit> {
+    fn detection(
+        &self,
+        ctx: &Ctx<'_, '_>,
+        route: Option<&RoutePolicy>,
+        events: &mut Vec<Event>,
+    ) -> Option<Hit> {
         let policy = &self.config.detection;
-        let scan = self.scan(ctx.req)?;
+        let detector = match route {
+            Some(r) if r.skips.has(Skips::DETECTION) || r.detection == Some(false) => None,
+            Some(r) if r.detection == Some(true) => self
+                .detector()
+                .or_else(|| self.routes.get().and_then(|rs| rs.detector.as_deref())),
+            _ => self.detector(),
+        }?;
+        let scan = (!detector.skips_path(ctx.req.path)).then(|| detector.scan_request(ctx.req))?;
         if scan.truncated_bytes > 0 {
             let note = Hit::new(
                 200,
@@ -920,10 +1052,17 @@ fn emergency_mode(e: &Engine, ctx: &Ctx<'_, '_>, _: &mut Vec<Event>) -> Option<H
 }
 
 fn enforce_https(e: &Engine, ctx: &Ctx<'_, '_>, _: &mut Vec<Event>) -> Option<Hit> {
-    let c = &e.config;
-    if !c.enforce_https
-        || c.proxies
-            .is_https(ctx.req.scheme, ctx.client, ctx.req.forwarded_proto)
+    if !e.config.enforce_https {
+        return None;
+    }
+    https_hit(e, ctx)
+}
+
+/// A plain-HTTP request: redirected to its `https://` URL (400 without a usable host).
+fn https_hit(e: &Engine, ctx: &Ctx<'_, '_>) -> Option<Hit> {
+    if e.config
+        .proxies
+        .is_https(ctx.req.scheme, ctx.client, ctx.req.forwarded_proto)
     {
         return None;
     }
@@ -980,8 +1119,21 @@ fn whitelist(e: &Engine, ctx: &Ctx<'_, '_>, _: &mut Vec<Event>) -> Option<Hit> {
 }
 
 fn country(e: &Engine, ctx: &Ctx<'_, '_>, events: &mut Vec<Event>) -> Option<Hit> {
-    let policy = &e.config.geo;
-    if !policy.active() || ctx.whitelisted {
+    if ctx.whitelisted {
+        return None;
+    }
+    country_hit(e, ctx, &e.config.geo, "", events)
+}
+
+/// A country rule's refusal (`rule_prefix` tells a route's rules from the global ones).
+fn country_hit(
+    e: &Engine,
+    ctx: &Ctx<'_, '_>,
+    policy: &crate::filter::country::GeoPolicy,
+    rule_prefix: &str,
+    events: &mut Vec<Event>,
+) -> Option<Hit> {
+    if !policy.active() {
         return None;
     }
     let ip = ctx.client.ip?;
@@ -1007,18 +1159,30 @@ fn country(e: &Engine, ctx: &Ctx<'_, '_>, events: &mut Vec<Event>) -> Option<Hit
         ),
     };
     let rule = format!(
-        "country:{}",
+        "{rule_prefix}country:{}",
         found.as_ref().map_or("unknown", Country::as_str)
     );
     let mut hit = Hit::new(403, "Forbidden", action, rule, message);
     hit.country = found;
-    hit.strike = policy.auto_ban;
+    hit.strike = e.config.geo.auto_ban;
     Some(hit)
 }
 
 fn cloud_provider(e: &Engine, ctx: &Ctx<'_, '_>, _: &mut Vec<Event>) -> Option<Hit> {
-    let block = e.config.clouds.block;
-    if block.is_empty() || ctx.whitelisted {
+    if ctx.whitelisted {
+        return None;
+    }
+    cloud_hit(e, ctx, e.config.clouds.block, "")
+}
+
+/// A client in the published ranges of one of `block`.
+fn cloud_hit(
+    e: &Engine,
+    ctx: &Ctx<'_, '_>,
+    block: crate::net::cloud::Providers,
+    rule_prefix: &str,
+) -> Option<Hit> {
+    if block.is_empty() {
         return None;
     }
     let ip = ctx.client.ip?;
@@ -1027,7 +1191,7 @@ fn cloud_provider(e: &Engine, ctx: &Ctx<'_, '_>, _: &mut Vec<Event>) -> Option<H
         403,
         "Cloud provider IP not allowed",
         "cloud_provider_blocked",
-        format!("cloud:{}", provider.name()),
+        format!("{rule_prefix}cloud:{}", provider.name()),
         format!(
             "IP address {ip} is in {}'s published ranges",
             provider.name()
@@ -1044,14 +1208,21 @@ fn geo_event(message: String, ctx: &Ctx<'_, '_>) -> Event {
 }
 
 fn user_agent(e: &Engine, ctx: &Ctx<'_, '_>, _: &mut Vec<Event>) -> Option<Hit> {
-    let filter = e.config.user_agents.as_ref()?;
+    user_agent_hit(ctx, e.config.user_agents.as_ref()?, "")
+}
+
+fn user_agent_hit(
+    ctx: &Ctx<'_, '_>,
+    filter: &crate::filter::user_agent::UserAgentFilter,
+    rule_prefix: &str,
+) -> Option<Hit> {
     let ua = ctx.req.user_agent?;
     let pattern = filter.matching(ua)?;
     Some(Hit::new(
         403,
         "User-Agent not allowed",
         "user_agent_blocked",
-        format!("user_agent:{pattern}"),
+        format!("{rule_prefix}user_agent:{pattern}"),
         format!("User-Agent matches blocked pattern '{pattern}'"),
     ))
 }
@@ -1209,5 +1380,6 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+mod route_checks;
 #[cfg(test)]
 mod tests;

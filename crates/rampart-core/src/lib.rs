@@ -14,6 +14,7 @@ pub mod limit;
 pub mod net;
 pub mod request;
 pub mod respond;
+pub mod route;
 pub mod store;
 
 pub use config::{Config, FIELDS};

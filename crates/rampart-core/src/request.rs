@@ -35,6 +35,17 @@ pub struct RequestView<'a> {
     pub body: &'a [u8],
     /// Body bytes past the limit, not read.
     pub body_truncated: u64,
+    /// For route checks: the WSGI environ keys they read ([`crate::route::Routes::env_keys`],
+    /// e.g. `HTTP_AUTHORIZATION`, `CONTENT_LENGTH`) with their values, when present.
+    pub named: &'a [(&'a str, &'a str)],
+}
+
+impl<'a> RequestView<'a> {
+    /// The value of one of the [`RequestView::named`] environ keys.
+    #[must_use]
+    pub fn env(&self, key: &str) -> Option<&'a str> {
+        self.named.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
 }
 
 /// Whether `path` is `prefix` or below it, segment-wise (`/static` covers `/static/app.js`, not

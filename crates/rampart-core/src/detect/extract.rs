@@ -265,7 +265,8 @@ fn json_body(body: &str, state: &mut ScanState<'_>) {
 }
 
 /// The `boundary` parameter of a multipart content type.
-fn boundary(content_type: &str) -> Option<String> {
+#[must_use]
+pub fn boundary(content_type: &str) -> Option<String> {
     content_type.split(';').skip(1).find_map(|p| {
         let (k, v) = p.trim().split_once('=')?;
         k.trim()
@@ -277,13 +278,46 @@ fn boundary(content_type: &str) -> Option<String> {
 
 /// Multipart text parts (and every part's file name). File contents are not inspected.
 fn multipart(body: &[u8], boundary: &str, state: &mut ScanState<'_>) {
+    each_part(body, boundary, |part| {
+        if !state.wants_more() {
+            return false;
+        }
+        let name = part.name;
+        if let Some(f) = part.filename {
+            state.value(
+                Kind::Form,
+                name,
+                &|| format!("multipart:{name}.filename"),
+                f,
+            );
+        }
+        let ct = part.content_type;
+        let texty =
+            ct.is_empty() || ct.starts_with("text/") || ct.contains("json") || ct.contains("xml");
+        if part.filename.is_none() || (texty && !ct.is_empty()) {
+            let text = String::from_utf8_lossy(part.content);
+            state.value(Kind::Form, name, &|| format!("multipart:{name}"), &text);
+        }
+        true
+    });
+}
+
+/// One part of a `multipart/form-data` body.
+pub struct Part<'a> {
+    /// The form field's name (`name=` of `Content-Disposition`).
+    pub name: &'a str,
+    pub filename: Option<&'a str>,
+    /// The part's media type, lower-cased (empty when absent).
+    pub content_type: &'a str,
+    pub content: &'a [u8],
+}
+
+/// Calls `f` on each part of a multipart body, in order, until it returns `false`.
+pub fn each_part(body: &[u8], boundary: &str, mut f: impl FnMut(&Part<'_>) -> bool) {
     let delimiter = format!("--{boundary}");
     let finder = memchr::memmem::Finder::new(delimiter.as_bytes());
     let starts: Vec<usize> = finder.find_iter(body).collect();
     for w in starts.windows(2) {
-        if !state.wants_more() {
-            return;
-        }
         let part = &body[w[0] + delimiter.len()..w[1]];
         let part = part.strip_prefix(b"\r\n").unwrap_or(part);
         let part = part.strip_suffix(b"\r\n").unwrap_or(part);
@@ -291,7 +325,6 @@ fn multipart(body: &[u8], boundary: &str, state: &mut ScanState<'_>) {
             continue;
         };
         let head = String::from_utf8_lossy(&part[..split]);
-        let content = &part[split + 4..];
         let mut name = String::new();
         let mut filename: Option<String> = None;
         let mut content_type = String::new();
@@ -314,21 +347,14 @@ fn multipart(body: &[u8], boundary: &str, state: &mut ScanState<'_>) {
                 content_type = v.trim().to_ascii_lowercase();
             }
         }
-        if let Some(f) = &filename {
-            state.value(
-                Kind::Form,
-                &name,
-                &|| format!("multipart:{name}.filename"),
-                f,
-            );
-        }
-        let texty = content_type.is_empty()
-            || content_type.starts_with("text/")
-            || content_type.contains("json")
-            || content_type.contains("xml");
-        if filename.is_none() || (texty && !content_type.is_empty()) {
-            let text = String::from_utf8_lossy(content);
-            state.value(Kind::Form, &name, &|| format!("multipart:{name}"), &text);
+        let part = Part {
+            name: &name,
+            filename: filename.as_deref(),
+            content_type: &content_type,
+            content: &part[split + 4..],
+        };
+        if !f(&part) {
+            return;
         }
     }
 }

@@ -20,6 +20,9 @@ pub struct DetectPolicy {
     pub max_body_bytes: usize,
     /// Whether an attack counts toward the automatic ban.
     pub auto_ban: bool,
+    /// When detection is off: the settings a route that switches it on builds its detector
+    /// with (`suspicious_detection(enabled=True)`).
+    pub dormant: Option<Settings>,
 }
 
 impl DetectPolicy {
@@ -82,13 +85,14 @@ impl DetectPolicy {
         exclusions.extend(exclusion_list(r));
         let custom = custom_patterns(r);
 
+        let settings = Settings {
+            threshold: u32::try_from(threshold).unwrap_or(5),
+            paranoia: u8::try_from(paranoia).unwrap_or(1),
+            max_value_len: usize::try_from(max_len).unwrap_or(10_000),
+            exclusions,
+        };
+        let dormant = (!enabled && r.errors.is_empty()).then(|| settings.clone());
         let detector = if enabled && r.errors.is_empty() {
-            let settings = Settings {
-                threshold: u32::try_from(threshold).unwrap_or(5),
-                paranoia: u8::try_from(paranoia).unwrap_or(1),
-                max_value_len: usize::try_from(max_len).unwrap_or(10_000),
-                exclusions,
-            };
             match Detector::new(settings) {
                 Ok(d) => {
                     for (i, c) in custom.iter().enumerate() {
@@ -122,6 +126,7 @@ impl DetectPolicy {
             status: u16::try_from(status).unwrap_or(403),
             max_body_bytes: usize::try_from(max_body).unwrap_or(1 << 20),
             auto_ban,
+            dormant,
         }
     }
 }

@@ -151,7 +151,7 @@ pub(crate) fn parse(r: &mut Reader<'_>) -> (GeoPolicy, CloudPolicy) {
     )
 }
 
-fn countries(r: &mut Reader<'_>, key: &str) -> Vec<Country> {
+pub(crate) fn countries(r: &mut Reader<'_>, key: &str) -> Vec<Country> {
     let mut out = Vec::new();
     for (i, code) in r.string_list(key, &[]).iter().enumerate() {
         match Country::parse(code) {
@@ -166,7 +166,7 @@ fn countries(r: &mut Reader<'_>, key: &str) -> Vec<Country> {
     out
 }
 
-fn provider(name: &str) -> Result<Provider, String> {
+pub(crate) fn provider(name: &str) -> Result<Provider, String> {
     Provider::from_name(name).ok_or_else(|| {
         let hint = Provider::ALL
             .into_iter()

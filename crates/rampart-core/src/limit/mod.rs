@@ -17,6 +17,7 @@
 pub mod clock;
 pub mod fixed_window;
 pub mod gcra;
+pub mod monitor;
 pub mod policy;
 pub mod sliding_counter;
 pub mod sliding_log;

@@ -146,23 +146,6 @@ fn stable_id(s: &str) -> u32 {
     fnv1a(FNV_START, s.as_bytes())
 }
 
-/// Which checks a route skips.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Bypass {
-    pub all: bool,
-    pub rate_limit: bool,
-    pub ip_ban: bool,
-}
-
-/// Per-endpoint policy (set by decorators).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RoutePolicy {
-    pub bypass: Bypass,
-    /// Only this route's limits apply, not the global ones.
-    pub standalone: bool,
-    pub limits: Vec<Limit>,
-}
-
 /// The rate-limit part of the configuration.
 #[derive(Debug, Clone, Default)]
 pub struct RateLimitPolicy {
@@ -435,78 +418,5 @@ pub(crate) fn limit_spec(
             );
             None
         }
-    }
-}
-
-/// Reads route policies: `{"endpoint": {"bypass": [...], "standalone": bool, "limits": [...]}}`.
-///
-/// # Errors
-/// Every bad entry, at once.
-pub fn parse_routes(
-    json: &str,
-    default_algorithm: Algorithm,
-) -> Result<HashMap<String, RoutePolicy>, crate::ConfigErrors> {
-    let value: Value = serde_json::from_str(json).map_err(|e| {
-        let mut errs = crate::ConfigErrors::default();
-        errs.push("<routes>", format!("not valid JSON: {e}"));
-        errs
-    })?;
-    let mut errors = crate::ConfigErrors::default();
-    let mut out = HashMap::new();
-    let Value::Object(map) = value else {
-        errors.push("<routes>", "must be a mapping of endpoint to policy");
-        return Err(errors);
-    };
-    for (endpoint, policy) in &map {
-        let Value::Object(pmap) = policy else {
-            errors.push(endpoint.clone(), "a route policy must be a dict");
-            continue;
-        };
-        let mut r = Reader::new(pmap, endpoint);
-        r.reject_unknown(&["bypass", "standalone", "limits"]);
-        let mut bypass = Bypass::default();
-        for (i, check) in r.string_list("bypass", &[]).iter().enumerate() {
-            match check.as_str() {
-                "all" => bypass.all = true,
-                "rate_limit" => bypass.rate_limit = true,
-                "ip_ban" => bypass.ip_ban = true,
-                other => r.err(
-                    &format!("bypass[{i}]"),
-                    format!("unknown check '{other}' (known here: all, rate_limit, ip_ban)"),
-                ),
-            }
-        }
-        let standalone = r.bool("standalone", false);
-        let mut limits = Vec::new();
-        if let Some(v) = r.get("limits") {
-            if let Value::Array(items) = v {
-                for (i, item) in items.iter().enumerate() {
-                    let key = format!("limits[{i}]");
-                    if let Some((rule, scope)) =
-                        limit_spec(&mut r, &key, item, default_algorithm, Scope::Ip)
-                    {
-                        let name = format!("route:{endpoint}#{}", limits.len() + 1);
-                        limits.push(Limit::new(name, rule, scope));
-                    }
-                }
-            } else {
-                let d = describe(v);
-                r.err("limits", format!("must be a list of limits, not {d}"));
-            }
-        }
-        errors.0.extend(r.errors.0);
-        out.insert(
-            endpoint.clone(),
-            RoutePolicy {
-                bypass,
-                standalone,
-                limits,
-            },
-        );
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
     }
 }
