@@ -15,6 +15,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .config import SecurityConfig
+from .decorators import SecurityDecorator
 from .errors import ConfigError
 from .extension import Ban, Rampart, RampartState, csp_nonce
 from .gatekeeper import GateKeeper
@@ -38,6 +39,7 @@ __all__ = [
     "Rampart",
     "RampartState",
     "SecurityConfig",
+    "SecurityDecorator",
     "__version__",
     "csp_nonce",
 ]

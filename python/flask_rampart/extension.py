@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from flask import Flask, current_app, has_request_context, request
 
 from . import _native, geo
-from ._routes import RouteRegistry
+from ._routes import Hook, RouteRegistry
 from .cloud import CloudRanges
 from .config import SecurityConfig
 from .detection import DetectorControl
@@ -22,11 +22,15 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
     from flask import Response
 
+    from .decorators import SecurityDecorator
+
 EXTENSION_KEY = "rampart"
 NONCE_KEY = "rampart.csp_nonce"
 #: Where the route stage leaves its response headers (rate-limit state) for the middleware.
 ROUTE_HEADERS_KEY = "rampart.route_headers"
 LOGGER_NAME = "flask_rampart"
+#: Bytes of a response body that ``return_monitor`` patterns look at.
+RETURN_BODY_LIMIT = 1 << 20
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -85,6 +89,8 @@ class RampartState:
     routes: RouteRegistry = field(default_factory=RouteRegistry)
     #: Whether bans and limits run in a ``before_request`` hook (set at the first request).
     route_mode: bool = False
+    #: Python-side route checks (credential verifiers, ``custom_validation``) by endpoint.
+    route_hooks: dict[str, list[Hook]] = field(default_factory=dict)
     #: The ``geo_ip_handler`` in use (or the ``IPInfoManager`` built from ``ipinfo_token``).
     geo_handler: Any = None
     #: The blocked cloud providers' ranges (``None`` when no provider is blocked).
@@ -106,6 +112,11 @@ class RampartState:
         if level is None:
             return
         for event in events:
+            if event["event.outcome"] == "alert":
+                # A behavioural monitor with action="alert".
+                self.emit(max(level, logging.ERROR), event, "alert %s: %s",
+                          event["event.action"], event["message"])
+                continue
             if event["event.action"] == "storage_degraded":
                 # The shared store is full, unreachable or back: the operator must hear of it.
                 self.emit(max(level, logging.WARNING), event, "storage: %s", event["message"])
@@ -185,22 +196,77 @@ def _route_stage(state: RampartState) -> Callable[[], Response | None]:
     """The ``before_request`` hook of route mode: bans and rate limits, endpoint known."""
     inspect_route = state.engine.inspect_route
 
+    hooks = state.route_hooks
+
     def rampart_route_stage() -> Response | None:
         environ = request.environ
-        decision = inspect_route(environ, request.endpoint)
-        if decision is None:
-            return None
-        events = decision.events
-        if events:
-            state.log_events(events)
-        if decision.respond:
-            return current_app.response_class(
-                decision.body, status=decision.status, headers=decision.headers or []
-            )
-        environ[ROUTE_HEADERS_KEY] = decision.headers
+        endpoint = request.endpoint
+        decision = inspect_route(environ, endpoint)
+        if decision is not None:
+            events = decision.events
+            if events:
+                state.log_events(events)
+            if decision.respond:
+                return current_app.response_class(
+                    decision.body, status=decision.status, headers=decision.headers or []
+                )
+            environ[ROUTE_HEADERS_KEY] = decision.headers
+        if hooks and endpoint in hooks:
+            return _run_hooks(state, hooks[endpoint])
         return None
 
     return rampart_route_stage
+
+
+def _run_hooks(state: RampartState, hooks: list[Hook]) -> Response | None:
+    """The route's Python checks, in order; the first response wins (logged only in passive
+    mode)."""
+    if state.engine.is_excluded(request.path):
+        return None
+    for hook in hooks:
+        response = hook(request)
+        if response is None:
+            continue
+        if not getattr(hook, "rampart_builtin", False):
+            # A user's custom_validation: log it as the engine logs its blocks.
+            outcome = "passive" if state.passive_mode else "blocked"
+            state.log_events(
+                [
+                    {
+                        "event.action": "custom_validation",
+                        "event.outcome": outcome,
+                        "source.ip": state.engine.client_ip(request.environ),
+                        "http.request.method": request.method,
+                        "url.path": request.path,
+                        "http.response.status_code": getattr(response, "status_code", None),
+                        "rule.id": "route.custom_validation",
+                        "message": f"{getattr(hook, '__qualname__', 'validator')} returned a response",
+                    }
+                ]
+            )
+            if state.passive_mode:
+                continue
+        return response
+    return None
+
+
+def _return_monitor(state: RampartState, monitors: dict[str, bool]) -> Callable[[Response], Response]:
+    """The ``after_request`` hook of ``return_monitor``: counts matching responses."""
+    observe = state.engine.observe_response
+
+    def rampart_return_monitor(response: Response) -> Response:
+        needs_body = monitors.get(request.endpoint or "")
+        if needs_body is None:
+            return response
+        body = b""
+        if needs_body and not response.is_streamed:
+            body = response.get_data()[:RETURN_BODY_LIMIT]
+        events = observe(request.environ, request.endpoint, response.status_code, body)
+        if events:
+            state.log_events(events)
+        return response
+
+    return rampart_return_monitor
 
 
 class RampartMiddleware:
@@ -238,13 +304,26 @@ class RampartMiddleware:
             if self._ready:
                 return
             state = self._state
-            routes = state.routes.collect(self._flask.view_functions)
+            routes, hooks = state.routes.collect(self._flask.view_functions)
             if routes:
-                state.engine.set_routes(json.dumps(routes))
-            if state.engine.route_mode:
+                try:
+                    state.engine.set_routes(json.dumps(routes))
+                except ConfigError:
+                    state.logger.exception("route policies: the decorators' settings are invalid")
+                    raise
+            state.route_hooks.update(hooks)
+            if state.engine.route_mode or hooks:
                 state.route_mode = True
                 funcs = self._flask.before_request_funcs.setdefault(None, [])
                 funcs.insert(0, _route_stage(state))
+            monitors = state.engine.response_monitors()
+            if monitors:
+                self._flask.after_request_funcs.setdefault(None, []).insert(
+                    0, _return_monitor(state, monitors)
+                )
+            clouds = state.engine.route_clouds()
+            if clouds:
+                _load_route_clouds(state, clouds)
             self._ready = True
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -448,6 +527,20 @@ def _setup_sources(state: RampartState, settings: dict[str, Any]) -> None:
         raise ConfigError.from_pairs(errors)
 
 
+def _load_route_clouds(state: RampartState, providers: list[str]) -> None:
+    """Loads the ranges of providers that only route policies block (``block_clouds``)."""
+    settings = state.engine.settings()
+    have = set(state.clouds.providers) if state.clouds is not None else set()
+    if set(providers) <= have:
+        return
+    settings["block_cloud_providers"] = sorted(have | set(providers))
+    clouds = CloudRanges(state.engine, settings)
+    errors = clouds.start()
+    state.clouds = clouds
+    if errors:
+        raise ConfigError.from_pairs(errors)
+
+
 def _setup_logging(state: RampartState, settings: dict[str, Any]) -> None:
     as_json = bool(settings["log_json"])
     _ensure_console(as_json)
@@ -558,6 +651,7 @@ class Rampart(BanControl):
         self._config = config
         self._clock = clock
         self._routes = RouteRegistry()
+        self._decorator: SecurityDecorator | None = None
         if app is not None:
             self.init_app(app, config)
 
@@ -566,6 +660,36 @@ class Rampart(BanControl):
         if base is not None and not isinstance(base, SecurityConfig):
             raise TypeError(f"config must be a SecurityConfig, not {type(base).__name__}")
         install(app, base or SecurityConfig(), owner=self, clock=self._clock, routes=self._routes)
+
+    def set_decorator_handler(self, decorator: SecurityDecorator) -> None:
+        """Connects a :class:`SecurityDecorator`: its route policies apply to the apps this
+        extension protects (call it before the first request)."""
+        from .decorators import SecurityDecorator
+
+        if not isinstance(decorator, SecurityDecorator):
+            raise TypeError(
+                f"set_decorator_handler takes a SecurityDecorator, not {type(decorator).__name__}"
+            )
+        self._routes.include(decorator.registry)
+        self._decorator = decorator
+
+    @property
+    def decorators(self) -> SecurityDecorator:
+        """A :class:`SecurityDecorator` already connected to this extension::
+
+            secure = rampart.decorators
+
+            @app.post("/login")
+            @secure.rate_limit(requests=5, window=60)
+            def login(): ...
+        """
+        if self._decorator is None:
+            from .decorators import SecurityDecorator
+
+            deco = SecurityDecorator(self._config)
+            deco.registry = self._routes
+            self._decorator = deco
+        return self._decorator
 
     @property
     def detector(self) -> DetectorControl:

@@ -1008,10 +1008,11 @@ impl Engine {
     pub fn error_response(
         &self,
         status: u16,
-        default_body: &'static str,
+        default_body: impl Into<Cow<'static, str>>,
         req: &RequestView<'_>,
     ) -> Response {
-        let hit = Hit::new(status, default_body, "error", "", String::new());
+        let mut hit = Hit::new(status, "", "error", "", String::new());
+        hit.body = default_body.into();
         self.block_response(&hit, req)
     }
 

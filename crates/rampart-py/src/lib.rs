@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::intern;
@@ -108,6 +108,9 @@ struct Engine {
     ip_key: Py<PyString>,
     /// `(headers, names)` for the static list alone, then static + each precomputed CORS set.
     cached: Vec<Py<PyTuple>>,
+    /// Set with the route policies: what the route stage reads, and the environ keys of the
+    /// headers route checks look at.
+    route_needs: OnceLock<(Needs, Vec<Py<PyString>>)>,
 }
 
 impl Engine {
@@ -300,11 +303,13 @@ fn read_up_to<'py>(
     Ok(Some(PyBytes::new(py, &all)))
 }
 
-/// Reads the environ keys the engine needs, then runs `f` on the borrowed view.
+/// Reads the environ keys the engine needs (and the `named` ones route checks read), then runs
+/// `f` on the borrowed view.
 fn with_view<R>(
     py: Python<'_>,
     needs: Needs,
     ip_key: &Py<PyString>,
+    named: &[Py<PyString>],
     env: &Bound<'_, PyDict>,
     f: impl FnOnce(&RequestView<'_>) -> R,
 ) -> R {
@@ -364,15 +369,18 @@ fn with_view<R>(
     // Detection: the cookies, the content type, the body the adapter buffered, and every
     // header that carries user data.
     let detect = needs.detection;
-    let (cookie, content_type) = if detect {
-        (
-            env_str(env, intern!(py, "HTTP_COOKIE")),
-            env_str(env, intern!(py, "CONTENT_TYPE")),
-        )
+    let with_body = detect || needs.body;
+    let cookie = if detect {
+        env_str(env, intern!(py, "HTTP_COOKIE"))
     } else {
-        (None, None)
+        None
     };
-    let body = if detect {
+    let content_type = if with_body {
+        env_str(env, intern!(py, "CONTENT_TYPE"))
+    } else {
+        None
+    };
+    let body = if with_body {
         env.get_item(intern!(py, "rampart.body"))
             .ok()
             .flatten()
@@ -380,7 +388,7 @@ fn with_view<R>(
     } else {
         None
     };
-    let body_truncated: u64 = if detect {
+    let body_truncated: u64 = if with_body {
         env.get_item(intern!(py, "rampart.body_truncated"))
             .ok()
             .flatten()
@@ -414,7 +422,20 @@ fn with_view<R>(
         .filter_map(|(k, v)| Some((k.strip_prefix("HTTP_")?, v.as_ref())))
         .collect();
     let (cookie, content_type) = (text(cookie.as_ref()), text(content_type.as_ref()));
+    let named_objs: Vec<(&Py<PyString>, Bound<'_, PyString>)> = named
+        .iter()
+        .filter_map(|k| Some((k, env_str(env, k.bind(py))?)))
+        .collect();
+    let named_texts: Vec<(Cow<'_, str>, Cow<'_, str>)> = named_objs
+        .iter()
+        .filter_map(|(k, v)| Some((text(Some(k.bind(py)))?, text(Some(v))?)))
+        .collect();
+    let named_view: Vec<(&str, &str)> = named_texts
+        .iter()
+        .map(|(k, v)| (k.as_ref(), v.as_ref()))
+        .collect();
     let view = RequestView {
+        named: &named_view,
         cookie: cookie.as_deref(),
         content_type: content_type.as_deref(),
         headers: &headers,
@@ -532,6 +553,7 @@ impl Engine {
             needs,
             ip_key,
             cached,
+            route_needs: OnceLock::new(),
         })
     }
 
@@ -546,7 +568,7 @@ impl Engine {
         if let Some(limit) = self.body_limit() {
             buffer_body(py, environ, limit)?;
         }
-        let Some(verdict) = with_view(py, self.needs, &self.ip_key, environ, |view| {
+        let Some(verdict) = with_view(py, self.needs, &self.ip_key, &[], environ, |view| {
             self.core.inspect(view)
         }) else {
             return Ok(None);
@@ -581,7 +603,7 @@ impl Engine {
             forwarded_for: self.needs.forwarded_for,
             ..Needs::default()
         };
-        with_view(py, needs, &self.ip_key, environ, |view| {
+        with_view(py, needs, &self.ip_key, &[], environ, |view| {
             self.core.client_ip(view)
         })
         .map(|ip| ip.to_string())
@@ -595,18 +617,80 @@ impl Engine {
         py: Python<'py>,
         environ: &Bound<'py, PyDict>,
         endpoint: Option<&str>,
-    ) -> Option<Decision> {
-        let verdict = with_view(py, self.needs, &self.ip_key, environ, |view| {
+    ) -> PyResult<Option<Decision>> {
+        let (needs, named) = match self.route_needs.get() {
+            Some((needs, named)) => (*needs, named.as_slice()),
+            None => (self.needs, &[][..]),
+        };
+        if needs.body || (needs.detection && !self.needs.detection) {
+            // A route check reads the body the WSGI wrapper did not buffer.
+            let buffered = environ.contains(intern!(py, "rampart.body"))?;
+            let limit = self.core.config().detection.max_body_bytes;
+            if !buffered && limit > 0 {
+                buffer_body(py, environ, limit)?;
+            }
+        }
+        let verdict = with_view(py, needs, &self.ip_key, named, environ, |view| {
             self.core.inspect_route(view, endpoint)
         });
-        verdict.map(|verdict| Decision { verdict })
+        Ok(verdict.map(|verdict| Decision { verdict }))
     }
 
     /// Adds route policies (JSON: endpoint → policy); once.
     fn set_routes(&self, py: Python<'_>, routes_json: &str) -> PyResult<()> {
         self.core
             .set_routes(routes_json)
+            .map_err(|e| config_error(py, &e))?;
+        let keys = self
+            .core
+            .route_env_keys()
+            .iter()
+            .map(|k| PyString::intern(py, k).unbind())
+            .collect();
+        let _ = self.route_needs.set((self.core.route_needs(), keys));
+        Ok(())
+    }
+
+    /// Validates route policies against this configuration, without keeping them.
+    fn check_routes(&self, py: Python<'_>, routes_json: &str) -> PyResult<()> {
+        self.core
+            .check_routes(routes_json)
             .map_err(|e| config_error(py, &e))
+    }
+
+    /// After the application answered: counts the response against the route's return
+    /// monitors. Returns the event dicts to log.
+    #[pyo3(signature = (environ, endpoint, status, body))]
+    fn observe_response<'py>(
+        &self,
+        py: Python<'py>,
+        environ: &Bound<'py, PyDict>,
+        endpoint: Option<&str>,
+        status: u16,
+        body: &[u8],
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let needs = Needs {
+            forwarded_for: self.needs.forwarded_for,
+            ..Needs::default()
+        };
+        let events = with_view(py, needs, &self.ip_key, &[], environ, |view| {
+            self.core.observe_response(view, endpoint, status, body)
+        });
+        events.iter().map(|e| event_dict(py, e)).collect()
+    }
+
+    /// `{endpoint: needs_body}` for the endpoints with return monitors.
+    fn response_monitors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        for (endpoint, body) in self.core.response_monitors() {
+            out.set_item(endpoint, body)?;
+        }
+        Ok(out)
+    }
+
+    /// The cloud providers route policies block (their ranges must be loaded).
+    fn route_clouds(&self) -> Vec<&'static str> {
+        self.core.route_clouds().iter().map(Provider::name).collect()
     }
 
     /// Whether bans and limits wait for the route (`inspect_route`).
@@ -626,7 +710,7 @@ impl Engine {
             return Ok(None);
         };
         let threshold = d.settings().threshold;
-        let scan = with_view(py, self.needs, &self.ip_key, environ, |view| {
+        let scan = with_view(py, self.needs, &self.ip_key, &[], environ, |view| {
             self.core.scan(view)
         });
         scan.map(|s| scan_dict(py, &s, threshold)).transpose()
@@ -810,17 +894,22 @@ impl Engine {
     }
 
     /// A response Rampart sends itself for `status` (custom body, security and CORS headers).
+    #[pyo3(signature = (status, environ, body=None))]
     fn error_response(
         &self,
         py: Python<'_>,
         status: u16,
         environ: &Bound<'_, PyDict>,
+        body: Option<String>,
     ) -> PyResult<Decision> {
         if !(100..=599).contains(&status) {
             return Err(PyRuntimeError::new_err(format!("invalid status {status}")));
         }
-        let body = rampart_core::decision::reason_phrase(status);
-        let response = with_view(py, self.needs, &self.ip_key, environ, |view| {
+        let body: Cow<'static, str> = match body {
+            Some(b) => Cow::Owned(b),
+            None => Cow::Borrowed(rampart_core::decision::reason_phrase(status)),
+        };
+        let response = with_view(py, self.needs, &self.ip_key, &[], environ, |view| {
             self.core.error_response(status, body, view)
         });
         Ok(Decision {
