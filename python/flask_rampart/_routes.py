@@ -46,7 +46,9 @@ class RouteRegistry:
         self._included: list[RouteRegistry] = []
         self._lock = threading.Lock()
 
-    def add(self, view: Callable[..., Any], policy: Policy, hooks: list[Hook] | None = None) -> None:
+    def add(
+        self, view: Callable[..., Any], policy: Policy, hooks: list[Hook] | None = None
+    ) -> None:
         with self._lock:
             merge(self._policies.setdefault(view, {}), policy)
             if hooks:

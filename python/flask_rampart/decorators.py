@@ -122,9 +122,7 @@ class SecurityDecorator:
         limit = {"limit": requests, "window": window}
         return self._apply("rate_limit", {"limits": [limit], "standalone": True})
 
-    def geo_rate_limit(
-        self, limits: Mapping[str, Any], window: int = 60
-    ) -> Callable[[F], F]:
+    def geo_rate_limit(self, limits: Mapping[str, Any], window: int = 60) -> Callable[[F], F]:
         """A limit by the client's country: ``{"US": 100, "default": 50}`` (per ``window``
         seconds) or ``{"US": (100, 60), "*": (50, 60)}``. Countries without an entry and no
         default are not limited here."""
@@ -144,7 +142,7 @@ class SecurityDecorator:
 
     def require_auth(
         self,
-        type: str = "bearer",  # noqa: A002 - the reference's argument name
+        type: str = "bearer",
         *,
         tokens: Iterable[str] | None = None,
         verifier: Callable[[str], bool] | None = None,

@@ -114,8 +114,13 @@ class RampartState:
         for event in events:
             if event["event.outcome"] == "alert":
                 # A behavioural monitor with action="alert".
-                self.emit(max(level, logging.ERROR), event, "alert %s: %s",
-                          event["event.action"], event["message"])
+                self.emit(
+                    max(level, logging.ERROR),
+                    event,
+                    "alert %s: %s",
+                    event["event.action"],
+                    event["message"],
+                )
                 continue
             if event["event.action"] == "storage_degraded":
                 # The shared store is full, unreachable or back: the operator must hear of it.
@@ -230,6 +235,7 @@ def _run_hooks(state: RampartState, hooks: list[Hook]) -> Response | None:
         if not getattr(hook, "rampart_builtin", False):
             # A user's custom_validation: log it as the engine logs its blocks.
             outcome = "passive" if state.passive_mode else "blocked"
+            name = getattr(hook, "__qualname__", "validator")
             state.log_events(
                 [
                     {
@@ -240,7 +246,7 @@ def _run_hooks(state: RampartState, hooks: list[Hook]) -> Response | None:
                         "url.path": request.path,
                         "http.response.status_code": getattr(response, "status_code", None),
                         "rule.id": "route.custom_validation",
-                        "message": f"{getattr(hook, '__qualname__', 'validator')} returned a response",
+                        "message": f"{name} returned a response",
                     }
                 ]
             )
@@ -250,7 +256,9 @@ def _run_hooks(state: RampartState, hooks: list[Hook]) -> Response | None:
     return None
 
 
-def _return_monitor(state: RampartState, monitors: dict[str, bool]) -> Callable[[Response], Response]:
+def _return_monitor(
+    state: RampartState, monitors: dict[str, bool]
+) -> Callable[[Response], Response]:
     """The ``after_request`` hook of ``return_monitor``: counts matching responses."""
     observe = state.engine.observe_response
 
@@ -677,11 +685,11 @@ class Rampart(BanControl):
     def decorators(self) -> SecurityDecorator:
         """A :class:`SecurityDecorator` already connected to this extension::
 
-            secure = rampart.decorators
+        secure = rampart.decorators
 
-            @app.post("/login")
-            @secure.rate_limit(requests=5, window=60)
-            def login(): ...
+        @app.post("/login")
+        @secure.rate_limit(requests=5, window=60)
+        def login(): ...
         """
         if self._decorator is None:
             from .decorators import SecurityDecorator
