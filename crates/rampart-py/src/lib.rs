@@ -690,7 +690,11 @@ impl Engine {
 
     /// The cloud providers route policies block (their ranges must be loaded).
     fn route_clouds(&self) -> Vec<&'static str> {
-        self.core.route_clouds().iter().map(Provider::name).collect()
+        self.core
+            .route_clouds()
+            .iter()
+            .map(Provider::name)
+            .collect()
     }
 
     /// Whether bans and limits wait for the route (`inspect_route`).

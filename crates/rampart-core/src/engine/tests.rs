@@ -678,3 +678,160 @@ fn a_failing_source_is_noted_and_the_country_is_unknown() {
     assert_eq!(v.events[0].action, "geo_lookup_failed");
     assert!(v.events[0].message.contains("boom"));
 }
+
+/// The route stage's answer: the status it responds with, or 200.
+fn route_status(e: &Engine, r: &RequestView<'_>, endpoint: &str) -> u16 {
+    e.inspect_route(r, Some(endpoint))
+        .and_then(|v| v.respond)
+        .map_or(200, |resp| resp.status)
+}
+
+/// Both stages, as the adapter runs them: the WSGI stage, then the route stage.
+fn both(e: &Engine, r: &RequestView<'_>, endpoint: &str) -> u16 {
+    match status(e, r) {
+        200 => route_status(e, r, endpoint),
+        s => s,
+    }
+}
+
+#[test]
+fn a_bypassed_global_check_waits_for_the_route() {
+    let e = engine(r#"{"blocked_user_agents": ["curl"], "blacklist": ["10.6.6.6"]}"#);
+    e.set_routes(r#"{"health": {"bypass": ["user_agent"]}, "other": {}}"#)
+        .expect("valid routes");
+    let curl = RequestView {
+        user_agent: Some("curl/8"),
+        ..req("1.2.3.4", "/health")
+    };
+    // The WSGI stage no longer decides the user agent: the route does.
+    assert_eq!(status(&e, &curl), 200);
+    assert_eq!(route_status(&e, &curl, "health"), 200);
+    assert_eq!(route_status(&e, &curl, "other"), 403);
+    assert_eq!(route_status(&e, &curl, "unknown"), 403);
+    // Checks no route skips still run before routing.
+    assert_eq!(status(&e, &req("10.6.6.6", "/health")), 403);
+}
+
+#[test]
+fn route_checks_answer_with_their_statuses() {
+    let e = engine("{}");
+    e.set_routes(
+        r#"{
+        "size": {"max_request_size": 10, "content_types": ["application/json"]},
+        "auth": {"auth": {"type": "bearer", "accepted": ["t"]}},
+        "key": {"api_key": {"header": "X-Key"}},
+        "hdr": {"required_headers": {"X-A": "required"}},
+        "ref": {"referrers": ["a.test"]},
+        "ip": {"whitelist": ["10.0.0.0/8"], "blacklist": ["10.0.0.9"]},
+        "trap": {"honeypot_fields": ["website"]}
+    }"#,
+    )
+    .expect("valid routes");
+    fn with<'a>(named: &'a [(&'a str, &'a str)]) -> RequestView<'a> {
+        RequestView {
+            method: "POST",
+            named,
+            ..req("10.0.0.1", "/x")
+        }
+    }
+    assert_eq!(
+        route_status(&e, &with(&[("CONTENT_LENGTH", "11")]), "size"),
+        413
+    );
+    assert_eq!(
+        route_status(&e, &with(&[("CONTENT_LENGTH", "x")]), "size"),
+        413
+    );
+    let form = [("CONTENT_LENGTH", "3"), ("CONTENT_TYPE", "text/plain")];
+    assert_eq!(route_status(&e, &with(&form), "size"), 415);
+    assert_eq!(route_status(&e, &with(&[]), "size"), 200);
+    assert_eq!(route_status(&e, &with(&[]), "auth"), 401);
+    let bad = [("HTTP_AUTHORIZATION", "Bearer u")];
+    assert_eq!(route_status(&e, &with(&bad), "auth"), 401);
+    let good = [("HTTP_AUTHORIZATION", "Bearer t")];
+    assert_eq!(route_status(&e, &with(&good), "auth"), 200);
+    assert_eq!(route_status(&e, &with(&[]), "key"), 401);
+    assert_eq!(route_status(&e, &with(&[("HTTP_X_KEY", "k")]), "key"), 200);
+    assert_eq!(route_status(&e, &with(&[]), "hdr"), 400);
+    let referer = [("HTTP_REFERER", "https://b.a.test/")];
+    assert_eq!(route_status(&e, &with(&referer), "ref"), 200);
+    assert_eq!(route_status(&e, &with(&[]), "ref"), 403);
+    assert_eq!(route_status(&e, &req("10.0.0.9", "/"), "ip"), 403);
+    assert_eq!(route_status(&e, &req("11.0.0.1", "/"), "ip"), 403);
+    assert_eq!(route_status(&e, &req("10.0.0.1", "/"), "ip"), 200);
+    let bot = RequestView {
+        content_type: Some("application/x-www-form-urlencoded"),
+        body: b"website=spam",
+        ..with(&[])
+    };
+    assert_eq!(route_status(&e, &bot, "trap"), 403);
+    let env = [("HTTP_AUTHORIZATION", "Bearer t")];
+    assert_eq!(e.route_env_keys().len(), 7);
+    assert_eq!(route_status(&e, &with(&env), "trap"), 200);
+}
+
+#[test]
+fn route_limits_replace_the_global_ones_and_monitors_ban() {
+    let (e, clock) = clocked(r#"{"rate_limit": 1, "auto_ban_duration": 100}"#);
+    e.set_routes(
+        r#"{"search": {"limits": [[3, 10]], "standalone": true},
+            "reward": {"bypass": ["rate_limit"], "monitors": [{"type": "usage", "max_calls": 2, "window": 60, "action": "ban"}]}}"#,
+    )
+    .expect("valid routes");
+    let r = req("1.2.3.4", "/search");
+    let got: Vec<u16> = (0..4).map(|_| both(&e, &r, "search")).collect();
+    assert_eq!(got, [200, 200, 200, 429]);
+    clock.advance_ms(10_000);
+    assert_eq!(both(&e, &r, "search"), 200);
+    let c = req("5.6.7.8", "/reward");
+    let calls: Vec<u16> = (0..3).map(|_| both(&e, &c, "reward")).collect();
+    // The call past the threshold is served; the ban refuses the next one.
+    assert_eq!(calls, [200, 200, 200]);
+    assert_eq!(both(&e, &c, "reward"), 403);
+    assert!(e.ban_of("5.6.7.8".parse().expect("ip")).is_some());
+    clock.advance_ms(100_001);
+    assert!(e.ban_of("5.6.7.8".parse().expect("ip")).is_none());
+}
+
+#[test]
+fn return_monitors_count_matching_responses() {
+    let e = engine("{}");
+    e.set_routes(
+        r#"{"find": {"monitors": [{"type": "return", "pattern": "status:404",
+            "max_occurrences": 1, "window": 60, "action": "log"}]}}"#,
+    )
+    .expect("valid routes");
+    assert_eq!(e.response_monitors(), [("find".to_owned(), false)]);
+    let r = req("1.2.3.4", "/find");
+    assert!(e.observe_response(&r, Some("find"), 200, b"").is_empty());
+    assert!(e.observe_response(&r, Some("find"), 404, b"").is_empty());
+    let events = e.observe_response(&r, Some("find"), 404, b"");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].action, "return_monitor");
+    assert_eq!(events[0].outcome, Outcome::Detected);
+    assert!(e.ban_of("1.2.3.4".parse().expect("ip")).is_none());
+}
+
+#[test]
+fn route_policies_are_validated_with_every_error_named() {
+    let e = engine("{}");
+    let errs = e
+        .check_routes(
+            r#"{"v": {"bypass": ["al"], "blocked_countries": ["CN"], "content_types": ["x"],
+                "time_window": {"start": "9", "end": "17:00"}, "auth": {"type": "a b"},
+                "monitors": [{"type": "usage", "max_calls": 0}], "colour": 1}}"#,
+        )
+        .expect_err("invalid");
+    let fields: Vec<&str> = errs.0.iter().map(|f| f.field.as_str()).collect();
+    for want in [
+        "v.bypass[0]",
+        "v.blocked_countries",
+        "v.content_types[0]",
+        "v.time_window.start",
+        "v.auth.type",
+        "v.monitors[0].max_calls",
+        "v.colour",
+    ] {
+        assert!(fields.contains(&want), "{want} not in {fields:?}");
+    }
+}
