@@ -420,6 +420,43 @@ def setup_guard(*, detection: bool) -> Callable[[Flask], None]:
     return setup
 
 
+def decorate_routes(app: Flask, deco: Any) -> None:
+    """The same route decorators, through flaskapi-guard's or Rampart's ``SecurityDecorator``:
+    on /hello a route rate limit (never reached), two blocked UAs, a required header and a
+    usage monitor; on /submit a content-type filter, a size limit, a honeypot field in the JSON
+    body and a rate limit."""
+    views = app.view_functions
+    for decorator in (
+        deco.rate_limit(requests=10**9, window=60),
+        deco.block_user_agents(["curl", "wget"]),
+        deco.require_headers({"Accept": "required"}),
+        deco.usage_monitor(max_calls=10**9, window=3600, action="log"),
+    ):
+        views["hello"] = decorator(views["hello"])
+    for decorator in (
+        deco.content_type_filter(["application/json"]),
+        deco.max_request_size(1 << 20),
+        deco.honeypot_detection(["website"]),
+        deco.rate_limit(requests=10**9, window=60),
+    ):
+        views["submit"] = decorator(views["submit"])
+
+
+def setup_rampart_decorated(app: Flask) -> None:
+    """The `rampart-nodetect` row with `decorate_routes` through `rampart.decorators`."""
+    setup_rampart(app, detection=False)
+    decorate_routes(app, app.extensions["rampart"].extension.decorators)
+
+
+def setup_guard_decorated(app: Flask) -> None:
+    """flaskapi-guard without detection, with `decorate_routes` through its decorator."""
+    setup_guard(detection=False)(app)
+    ext = app.extensions["flaskapi_guard"]
+    deco = load("flaskapi_guard", "SecurityDecorator")(ext["config"])
+    ext["guard"].set_decorator_handler(deco)
+    decorate_routes(app, deco)
+
+
 RAMPART = ("flask_rampart",)
 GUARD = ("flaskapi_guard",)
 GUARD_PACKAGES = ("flaskapi-guard", "guard-core")
@@ -495,6 +532,18 @@ CONFIGS: tuple[Config, ...] = (
         setup_rampart_gatekeeper,
     ),
     Config(
+        "rampart-decorated",
+        "the `rampart-nodetect` row plus route decorators (`SecurityDecorator`): on /hello "
+        "`rate_limit`, `block_user_agents`, `require_headers`, `usage_monitor`; on /submit "
+        "`content_type_filter`, `max_request_size`, `honeypot_detection` (reads the JSON body), "
+        "`rate_limit`",
+        RAMPART,
+        ("flask-rampart",),
+        setup_rampart_decorated,
+        ("X-Content-Type-Options", "X-RateLimit-Remaining"),
+        "curl/8.4.0",
+    ),
+    Config(
         "rampart-defaults",
         "`SecurityConfig()` defaults: security headers and penetration detection",
         RAMPART,
@@ -534,6 +583,15 @@ CONFIGS: tuple[Config, ...] = (
         GUARD_PACKAGES,
         setup_guard(detection=False),
         ("X-Content-Type-Options",),
+    ),
+    Config(
+        "guard-decorated",
+        "the `guard-nodetect` row plus the same route decorators as `rampart-decorated`",
+        GUARD,
+        GUARD_PACKAGES,
+        setup_guard_decorated,
+        ("X-Content-Type-Options",),
+        "curl/8.4.0",
     ),
     Config(
         "guard-detect",

@@ -204,8 +204,9 @@ def _route_stage(state: RampartState) -> Callable[[], Response | None]:
     hooks = state.route_hooks
 
     def rampart_route_stage() -> Response | None:
-        environ = request.environ
-        endpoint = request.endpoint
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        environ = req.environ
+        endpoint = req.endpoint
         decision = inspect_route(environ, endpoint)
         if decision is not None:
             events = decision.events

@@ -261,6 +261,14 @@ pub fn honeypot_field<'t>(traps: &'t [String], content_type: &str, body: &[u8]) 
             found
         }
         BodyKind::Json => {
+            // Most bodies do not name a trap at all (a JSON client never saw the form): that
+            // is one substring search per trap, instead of parsing the document.
+            let named = traps
+                .iter()
+                .any(|t| memchr::memmem::find(body, t.as_bytes()).is_some());
+            if !named {
+                return None;
+            }
             let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
                 return None;
             };
