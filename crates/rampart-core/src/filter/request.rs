@@ -28,29 +28,19 @@ impl ContentTypes {
     /// # Errors
     /// The index and text of each entry that is not a media type.
     pub fn new(types: &[String]) -> Result<ContentTypes, Vec<(usize, String)>> {
-        let mut out = Vec::new();
-        let mut bad = Vec::new();
-        for (i, t) in types.iter().enumerate() {
+        each_or_bad(types, |t| {
             let m = media_type(t);
-            let ok = m.split_once('/').is_some_and(|(a, b)| {
-                let token = |s: &str| {
-                    !s.is_empty()
-                        && s.bytes()
-                            .all(|c| c.is_ascii_alphanumeric() || b"!#$&-^_.+*".contains(&c))
-                };
-                token(a) && token(b) && (a != "*" || b == "*")
-            });
-            if ok {
-                out.push(m);
-            } else {
-                bad.push((i, t.clone()));
-            }
-        }
-        if bad.is_empty() {
-            Ok(ContentTypes(out))
-        } else {
-            Err(bad)
-        }
+            let token = |s: &str| {
+                !s.is_empty()
+                    && s.bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || b"!#$&-^_.+*".contains(&c))
+            };
+            let ok = m
+                .split_once('/')
+                .is_some_and(|(a, b)| token(a) && token(b) && (a != "*" || b == "*"));
+            ok.then_some(m)
+        })
+        .map(ContentTypes)
     }
 
     #[must_use]
@@ -73,6 +63,26 @@ impl ContentTypes {
     }
 }
 
+/// Each entry through `f`; or every entry `f` refuses, with its index.
+fn each_or_bad(
+    items: &[String],
+    f: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, Vec<(usize, String)>> {
+    let mut out = Vec::with_capacity(items.len());
+    let mut bad = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match f(item) {
+            Some(v) => out.push(v),
+            None => bad.push((i, item.clone())),
+        }
+    }
+    if bad.is_empty() {
+        Ok(out)
+    } else {
+        Err(bad)
+    }
+}
+
 /// The domains a `Referer` must come from: a domain covers itself and its subdomains.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Referrers(Vec<String>);
@@ -83,24 +93,14 @@ impl Referrers {
     /// # Errors
     /// The index and text of each entry without a usable host.
     pub fn new(domains: &[String]) -> Result<Referrers, Vec<(usize, String)>> {
-        let mut out = Vec::new();
-        let mut bad = Vec::new();
-        for (i, d) in domains.iter().enumerate() {
-            let host = if d.contains("://") {
+        each_or_bad(domains, |d| {
+            if d.contains("://") {
                 url_host(d)
             } else {
                 host_of(d.trim())
-            };
-            match host {
-                Some(h) => out.push(h),
-                None => bad.push((i, d.clone())),
             }
-        }
-        if bad.is_empty() {
-            Ok(Referrers(out))
-        } else {
-            Err(bad)
-        }
+        })
+        .map(Referrers)
     }
 
     #[must_use]
