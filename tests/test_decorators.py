@@ -169,6 +169,14 @@ def test_rate_limit_replaces_the_global_limit_on_its_route() -> None:
     assert [s.get("/plain").status_code for _ in range(3)] == [200, 200, 429]
 
 
+def test_geo_rate_limit_falls_back_to_the_global_limit() -> None:
+    s = Site(SecurityConfig(geo_ip_handler=GEO, rate_limit=1))
+    s.view("/api", s.deco.geo_rate_limit({"US": 3}))
+    assert [s.get("/api", ip="192.0.2.10").status_code for _ in range(4)] == [200] * 3 + [429]
+    # France has no entry here: the global limit applies, not none.
+    assert [s.get("/api", ip="192.0.2.20").status_code for _ in range(2)] == [200, 429]
+
+
 def test_geo_rate_limit_by_country_with_a_default() -> None:
     s = Site(SecurityConfig(geo_ip_handler=GEO))
     s.view("/api", s.deco.geo_rate_limit({"US": 3, "default": 1}, window=60))
@@ -213,6 +221,7 @@ def test_require_auth_scheme_tokens_and_verifier() -> None:
     assert s.get("/basic", headers={"Authorization": "Basic dTpw"}).status_code == 200
     refused = s.get("/checked", headers={"Authorization": "Bearer bad"})
     assert (refused.status_code, refused.data) == (401, b"Invalid credentials")
+    assert refused.headers["WWW-Authenticate"] == "Bearer"
     assert s.get("/checked", headers={"Authorization": "Bearer ok-1"}).status_code == 200
 
 
@@ -275,13 +284,16 @@ def test_max_request_size() -> None:
     assert s.post("/upload", data=b"x" * 100).status_code == 200
     big = s.post("/upload", data=b"x" * 101)
     assert (big.status_code, big.data) == (413, b"Request too large")
-    # Sent without Content-Length (chunked): reading stops at the limit.
-    chunked = s.post(
-        "/stream",
-        input_stream=io.BytesIO(b"y" * 50),
-        headers={"Transfer-Encoding": "chunked"},
-    )
-    assert chunked.status_code == 413
+    # Sent chunked, without Content-Length, as a server that ends the stream passes it on.
+    for size, want in ((50, 413), (11, 413), (10, 200)):
+        chunked = s.post(
+            "/stream",
+            input_stream=io.BytesIO(b"y" * size),
+            headers={"Transfer-Encoding": "chunked"},
+            environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""},
+        )
+        assert chunked.status_code == want, size
+    assert chunked.data == b"10"  # the view reads the body the check read
     assert s.post("/stream", data=b"y" * 10).data == b"10"
 
 
@@ -340,6 +352,13 @@ def test_honeypot_detection_in_forms_and_json_counts_toward_a_ban() -> None:
     bot = s.post("/signup", data={"name": "bot", "website": "http://spam"})
     assert (bot.status_code, bot.data) == (403, b"Forbidden")
     assert s.post("/signup", json={"website": "x"}, ip="192.0.2.50").status_code == 403
+    escaped = b'{"\\u0077ebsite": "x"}'
+    assert (
+        s.post(
+            "/signup", data=escaped, content_type="application/json", ip="192.0.2.51"
+        ).status_code
+        == 403
+    )
     # A second trap hit from the same client reaches auto_ban_threshold: banned everywhere.
     s.post("/signup", data={"website": "again"})
     assert s.get("/plain").data == b"IP address banned"
@@ -398,6 +417,52 @@ def test_custom_validation_and_passive_mode(rampart_log: RampartLog) -> None:
     assert ("auth_required", "passive") in outcomes
 
 
+def test_python_checks_run_after_rampart_s_and_honour_fail_secure_and_exclusions(
+    rampart_log: RampartLog,
+) -> None:
+    seen: list[str] = []
+
+    def validator(req: Any) -> Response | None:
+        seen.append(req.path)
+        return Response("nope", status=418)
+
+    def broken(token: str) -> bool:
+        raise RuntimeError("verifier down")
+
+    s = Site(SecurityConfig(exclude_methods=["HEAD"]))
+    s.view(
+        "/v", s.deco.custom_validation(validator), s.deco.require_auth(verifier=lambda t: t == "ok")
+    )
+    s.view("/broken", s.deco.require_auth(verifier=broken))
+    # The verifier (Rampart's check) answers first, whatever the stacking order.
+    assert s.get("/v", headers={"Authorization": "Bearer bad"}).status_code == 401
+    assert seen == []
+    assert s.get("/v", headers={"Authorization": "Bearer ok"}).status_code == 418
+    # An excluded method skips every check, Python ones included.
+    assert s.open("/v", "HEAD").status_code == 200
+    assert s.get("/broken", headers={"Authorization": "Bearer x"}).status_code == 500
+    assert any("verifier down" in (r.exc_text or "") for r in rampart_log.records)
+    lenient = Site(SecurityConfig(fail_secure=False))
+    lenient.view("/broken", lenient.deco.require_auth(verifier=broken))
+    assert lenient.get("/broken", headers={"Authorization": "Bearer x"}).status_code == 200
+
+
+def test_preflights_on_decorated_apps_still_meet_bans() -> None:
+    config = SecurityConfig(enable_cors=True, cors_allow_origins=["https://app.test"])
+    s = Site(config)
+    s.view("/api", s.deco.rate_limit(requests=100, window=60), methods=["POST"])
+    preflight = {
+        "Origin": "https://app.test",
+        "Access-Control-Request-Method": "POST",
+    }
+    ok = s.open("/api", "OPTIONS", headers=preflight)
+    assert ok.status_code == 204
+    assert ok.headers["Access-Control-Allow-Origin"] == "https://app.test"
+    with s.app.app_context():
+        s.rampart.ban(CLIENT, 60)
+    assert s.open("/api", "OPTIONS", headers=preflight).status_code == 403
+
+
 # Stacking, blueprints, errors
 
 
@@ -442,6 +507,30 @@ def test_blueprint_views_and_custom_error_responses() -> None:
     assert (r.status_code, r.data) == (415, b"json please")
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert c.post("/api/items", json={}, headers={"X-API-Key": "k"}).status_code == 200
+
+
+def test_app_factory_decorators_and_unconnected_ones(rampart_log: RampartLog) -> None:
+    rampart = Rampart()
+    secure = rampart.decorators
+    stray = SecurityDecorator(SecurityConfig())
+    app = Flask("factory", static_folder=None)
+
+    @app.get("/cn")
+    @secure.block_countries(["CN"])  # checked once init_app gives the config
+    def cn() -> str:
+        return "ok"
+
+    @app.get("/stray")
+    @stray.require_https()
+    def stray_view() -> str:
+        return "stray"
+
+    rampart.init_app(app, SecurityConfig(geo_ip_handler=GEO))
+    c = app.test_client()
+    assert c.get("/cn", environ_base={"REMOTE_ADDR": "203.0.113.5"}).status_code == 403
+    assert c.get("/stray").status_code == 200  # never connected: does nothing, and says so
+    warnings = [r.getMessage() for r in rampart_log.records if r.levelname == "WARNING"]
+    assert any("stray" in m and "not connected" in m for m in warnings)
 
 
 def test_bad_arguments_raise_when_applied_naming_each() -> None:

@@ -62,6 +62,10 @@ class RouteRegistry:
     def _registries(self) -> list[RouteRegistry]:
         return [self, *self._included]
 
+    def included_in(self, other: RouteRegistry) -> bool:
+        """Whether ``other`` collects this registry's policies."""
+        return self in other._registries()
+
     @staticmethod
     def _find(table: Mapping[Callable[..., Any], Any], view: Callable[..., Any]) -> Any:
         found = table.get(view)

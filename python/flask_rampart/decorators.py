@@ -21,7 +21,9 @@ switch; ``bypass`` skips global checks. See ``docs/decorators.md``.
 
 from __future__ import annotations
 
+import io
 import json
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -37,7 +39,12 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-ACTIONS = ("log", "alert", "ban")
+#: Every decorator's registry, so an app can warn about one that was never connected.
+_REGISTRIES: weakref.WeakSet[RouteRegistry] = weakref.WeakSet()
+
+
+def all_registries() -> list[RouteRegistry]:
+    return list(_REGISTRIES)
 
 
 def _strings(value: Any, name: str) -> list[str]:
@@ -61,11 +68,18 @@ class SecurityDecorator:
             raise TypeError(f"config must be a SecurityConfig, not {type(config).__name__}")
         self.config = config or SecurityConfig()
         self.registry = RouteRegistry()
+        _REGISTRIES.add(self.registry)
         self._checker: _native.Engine | None = None
+        #: Set for ``rampart.decorators`` before ``init_app`` gave the config: a geolocation
+        #: source is assumed here and checked when the app starts.
+        self._config_pending = False
 
     def _check(self, name: str, policy: Policy) -> None:
         if self._checker is None:
-            self._checker = _native.Engine(self.config.to_json())
+            fields = json.loads(self.config.to_json())
+            if self._config_pending and not fields.get("geo_ip_handler"):
+                fields["geo_ip_handler"] = {"$object": "checked at start-up"}
+            self._checker = _native.Engine(json.dumps(fields))
         self._checker.check_routes(json.dumps({name: policy}))
 
     def _apply(
@@ -105,7 +119,11 @@ class SecurityDecorator:
 
     def block_clouds(self, providers: Iterable[str] | None = None) -> Callable[[F], F]:
         """Refuses clients in these providers' published ranges (default: AWS, GCP, Azure): 403."""
-        names = ["AWS", "GCP", "Azure"] if providers is None else _strings(providers, "providers")
+        names = (
+            ["AWS", "GCP", "Azure"]
+            if providers is None
+            else _strings(providers, "block_clouds.providers")
+        )
         return self._apply("block_clouds", {"blocked_clouds": names})
 
     def bypass(self, checks: Iterable[str]) -> Callable[[F], F]:
@@ -124,14 +142,15 @@ class SecurityDecorator:
 
     def geo_rate_limit(self, limits: Mapping[str, Any], window: int = 60) -> Callable[[F], F]:
         """A limit by the client's country: ``{"US": 100, "default": 50}`` (per ``window``
-        seconds) or ``{"US": (100, 60), "*": (50, 60)}``. Countries without an entry and no
-        default are not limited here."""
+        seconds) or ``{"US": (100, 60), "*": (50, 60)}``. The client's entry replaces the
+        global limits on this route; a client with no entry (and no default) gets the global
+        limits."""
         if not isinstance(limits, Mapping):
             raise ConfigError.from_pairs(
                 [("geo_rate_limit.limits", f"must be a dict of country to limit, not {limits!r}")]
             )
         spec = {k: list(v) if isinstance(v, tuple) else v for k, v in limits.items()}
-        policy = {"geo_limits": spec, "geo_window": window, "standalone": True}
+        policy = {"geo_limits": spec, "geo_window": window}
         return self._apply("geo_rate_limit", policy)
 
     # Authentication and headers
@@ -156,7 +175,7 @@ class SecurityDecorator:
             auth["accepted"] = _strings(tokens, "require_auth.tokens")
         hooks = None
         if verifier is not None:
-            hooks = [_verify("Authorization", verifier, scheme=type, body="Invalid credentials")]
+            hooks = [_verify("Authorization", verifier, scheme=type, api_key=False)]
         return self._apply("require_auth", {"auth": auth}, hooks)
 
     def api_key_auth(
@@ -173,7 +192,7 @@ class SecurityDecorator:
             api_key["accepted"] = _strings(keys, "api_key_auth.keys")
         hooks = None
         if verifier is not None:
-            hooks = [_verify(header_name, verifier, scheme=None, body="Invalid API key")]
+            hooks = [_verify(header_name, verifier, scheme=None, api_key=True)]
         return self._apply("api_key_auth", {"api_key": api_key}, hooks)
 
     def require_headers(self, headers: Mapping[str, str]) -> Callable[[F], F]:
@@ -280,10 +299,22 @@ class SecurityDecorator:
         return self._apply("custom_validation", {}, [validator])
 
 
-def _verify(header: str, verifier: Callable[[str], bool], *, scheme: str | None, body: str) -> Hook:
+def _verify(
+    header: str, verifier: Callable[[str], bool], *, scheme: str | None, api_key: bool
+) -> Hook:
     """A hook running ``verifier`` on a credential the engine found present."""
+    where = "api_key_auth" if api_key else "require_auth"
     if not callable(verifier):
-        raise ConfigError.from_pairs([("verifier", f"must be callable, not {verifier!r}")])
+        raise ConfigError.from_pairs([(f"{where}.verifier", f"must be callable, not {verifier!r}")])
+    if api_key:
+        body, action, rule = "Invalid API key", "api_key_invalid", "route.api_key"
+    else:
+        body, action, rule = "Invalid credentials", "auth_failed", "route.auth"
+    # The same WWW-Authenticate challenge as the engine's refusals.
+    challenge = None
+    if not api_key and scheme:
+        basic = scheme.lower() == "basic"
+        challenge = 'Basic realm="restricted", charset="UTF-8"' if basic else scheme.capitalize()
 
     def verify_credential(req: Request) -> Response | None:
         value = (req.headers.get(header) or "").strip()
@@ -291,24 +322,56 @@ def _verify(header: str, verifier: Callable[[str], bool], *, scheme: str | None,
             value = value.split(" ", 1)[1].strip() if " " in value else ""
         if verifier(value):
             return None
-        return _refuse(req, 401, body, "auth_failed", f"{header} refused by the verifier")
+        response = _refuse(req, 401, body, action, rule, f"{header} refused by the verifier")
+        if response is not None and challenge:
+            response.headers["WWW-Authenticate"] = challenge
+        return response
 
     verify_credential.rampart_builtin = True  # type: ignore[attr-defined]
     return verify_credential
 
 
 def _limit_body(size: int) -> Hook:
-    """Bodies sent without ``Content-Length`` stop being read past ``size`` (Flask answers 413)."""
+    """A body sent without ``Content-Length`` (chunked) is read here, up to one byte past
+    ``size``: over it, 413; otherwise the view reads the same bytes. (The engine has already
+    refused a ``Content-Length`` over the limit.)"""
 
     def limit_body(req: Request) -> Response | None:
-        req.max_content_length = size
+        environ = req.environ
+        if environ.get("CONTENT_LENGTH") or not environ.get("wsgi.input_terminated"):
+            # A declared length was checked; an unterminated stream reaches the view empty.
+            return None
+        stream = environ["wsgi.input"]
+        chunks: list[bytes] = []
+        got = 0
+        while got <= size:
+            chunk = stream.read(size + 1 - got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        if got > size:
+            message = f"a body sent without Content-Length is over this route's {size} bytes"
+            return _refuse(
+                req,
+                413,
+                "Request too large",
+                "request_too_large",
+                "route.max_request_size",
+                message,
+            )
+        data = b"".join(chunks)
+        environ["wsgi.input"] = io.BytesIO(data)
+        environ["CONTENT_LENGTH"] = str(len(data))
         return None
 
     limit_body.rampart_builtin = True  # type: ignore[attr-defined]
     return limit_body
 
 
-def _refuse(req: Request, status: int, body: str, action: str, message: str) -> Response | None:
+def _refuse(
+    req: Request, status: int, body: str, action: str, rule: str, message: str
+) -> Response | None:
     """A response of Rampart's (security headers, ``custom_error_responses``) for a hook's
     refusal, logged like the engine's; in passive mode only the log line."""
     from .extension import EXTENSION_KEY
@@ -323,7 +386,7 @@ def _refuse(req: Request, status: int, body: str, action: str, message: str) -> 
                 "http.request.method": req.method,
                 "url.path": req.path,
                 "http.response.status_code": status,
-                "rule.id": f"route.{action}",
+                "rule.id": rule,
                 "message": message,
             }
         ]

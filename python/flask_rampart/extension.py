@@ -225,12 +225,23 @@ def _route_stage(state: RampartState) -> Callable[[], Response | None]:
 
 
 def _run_hooks(state: RampartState, hooks: list[Hook]) -> Response | None:
-    """The route's Python checks, in order; the first response wins (logged only in passive
-    mode)."""
-    if state.engine.is_excluded(request.path):
+    """The route's Python checks, Rampart's own (credential verifiers) first, then
+    ``custom_validation``; the first response wins (logged only in passive mode). A check that
+    raises is logged; with ``fail_secure`` the request gets 500, otherwise it goes on."""
+    if state.engine.is_skipped(request.method, request.path):
         return None
     for hook in hooks:
-        response = hook(request)
+        try:
+            response = hook(request)
+        except Exception:
+            name = getattr(hook, "__qualname__", "route check")
+            state.logger.exception("route check %s raised", name)
+            if not state.fail_secure:
+                continue
+            decision = state.engine.error_response(500, request.environ)
+            return current_app.response_class(
+                decision.body, status=decision.status, headers=decision.headers or []
+            )
         if response is None:
             continue
         if not getattr(hook, "rampart_builtin", False):
@@ -320,7 +331,11 @@ class RampartMiddleware:
                 except ConfigError:
                     state.logger.exception("route policies: the decorators' settings are invalid")
                     raise
-            state.route_hooks.update(hooks)
+            for endpoint, found in hooks.items():
+                # Rampart's own checks first, then the user's, each in stacking order.
+                found.sort(key=lambda h: not getattr(h, "rampart_builtin", False))
+                state.route_hooks[endpoint] = found
+            _warn_unconnected(state, self._flask)
             if state.engine.route_mode or hooks:
                 state.route_mode = True
                 funcs = self._flask.before_request_funcs.setdefault(None, [])
@@ -536,6 +551,25 @@ def _setup_sources(state: RampartState, settings: dict[str, Any]) -> None:
         raise ConfigError.from_pairs(errors)
 
 
+def _warn_unconnected(state: RampartState, app: Flask) -> None:
+    """A ``SecurityDecorator`` whose decorators are on this app's views but that was never
+    connected (``set_decorator_handler``) would protect nothing: say so."""
+    from .decorators import all_registries
+
+    for registry in all_registries():
+        if registry.included_in(state.routes):
+            continue
+        policies, hooks = registry.collect(app.view_functions)
+        if policies or hooks:
+            names = ", ".join(sorted(set(policies) | set(hooks)))
+            state.logger.warning(
+                "route decorators on %s belong to a SecurityDecorator that is not connected to "
+                "this app, so they do nothing: call rampart.set_decorator_handler(decorator) "
+                "before the first request",
+                names,
+            )
+
+
 def _load_route_clouds(state: RampartState, providers: list[str]) -> None:
     """Loads the ranges of providers that only route policies block (``block_clouds``)."""
     settings = state.engine.settings()
@@ -697,6 +731,8 @@ class Rampart(BanControl):
 
             deco = SecurityDecorator(self._config)
             deco.registry = self._routes
+            # Without a config yet (app factory), country decorators are checked at start-up.
+            deco._config_pending = self._config is None
             self._decorator = deco
         return self._decorator
 

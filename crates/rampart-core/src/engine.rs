@@ -346,7 +346,8 @@ impl Engine {
     }
 
     /// Whether no check applies to this request (an excluded path or method).
-    fn skips(&self, req: &RequestView<'_>) -> bool {
+    #[must_use]
+    pub fn skips(&self, req: &RequestView<'_>) -> bool {
         self.is_excluded(req.path)
             || self
                 .config
@@ -416,6 +417,23 @@ impl Engine {
         if self.skips(req) {
             return None;
         }
+        let verdict = self.route_stage(req, endpoint);
+        if verdict.respond.is_some() {
+            return Some(verdict);
+        }
+        // A preflight the checks let through is answered here (the WSGI stage left it).
+        match self.preflight(req) {
+            Some(response) => Some(Verdict {
+                respond: Some(response),
+                ..verdict
+            }),
+            None => (verdict != Verdict::default()).then_some(verdict),
+        }
+    }
+
+    /// [`Engine::inspect_route`] before the preflight answer: a block, or what to add (maybe
+    /// nothing).
+    fn route_stage(&self, req: &RequestView<'_>, endpoint: Option<&str>) -> Verdict {
         let ctx = self.context(req);
         let mut events = Vec::new();
         let route = self.routes.get().and_then(|r| r.get(endpoint));
@@ -424,7 +442,7 @@ impl Engine {
         for (check, skip) in PIPELINE {
             if deferred.has(*skip) && !skips.has(*skip) {
                 if let Some(block) = self.run(*check, &ctx, &mut events) {
-                    return Some(block);
+                    return block;
                 }
             }
         }
@@ -432,7 +450,7 @@ impl Engine {
             for check in route_checks::CHECKS {
                 if let Some(hit) = check(self, &ctx, r, &mut events) {
                     if let Some(block) = self.settle(&hit, &ctx, &mut events) {
-                        return Some(block);
+                        return block;
                     }
                 }
             }
@@ -441,27 +459,24 @@ impl Engine {
             Ok(headers) => headers,
             Err(hit) => {
                 if let Some(block) = self.enforce(&hit, &ctx, &mut events) {
-                    return Some(block);
+                    return block;
                 }
                 None
             }
         };
         if let Some(hit) = self.detection(&ctx, route, &mut events) {
             if let Some(block) = self.enforce(&hit, &ctx, &mut events) {
-                return Some(block);
+                return block;
             }
         }
         if let Some(r) = route {
             self.monitor(&ctx, endpoint.unwrap_or(""), &r.monitors, &mut events);
         }
-        if headers.is_none() && events.is_empty() {
-            return None;
-        }
-        Some(Verdict {
+        Verdict {
             limit_headers: headers,
             events,
             ..Verdict::default()
-        })
+        }
     }
 
     /// A blocking finding: the block verdict, or in passive mode an event and `None`.
@@ -497,8 +512,11 @@ impl Engine {
         let rl = &self.config.rate_limits;
         let mut limits: Vec<&Limit> = Vec::new();
         if !skips.has(Skips::RATE_LIMIT) {
+            // A route's `geo_rate_limit` entry for the client replaces the global limits, as a
+            // `rate_limit` (standalone) does; a client it has no entry for gets the global ones.
+            let geo = route.and_then(|r| self.geo_limit(ctx, r, events));
             if rl.enabled {
-                if !route.is_some_and(|r| r.standalone) {
+                if !route.is_some_and(|r| r.standalone) && geo.is_none() {
                     limits.extend(&rl.global);
                 }
                 if let Some(by_path) = rl.by_path.get(ctx.req.path) {
@@ -508,10 +526,8 @@ impl Engine {
             // A route's own limits are its decorators': they apply whatever the global switch.
             if let Some(r) = route {
                 limits.extend(&r.limits);
-                if let Some(l) = self.geo_limit(ctx, r, events) {
-                    limits.push(l);
-                }
             }
+            limits.extend(geo);
         }
         if ban_subject.is_none() && limits.is_empty() {
             return Ok(None);
@@ -907,18 +923,13 @@ impl Engine {
                 .access_control_request_method
                 .filter(|_| req.method.eq_ignore_ascii_case("OPTIONS"));
             let answer = match preflight_method {
-                Some(method) => {
-                    if let Some(cors_headers) =
-                        cors.preflight(origin, method, req.access_control_request_headers)
-                    {
-                        let mut headers = self.response_headers(None);
-                        headers.extend(cors_headers);
-                        headers.push(("Content-Length".into(), "0".into()));
-                        verdict.respond = Some(Response {
-                            status: 204,
-                            body: String::new(),
-                            headers,
-                        });
+                // In route mode the route stage answers preflights, after bans and limits.
+                Some(_) if self.route_mode() && !self.skips(req) => {
+                    CorsAnswer::Set(CorsPolicy::REFUSED)
+                }
+                Some(_) => {
+                    if let Some(response) = self.preflight(req) {
+                        verdict.respond = Some(response);
                         return Some(verdict);
                     }
                     // A refused preflight gets no CORS headers; the app answers it.
@@ -950,6 +961,24 @@ impl Engine {
         } else {
             Some(verdict)
         }
+    }
+
+    /// The answer to an allowed CORS preflight: 204 with the CORS headers. `None` when the
+    /// request is not a preflight, or the policy refuses it (the app answers it then).
+    fn preflight(&self, req: &RequestView<'_>) -> Option<Response> {
+        let (cors, origin) = (self.config.cors.as_ref()?, req.origin?);
+        let method = req
+            .access_control_request_method
+            .filter(|_| req.method.eq_ignore_ascii_case("OPTIONS"))?;
+        let cors_headers = cors.preflight(origin, method, req.access_control_request_headers)?;
+        let mut headers = self.response_headers(None);
+        headers.extend(cors_headers);
+        headers.push(("Content-Length".into(), "0".into()));
+        Some(Response {
+            status: 204,
+            body: String::new(),
+            headers,
+        })
     }
 
     /// The precomputed CORS header lists `Verdict::cors_set` points into (empty without CORS).

@@ -651,6 +651,16 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether no check applies to a request of this method and path (`exclude_paths`,
+    /// `exclude_methods`).
+    fn is_skipped(&self, method: &str, path: &str) -> bool {
+        self.core.skips(&RequestView {
+            method,
+            path,
+            ..RequestView::default()
+        })
+    }
+
     /// Validates route policies against this configuration, without keeping them.
     fn check_routes(&self, py: Python<'_>, routes_json: &str) -> PyResult<()> {
         self.core

@@ -406,6 +406,11 @@ impl Engine {
             _ => false,
         });
         self.monitor(&ctx, endpoint.unwrap_or(""), matched, &mut events);
+        for e in &mut events {
+            if e.action == "return_monitor" {
+                e.status = status;
+            }
+        }
         events
     }
 }

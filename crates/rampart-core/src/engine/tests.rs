@@ -835,3 +835,46 @@ fn route_policies_are_validated_with_every_error_named() {
         assert!(fields.contains(&want), "{want} not in {fields:?}");
     }
 }
+
+#[test]
+fn in_route_mode_preflights_are_answered_after_bans() {
+    let e = engine(r#"{"enable_cors": true, "cors_allow_origins": ["https://a.test"]}"#);
+    e.set_routes(r#"{"api": {"limits": [[100, 60]]}}"#)
+        .expect("valid routes");
+    let preflight = RequestView {
+        method: "OPTIONS",
+        origin: Some("https://a.test"),
+        access_control_request_method: Some("POST"),
+        ..req("1.2.3.4", "/api")
+    };
+    // The WSGI stage leaves it to the route stage, which answers it.
+    assert_eq!(status(&e, &preflight), 200);
+    assert_eq!(route_status(&e, &preflight, "api"), 204);
+    let _ = e.ban("1.2.3.4".parse().expect("ip"), None, "test");
+    assert_eq!(route_status(&e, &preflight, "api"), 403);
+}
+
+#[test]
+fn a_country_without_a_geo_limit_gets_the_global_limit() {
+    #[derive(Debug)]
+    struct Fixed;
+    impl CountrySource for Fixed {
+        fn country(&self, ip: IpAddr) -> Result<Option<Country>, String> {
+            Ok(Country::parse(if ip.to_string() == "1.1.1.1" {
+                "US"
+            } else {
+                "FR"
+            }))
+        }
+    }
+    let e = engine(r#"{"rate_limit": 1, "geo_ip_handler": {"$object": "Fixed"}}"#);
+    e.set_country_source(Arc::new(Fixed)).expect("first source");
+    e.set_routes(r#"{"api": {"geo_limits": {"US": 3}}}"#)
+        .expect("valid routes");
+    let us = req("1.1.1.1", "/api");
+    let got: Vec<u16> = (0..4).map(|_| route_status(&e, &us, "api")).collect();
+    assert_eq!(got, [200, 200, 200, 429]);
+    let fr = req("2.2.2.2", "/api");
+    let got: Vec<u16> = (0..2).map(|_| route_status(&e, &fr, "api")).collect();
+    assert_eq!(got, [200, 429]);
+}

@@ -262,10 +262,12 @@ pub fn honeypot_field<'t>(traps: &'t [String], content_type: &str, body: &[u8]) 
         }
         BodyKind::Json => {
             // Most bodies do not name a trap at all (a JSON client never saw the form): that
-            // is one substring search per trap, instead of parsing the document.
+            // is one substring search per trap, instead of parsing the document. A key written
+            // with `\u` escapes may name one without showing it: those are parsed.
             let named = traps
                 .iter()
-                .any(|t| memchr::memmem::find(body, t.as_bytes()).is_some());
+                .any(|t| memchr::memmem::find(body, t.as_bytes()).is_some())
+                || memchr::memmem::find(body, b"\\u").is_some();
             if !named {
                 return None;
             }
@@ -383,6 +385,10 @@ mod tests {
             None
         );
         assert_eq!(honeypot_field(&traps, json, b"not json"), None);
+        assert_eq!(
+            honeypot_field(&traps, json, br#"{"\u0066ax": "1"}"#),
+            Some("fax")
+        );
         let mp = "multipart/form-data; boundary=XX";
         let body = b"--XX\r\nContent-Disposition: form-data; name=\"fax\"\r\n\r\n123\r\n--XX--\r\n";
         assert_eq!(honeypot_field(&traps, mp, body), Some("fax"));
