@@ -331,6 +331,11 @@ class RampartMiddleware:
                 except ConfigError:
                     state.logger.exception("route policies: the decorators' settings are invalid")
                     raise
+            # Route-only cloud providers: loaded before any hook is added, so a bad source
+            # fails this request (and the next) without leaving half-installed hooks.
+            clouds = state.engine.route_clouds()
+            if clouds:
+                _load_route_clouds(state, clouds)
             for endpoint, found in hooks.items():
                 # Rampart's own checks first, then the user's, each in stacking order.
                 found.sort(key=lambda h: not getattr(h, "rampart_builtin", False))
@@ -345,9 +350,6 @@ class RampartMiddleware:
                 self._flask.after_request_funcs.setdefault(None, []).insert(
                     0, _return_monitor(state, monitors)
                 )
-            clouds = state.engine.route_clouds()
-            if clouds:
-                _load_route_clouds(state, clouds)
             self._ready = True
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
