@@ -15,9 +15,8 @@ the app serves its first request, and finds it by endpoint in one lookup per req
 are checked when the decorator is applied: a bad one raises :class:`ConfigError` naming it
 (``rate_limit.limits[0].limit: …``), at import time rather than at the first request. Decorators
 stack in any order, on app and blueprint views. Decorator settings win over the global
-configuration:
-``rate_limit`` replaces the global limits on its route, ``suspicious_detection`` the global
-switch; ``bypass`` skips global checks. See ``docs/decorators.md``.
+configuration: ``rate_limit`` replaces the global limits on its route, ``suspicious_detection``
+the global switch; ``bypass`` skips global checks. See ``docs/decorators.md``.
 """
 
 from __future__ import annotations
