@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import signals
 from .config import SecurityConfig
 from .decorators import SecurityDecorator
 from .errors import ConfigError
@@ -42,4 +43,5 @@ __all__ = [
     "SecurityDecorator",
     "__version__",
     "csp_nonce",
+    "signals",
 ]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flask import Flask, current_app, has_request_context, request
 
-from . import _native, geo
+from . import _native, geo, signals
 from ._routes import Hook, RouteRegistry
 from .cloud import CloudRanges
 from .config import SecurityConfig
@@ -95,6 +96,8 @@ class RampartState:
     geo_handler: Any = None
     #: The blocked cloud providers' ranges (``None`` when no provider is blocked).
     clouds: CloudRanges | None = None
+    #: The app, weakly (the signals' sender; the state lives in the app's extensions).
+    app_ref: Callable[[], Flask | None] = lambda: None
 
     def emit(self, level: int, event: dict[str, Any], msg: str, *args: object) -> None:
         """Logs one record on ``flask_rampart`` and into this app's own file handlers."""
@@ -108,6 +111,12 @@ class RampartState:
                 handler.handle(record)
 
     def log_events(self, events: Iterable[dict[str, Any]]) -> None:
+        """Sends each event's signals, then logs it (at ``log_suspicious_level``)."""
+        if signals.connected():
+            events = list(events)
+            app = self.app_ref()
+            for event in events:
+                signals.dispatch(app, event)
         level = self.suspicious_level
         if level is None:
             return
@@ -122,7 +131,7 @@ class RampartState:
                     event["message"],
                 )
                 continue
-            if event["event.action"] == "storage_degraded":
+            if event["event.action"] in ("storage_degraded", "storage_recovered"):
                 # The shared store is full, unreachable or back: the operator must hear of it.
                 self.emit(max(level, logging.WARNING), event, "storage: %s", event["message"])
                 continue
@@ -510,6 +519,7 @@ def install(
         fail_secure=settings["fail_secure"],
         routes=routes if routes is not None else RouteRegistry(),
     )
+    state.app_ref = weakref.ref(app)
     _setup_logging(state, settings)
     _setup_sources(state, settings)
     app.extensions[key] = state

@@ -543,8 +543,8 @@ impl Engine {
         let now = self.clock.now_ms();
         let mut quotas = Vec::new();
         let admission = self.store.admit(now, ban_subject, &charges, &mut quotas);
-        if let Some(warning) = self.store.take_warning() {
-            events.push(storage_event(warning, ctx));
+        if let Some(note) = self.store.take_warning() {
+            events.push(storage_event(note, ctx));
         }
         match admission {
             Admission::Admitted => Ok(self.limit_headers(&limits, &quotas, now, None)),
@@ -1270,9 +1270,14 @@ fn unavailable_hit() -> Hit {
     hit
 }
 
-/// A store problem to log once (full table, lost connection, reconnected).
-fn storage_event(message: String, ctx: &Ctx<'_, '_>) -> Event {
-    note_event("storage_degraded", "storage", message, ctx)
+/// A store problem to log once (full table, lost connection), or its end (reconnected).
+fn storage_event(note: crate::store::StoreNote, ctx: &Ctx<'_, '_>) -> Event {
+    let action = if note.recovered {
+        "storage_recovered"
+    } else {
+        "storage_degraded"
+    };
+    note_event(action, "storage", note.message, ctx)
 }
 
 /// Something worth logging about a request that blocked nothing.

@@ -342,7 +342,7 @@ fn an_outage_fails_open_or_closed_and_bans_are_written_back() {
         closed.admit(now(), None, &[c], &mut q),
         Admission::Unavailable
     );
-    let warning = open.take_warning().unwrap();
+    let warning = open.take_warning().unwrap().message;
     assert!(warning.contains("unreachable"), "{warning}");
     assert!(open.take_warning().is_none());
     let banned = ip("203.0.113.9");
@@ -352,7 +352,8 @@ fn an_outage_fails_open_or_closed_and_bans_are_written_back() {
     server.run();
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(open.admit(now(), None, &[], &mut q), Admission::Admitted);
-    assert!(open.take_warning().unwrap().contains("1 bans"));
+    let back = open.take_warning().unwrap();
+    assert!(back.recovered && back.message.contains("1 bans"));
     // Written back: another store on the same server sees the ban.
     let later = server.store("c:", false);
     assert_eq!(

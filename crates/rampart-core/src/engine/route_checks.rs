@@ -330,8 +330,8 @@ impl Engine {
             };
             let now = self.clock.now_ms();
             let admission = self.store.admit(now, None, &[charge], &mut quotas);
-            if let Some(warning) = self.store.take_warning() {
-                events.push(storage_event(warning, ctx));
+            if let Some(note) = self.store.take_warning() {
+                events.push(storage_event(note, ctx));
             }
             if matches!(admission, Admission::Limited { .. }) {
                 self.trigger(ctx, endpoint, m, events);

@@ -205,9 +205,27 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     }
 
     /// Something the operator should hear about once (a full shared-memory table, an
-    /// unreachable Redis), taken by the first caller; `None` almost always.
-    fn take_warning(&self) -> Option<String> {
+    /// unreachable Redis, Redis back), taken by the first caller; `None` almost always.
+    fn take_warning(&self) -> Option<StoreNote> {
         None
+    }
+}
+
+/// What [`Store::take_warning`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreNote {
+    /// The store works as configured again (Redis reachable after an outage).
+    pub recovered: bool,
+    pub message: String,
+}
+
+impl StoreNote {
+    #[must_use]
+    pub fn degraded(message: String) -> StoreNote {
+        StoreNote {
+            recovered: false,
+            message,
+        }
     }
 }
 

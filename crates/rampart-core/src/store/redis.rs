@@ -50,7 +50,7 @@ use redis::{
     Value,
 };
 
-use super::{Admission, Ban, Charge, MemoryStore, Store, StoreStats, Strike, Subject};
+use super::{Admission, Ban, Charge, MemoryStore, Store, StoreNote, StoreStats, Strike, Subject};
 use crate::config::RedisOptions;
 use crate::limit::{self, Algorithm, Cell, Clock, Quota, Rule};
 
@@ -361,7 +361,7 @@ pub struct RedisStore {
     /// When (this host's ms) the offset was last measured; 0: never.
     synced_ms: AtomicU64,
     pending: Mutex<Vec<Pending>>,
-    warnings: Mutex<Vec<String>>,
+    warnings: Mutex<Vec<StoreNote>>,
     has_warning: AtomicBool,
     admit_script: Script,
     strike_script: Script,
@@ -497,8 +497,8 @@ impl RedisStore {
         })
     }
 
-    fn warn(&self, message: String) {
-        lock(&self.warnings).push(message);
+    fn warn(&self, note: StoreNote) {
+        lock(&self.warnings).push(note);
         self.has_warning.store(true, Ordering::SeqCst);
     }
 
@@ -587,9 +587,12 @@ impl RedisStore {
             match self.write_back(conn.like()) {
                 Ok(n) => {
                     self.down.store(false, Ordering::SeqCst);
-                    self.warn(format!(
-                        "Redis storage is reachable again; shared limits resume ({n} bans and unbans made meanwhile written back)"
-                    ));
+                    self.warn(StoreNote {
+                        recovered: true,
+                        message: format!(
+                            "Redis storage is reachable again; shared limits resume ({n} bans and unbans made meanwhile written back)"
+                        ),
+                    });
                 }
                 Err(e) => {
                     link.conn = None;
@@ -637,7 +640,9 @@ impl RedisStore {
             } else {
                 "carrying on with this process's own counters until it is back"
             };
-            self.warn(format!("Redis storage is unreachable ({error}); {policy}"));
+            self.warn(StoreNote::degraded(format!(
+                "Redis storage is unreachable ({error}); {policy}"
+            )));
         }
     }
 
@@ -1350,7 +1355,7 @@ impl Store for RedisStore {
         .is_some()
     }
 
-    fn take_warning(&self) -> Option<String> {
+    fn take_warning(&self) -> Option<StoreNote> {
         if !self.has_warning.load(Ordering::Relaxed) {
             return None;
         }

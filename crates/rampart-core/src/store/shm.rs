@@ -50,7 +50,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 
 use memmap2::MmapRaw;
 
-use super::{Admission, Ban, Charge, Key, Store, StoreStats, Strike, Subject, STRIKES};
+use super::{Admission, Ban, Charge, Key, Store, StoreNote, StoreStats, Strike, Subject, STRIKES};
 use crate::limit::{check_cell, Algorithm, Cell, Clock, Quota, Rule};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"RAMPART\x01");
@@ -1275,16 +1275,16 @@ impl Store for ShmStore {
         }
     }
 
-    fn take_warning(&self) -> Option<String> {
+    fn take_warning(&self) -> Option<StoreNote> {
         if !self.warn_pending.swap(false, SeqCst) {
             return None;
         }
-        Some(format!(
+        Some(StoreNote::degraded(format!(
             "shared-memory store {} is full ({} slots): requests are admitted uncounted until \
              entries expire; give it more room with ?slots=N",
             self.path.display(),
             self.slots
-        ))
+        )))
     }
 }
 

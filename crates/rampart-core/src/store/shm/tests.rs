@@ -264,7 +264,7 @@ fn expired_slots_are_reclaimed_and_a_full_table_fails_open_once() {
     }
     assert!(uncounted >= 200 - 64, "{uncounted}");
     assert!(store.full_events() > 0);
-    let warning = store.take_warning().expect("warned");
+    let warning = store.take_warning().expect("warned").message;
     assert!(warning.contains("full"), "{warning}");
     assert!(store.take_warning().is_none());
 }

@@ -1,0 +1,116 @@
+"""Blinker signals: each one sent, with the app as sender and the logged event, through real
+requests (and a real redis-server for the storage signals)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from blinker import Signal
+from conftest import AppFactory, request_as
+from flask import Flask
+from flask_rampart import Rampart, SecurityConfig, signals
+from servers import RedisServer
+
+
+@contextmanager
+def recording(app: Flask, *watched: Signal) -> Iterator[dict[Signal, list[dict[str, Any]]]]:
+    """Events each signal delivered for ``app``, checking the sender on the way."""
+    got: dict[Signal, list[dict[str, Any]]] = {s: [] for s in watched}
+    receivers = []
+    for signal in watched:
+
+        def receive(sender: Any, event: dict[str, Any], _s: Signal = signal, **_: Any) -> None:
+            assert sender is app
+            got[_s].append(event)
+
+        receivers.append(receive)
+        signal.connect(receive, sender=app)
+    try:
+        yield got
+    finally:
+        for signal, receive in zip(watched, receivers, strict=True):
+            signal.disconnect(receive, sender=app)
+
+
+def test_blocks_limits_and_attacks(make_app: AppFactory) -> None:
+    app = make_app(
+        SecurityConfig(blacklist=["203.0.113.0/24"], rate_limit=1, auto_ban_threshold=99)
+    )
+    s = signals
+    with recording(app, s.request_blocked, s.rate_limited, s.attack_detected) as got:
+        request_as(app, "/hello", ip="203.0.113.9")
+        request_as(app, "/hello", ip="192.0.2.1")
+        request_as(app, "/hello", ip="192.0.2.1")
+        request_as(app, "/hello?q=' OR '1'='1", ip="192.0.2.2")
+    blocked = [(e["event.action"], e["source.ip"]) for e in got[s.request_blocked]]
+    assert blocked == [
+        ("ip_blacklisted", "203.0.113.9"),
+        ("rate_limited", "192.0.2.1"),
+        ("penetration_attempt", "192.0.2.2"),
+    ]
+    limited = got[s.rate_limited][0]
+    assert limited["http.response.status_code"] == 429 and limited["url.path"] == "/hello"
+    attack = got[s.attack_detected][0]
+    assert attack["rule.id"].startswith("detect:")
+    assert {f["category"] for f in attack["rampart.findings"]} == {"sqli"}
+
+
+def test_detections_only_logged_still_signal(make_app: AppFactory) -> None:
+    app = make_app(SecurityConfig(detection_action="log"))
+    with recording(app, signals.attack_detected, signals.request_blocked) as got:
+        assert request_as(app, "/hello?q=<script>alert(1)</script>").status_code == 200
+    assert [e["event.outcome"] for e in got[signals.attack_detected]] == ["passive"]
+    assert got[signals.request_blocked] == []
+
+
+def test_bans_and_unbans(make_app: AppFactory) -> None:
+    app = make_app(SecurityConfig(auto_ban_threshold=2))
+    rampart: Rampart = app.extensions["rampart"].extension
+    with recording(app, signals.ip_banned, signals.ip_unbanned) as got:
+        for _ in range(2):
+            request_as(app, "/hello?q=' OR '1'='1", ip="192.0.2.7")
+        with app.app_context():
+            rampart.ban("192.0.2.8", 60, "by hand")
+            assert rampart.unban("192.0.2.7")
+    assert [e["source.ip"] for e in got[signals.ip_banned]] == ["192.0.2.7", "192.0.2.8"]
+    assert [e["source.ip"] for e in got[signals.ip_unbanned]] == ["192.0.2.7"]
+
+
+def test_passive_mode_would_ban_is_not_a_ban(make_app: AppFactory) -> None:
+    app = make_app(SecurityConfig(auto_ban_threshold=1, passive_mode=True))
+    with recording(app, signals.ip_banned, signals.request_blocked) as got:
+        assert request_as(app, "/hello?q=' OR '1'='1").status_code == 200
+    assert got[signals.ip_banned] == [] and got[signals.request_blocked] == []
+
+
+def test_signals_fire_with_logging_off(make_app: AppFactory) -> None:
+    app = make_app(SecurityConfig(blacklist=["203.0.113.0/24"], log_suspicious_level=None))
+    with recording(app, signals.request_blocked) as got:
+        request_as(app, "/hello", ip="203.0.113.9")
+    assert len(got[signals.request_blocked]) == 1
+
+
+def test_other_apps_receivers_hear_nothing(make_app: AppFactory) -> None:
+    one = make_app(SecurityConfig(blacklist=["203.0.113.0/24"]))
+    two = make_app(SecurityConfig(blacklist=["203.0.113.0/24"]))
+    with recording(two, signals.request_blocked) as got:
+        request_as(one, "/hello", ip="203.0.113.9")
+    assert got[signals.request_blocked] == []
+
+
+def test_storage_degraded_and_recovered(make_app: AppFactory, redis: RedisServer) -> None:
+    app = make_app(SecurityConfig(storage_uri=redis.url, rate_limit=100))
+    with recording(app, signals.storage_degraded, signals.storage_recovered) as got:
+        assert request_as(app, "/hello").status_code == 200
+        redis.kill()
+        assert request_as(app, "/hello").status_code == 200
+        redis.start()
+        time.sleep(0.6)
+        assert request_as(app, "/hello").status_code == 200
+        assert request_as(app, "/hello").status_code == 200
+    assert [e["event.action"] for e in got[signals.storage_degraded]] == ["storage_degraded"]
+    assert "unreachable" in got[signals.storage_degraded][0]["message"]
+    assert "reachable again" in got[signals.storage_recovered][0]["message"]
