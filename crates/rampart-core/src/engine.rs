@@ -907,6 +907,19 @@ impl Engine {
         self.store.stats()
     }
 
+    /// The store's counts, or why it is not working as configured (Redis unreachable: the
+    /// counts are then this process's own). Takes the store's pending warning, if any.
+    ///
+    /// # Errors
+    /// The store's degraded state, as its warning says it.
+    pub fn store_health(&self) -> Result<StoreStats, (StoreStats, String)> {
+        let stats = self.store.stats();
+        match self.store.take_warning() {
+            Some(note) if !note.recovered => Err((stats, note.message)),
+            _ => Ok(stats),
+        }
+    }
+
     fn allow(
         &self,
         req: &RequestView<'_>,

@@ -22,6 +22,7 @@ use rampart_core::net::cidr::parse_peer;
 use rampart_core::net::cloud::{self, Provider};
 use rampart_core::net::geo::{Country, CountrySource, GeoDb, GeoSlot};
 use rampart_core::net::mmdb;
+use rampart_core::store::StoreStats;
 use rampart_core::{ConfigErrors, Engine as CoreEngine, Needs, RequestView, FIELDS};
 
 /// Maps core validation errors to `flask_rampart.errors.ConfigError(message, [(field, reason)])`.
@@ -462,6 +463,14 @@ fn level(l: Option<Level>) -> Option<&'static str> {
     l.map(Level::as_str)
 }
 
+fn stats_dict<'py>(py: Python<'py>, s: &StoreStats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("keys", s.keys)?;
+    d.set_item("bans", s.bans)?;
+    d.set_item("bytes", s.bytes)?;
+    Ok(d)
+}
+
 fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("event.action", e.action)?;
@@ -894,12 +903,19 @@ impl Engine {
 
     /// `{"keys", "bans", "bytes"}` of the store.
     fn store_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.core.store_stats();
-        let d = PyDict::new(py);
-        d.set_item("keys", s.keys)?;
-        d.set_item("bans", s.bans)?;
-        d.set_item("bytes", s.bytes)?;
-        Ok(d)
+        stats_dict(py, &self.core.store_stats())
+    }
+
+    /// `(stats, problem)`: the store's counts, and why it is degraded (`None` when healthy).
+    fn store_health<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyDict>, Option<String>)> {
+        let (stats, problem) = match py.detach(|| self.core.store_health()) {
+            Ok(s) => (s, None),
+            Err((s, why)) => (s, Some(why)),
+        };
+        Ok((stats_dict(py, &stats)?, problem))
     }
 
     /// Whether `path` is under one of `exclude_paths`.
