@@ -907,10 +907,7 @@ impl Engine {
     }
 
     /// `(stats, problem)`: the store's counts, and why it is degraded (`None` when healthy).
-    fn store_health<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> PyResult<(Bound<'py, PyDict>, Option<String>)> {
+    fn store_health<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyDict>, Option<String>)> {
         let (stats, problem) = match py.detach(|| self.core.store_health()) {
             Ok(s) => (s, None),
             Err((s, why)) => (s, Some(why)),
