@@ -678,6 +678,23 @@ class BanControl:
         """Every ban in force, soonest to end first."""
         return [Ban(*b) for b in self._state().engine.bans()]
 
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Live counters of the current app in this process, read now: ``version``,
+        ``requests`` seen, ``blocked`` by event action (and ``blocked_total``), ``detections``
+        by category, ``bans_active`` (from the store, so every worker's with ``shm://`` or
+        Redis), ``inspection`` (engine calls timed, ``p50_us``/``p99_us``) and ``store``
+        (backend, round trips and errors). The role flaskapi-guard's ``agent_stats`` plays."""
+        from . import __version__
+
+        state = self._state()
+        out = state.engine.live_stats()
+        out["version"] = __version__
+        out["bans_active"] = len(state.engine.bans())
+        uri = state.config.storage_uri or state.config.redis_url or "memory://"
+        out["store"]["backend"] = str(uri).split(":", 1)[0]
+        return out
+
     def reset_limits(self, ip: str) -> None:
         """Forgets the rate-limit counters of ``ip``."""
         self._state().engine.reset_limits(str(ip))

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use crate::config::{Config, Storage};
 use crate::decision::{Event, Headers, Outcome, Response, Verdict};
@@ -23,6 +24,7 @@ use crate::net::geo::{is_unplaceable, Country, CountrySource};
 use crate::request::RequestView;
 use crate::respond::cors::{CorsAnswer, CorsPolicy};
 use crate::route::{self, RoutePolicy, Routes, Skips};
+use crate::stats::{Snapshot, Stats};
 use crate::store::{
     Admission, Ban, Charge, MemoryStore, RedisStore, ShmStore, Store, StoreStats, Subject,
 };
@@ -39,6 +41,8 @@ pub struct Engine {
     geo: Arc<OnceLock<Arc<dyn CountrySource>>>,
     /// Each cloud provider's current ranges, replaced whole on refresh.
     clouds: Arc<CloudTable>,
+    /// Live counters (`rampart.stats`), shared by clones.
+    stats: Arc<Stats>,
 }
 
 /// What [`Engine::report`] did.
@@ -150,6 +154,7 @@ impl Engine {
             routes: OnceLock::new(),
             geo: Arc::new(OnceLock::new()),
             clouds: Arc::new(CloudTable::default()),
+            stats: Arc::new(Stats::default()),
         }
     }
 
@@ -359,6 +364,14 @@ impl Engine {
     /// Decides a request. `None` means: allow, with [`Engine::static_headers`], nothing to log.
     #[must_use]
     pub fn inspect(&self, req: &RequestView<'_>) -> Option<Verdict> {
+        let start = Instant::now();
+        self.stats.request();
+        let verdict = self.decide(req);
+        self.stats.timed(elapsed_ns(start));
+        verdict
+    }
+
+    fn decide(&self, req: &RequestView<'_>) -> Option<Verdict> {
         let ctx = self.context(req);
         let mut events = Vec::new();
         let mut limit_headers = None;
@@ -414,6 +427,13 @@ impl Engine {
     /// responds.
     #[must_use]
     pub fn inspect_route(&self, req: &RequestView<'_>, endpoint: Option<&str>) -> Option<Verdict> {
+        let start = Instant::now();
+        let verdict = self.decide_route(req, endpoint);
+        self.stats.timed(elapsed_ns(start));
+        verdict
+    }
+
+    fn decide_route(&self, req: &RequestView<'_>, endpoint: Option<&str>) -> Option<Verdict> {
         if self.skips(req) {
             return None;
         }
@@ -486,6 +506,7 @@ impl Engine {
             return None;
         }
         events.push(Self::event(hit, Outcome::Blocked, ctx));
+        self.stats.blocked(hit.action);
         Some(Verdict {
             respond: Some(self.block_response(hit, ctx.req)),
             events: std::mem::take(events),
@@ -706,6 +727,13 @@ impl Engine {
         if !scan.attack {
             return None;
         }
+        let mut categories: Vec<&'static str> =
+            scan.findings.iter().map(|f| f.category.as_str()).collect();
+        categories.sort_unstable();
+        categories.dedup();
+        for c in categories {
+            self.stats.detected(c);
+        }
         let rules: Vec<String> = scan.findings.iter().map(|f| f.rule.to_string()).collect();
         let mut hit = Hit::new(
             policy.status,
@@ -905,6 +933,12 @@ impl Engine {
     #[must_use]
     pub fn store_stats(&self) -> StoreStats {
         self.store.stats()
+    }
+
+    /// This engine's live counters (this process), and the store's round trips and errors.
+    #[must_use]
+    pub fn stats(&self) -> (Snapshot, (u64, u64)) {
+        (self.stats.snapshot(), self.store.io_counts())
     }
 
     /// The store's counts, or why it is not working as configured (Redis unreachable: the
@@ -1398,6 +1432,10 @@ fn push_encoded(out: &mut String, ch: char, safe: &[u8]) {
             let _ = write!(out, "%{b:02X}");
         }
     }
+}
+
+fn elapsed_ns(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A fresh CSP nonce: 16 random bytes, base64. `None` only if the OS has no randomness to give.

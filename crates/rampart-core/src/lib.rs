@@ -15,6 +15,7 @@ pub mod net;
 pub mod request;
 pub mod respond;
 pub mod route;
+pub mod stats;
 pub mod store;
 
 pub use config::{Config, FIELDS};

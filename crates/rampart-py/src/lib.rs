@@ -906,6 +906,37 @@ impl Engine {
         stats_dict(py, &self.core.store_stats())
     }
 
+    /// Live counters of this engine (this process): requests, blocks by action, detections by
+    /// category, engine time per call (p50/p99, µs), the store's round trips and errors.
+    fn live_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (snap, (round_trips, errors)) = self.core.stats();
+        let d = PyDict::new(py);
+        d.set_item("requests", snap.requests)?;
+        let blocked = PyDict::new(py);
+        for (k, v) in &snap.blocked {
+            blocked.set_item(k, v)?;
+        }
+        d.set_item("blocked_total", snap.blocked.values().sum::<u64>())?;
+        d.set_item("blocked", blocked)?;
+        let detections = PyDict::new(py);
+        for (k, v) in &snap.detections {
+            detections.set_item(k, v)?;
+        }
+        d.set_item("detections", detections)?;
+        let timing = PyDict::new(py);
+        timing.set_item("calls", snap.timed)?;
+        #[allow(clippy::cast_precision_loss)]
+        let micros = |ns: u64| ns as f64 / 1000.0;
+        timing.set_item("p50_us", micros(snap.p50_ns))?;
+        timing.set_item("p99_us", micros(snap.p99_ns))?;
+        d.set_item("inspection", timing)?;
+        let store = PyDict::new(py);
+        store.set_item("round_trips", round_trips)?;
+        store.set_item("errors", errors)?;
+        d.set_item("store", store)?;
+        Ok(d)
+    }
+
     /// `(stats, problem)`: the store's counts, and why it is degraded (`None` when healthy).
     fn store_health<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyDict>, Option<String>)> {
         let (stats, problem) = match py.detach(|| self.core.store_health()) {

@@ -204,6 +204,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         false
     }
 
+    /// Round trips to a server and the errors among them (`(0, 0)` for local stores).
+    fn io_counts(&self) -> (u64, u64) {
+        (0, 0)
+    }
+
     /// Something the operator should hear about once (a full shared-memory table, an
     /// unreachable Redis, Redis back), taken by the first caller; `None` almost always.
     fn take_warning(&self) -> Option<StoreNote> {

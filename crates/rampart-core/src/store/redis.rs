@@ -362,6 +362,9 @@ pub struct RedisStore {
     synced_ms: AtomicU64,
     pending: Mutex<Vec<Pending>>,
     warnings: Mutex<Vec<StoreNote>>,
+    /// Round trips made, and those that failed (`rampart.stats`).
+    round_trips: AtomicU64,
+    errors: AtomicU64,
     has_warning: AtomicBool,
     admit_script: Script,
     strike_script: Script,
@@ -488,6 +491,8 @@ impl RedisStore {
             synced_ms: AtomicU64::new(0),
             pending: Mutex::new(Vec::new()),
             warnings: Mutex::new(Vec::new()),
+            round_trips: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
             has_warning: AtomicBool::new(false),
             admit_script: Script::new(ADMIT),
             strike_script: Script::new(STRIKE),
@@ -601,6 +606,7 @@ impl RedisStore {
                 }
             }
         }
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
         match f(conn, &mut link.owed) {
             Ok(v) => Some(v),
             Err(e) => {
@@ -632,6 +638,7 @@ impl RedisStore {
     }
 
     fn went_down(&self, error: &str, now: u64) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
         self.next_probe_ms
             .store(now + PROBE_EVERY_MS, Ordering::SeqCst);
         if !self.down.swap(true, Ordering::SeqCst) {
@@ -1353,6 +1360,13 @@ impl Store for RedisStore {
                 .query::<()>(conn)
         })
         .is_some()
+    }
+
+    fn io_counts(&self) -> (u64, u64) {
+        (
+            self.round_trips.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+        )
     }
 
     fn take_warning(&self) -> Option<StoreNote> {
