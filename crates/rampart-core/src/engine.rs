@@ -282,7 +282,7 @@ impl Engine {
             .collect()
     }
 
-    /// The countries and cloud providers route policies block (the adapter loads their sources).
+    /// The cloud providers route policies block (the adapter loads their ranges).
     #[must_use]
     pub fn route_clouds(&self) -> crate::net::cloud::Providers {
         let mut all = crate::net::cloud::Providers::default();
@@ -386,7 +386,7 @@ impl Engine {
                 }
             }
             if !self.route_mode() {
-                match self.admission(&ctx, None, &mut events) {
+                match self.admission(&ctx, None, None, &mut events) {
                     Ok(headers) => limit_headers = headers,
                     Err(hit) => {
                         if let Some(block) = self.enforce(&hit, &ctx, &mut events) {
@@ -475,7 +475,7 @@ impl Engine {
                 }
             }
         }
-        let headers = match self.admission(&ctx, Some(endpoint.unwrap_or("")), &mut events) {
+        let headers = match self.admission(&ctx, Some(endpoint.unwrap_or("")), route, &mut events) {
             Ok(headers) => headers,
             Err(hit) => {
                 if let Some(block) = self.enforce(&hit, &ctx, &mut events) {
@@ -490,7 +490,7 @@ impl Engine {
             }
         }
         if let Some(r) = route {
-            self.monitor(&ctx, endpoint.unwrap_or(""), &r.monitors, &mut events);
+            self.monitor(&ctx, endpoint.unwrap_or(""), &r.monitors, 200, &mut events);
         }
         Verdict {
             limit_headers: headers,
@@ -515,14 +515,15 @@ impl Engine {
     }
 
     /// Admission: the client's ban, then every rate limit that applies, counted all or nothing
-    /// in one store operation. `Ok` carries the rate-limit headers for the response.
+    /// in one store operation. `endpoint` is the Flask endpoint (`None` before routing) and
+    /// `route` its policy. `Ok` carries the rate-limit headers for the response.
     fn admission(
         &self,
         ctx: &Ctx<'_, '_>,
         endpoint: Option<&str>,
+        route: Option<&RoutePolicy>,
         events: &mut Vec<Event>,
     ) -> Result<Option<Headers>, Box<Hit>> {
-        let route = self.routes.get().and_then(|r| r.get(endpoint));
         let skips = route.map_or(Skips::NONE, |r| r.skips);
         let ip = ctx.client.ip;
         let ban_subject = if self.config.bans.enabled && !skips.has(Skips::IP_BAN) {

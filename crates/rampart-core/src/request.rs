@@ -48,6 +48,17 @@ impl<'a> RequestView<'a> {
     }
 }
 
+/// A `Content-Type` without its parameters, trimmed and lower-cased: `application/json`.
+#[must_use]
+pub fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 /// Whether `path` is `prefix` or below it, segment-wise (`/static` covers `/static/app.js`, not
 /// `/staticfoo`). A path with `.` or `..` segments is under nothing: once a server or proxy
 /// resolves `/static/../admin`, it is not under `/static`.

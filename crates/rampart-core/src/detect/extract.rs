@@ -149,12 +149,7 @@ pub enum BodyKind {
 /// buffering a body.
 #[must_use]
 pub fn body_kind(content_type: &str) -> Option<BodyKind> {
-    let media = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let media = crate::request::media_type(content_type);
     match media.as_str() {
         "application/x-www-form-urlencoded" => Some(BodyKind::Form),
         "multipart/form-data" => Some(BodyKind::Multipart),

@@ -314,12 +314,14 @@ impl Engine {
         country.and_then(|c| pick(Some(c))).or_else(|| pick(None))
     }
 
-    /// Counts the request against each monitor; those past their threshold act.
+    /// Counts the request against each monitor; those past their threshold act. `status` is
+    /// the one their events carry (the response's, for return monitors).
     pub(super) fn monitor<'m>(
         &self,
         ctx: &Ctx<'_, '_>,
         endpoint: &str,
         monitors: impl IntoIterator<Item = &'m Monitor>,
+        status: u16,
         events: &mut Vec<Event>,
     ) {
         let mut quotas = Vec::new();
@@ -334,13 +336,20 @@ impl Engine {
                 events.push(storage_event(note, ctx));
             }
             if matches!(admission, Admission::Limited { .. }) {
-                self.trigger(ctx, endpoint, m, events);
+                self.trigger(ctx, endpoint, m, status, events);
             }
         }
     }
 
     /// A monitor past its threshold: an event, and a ban when its action says so.
-    fn trigger(&self, ctx: &Ctx<'_, '_>, endpoint: &str, m: &Monitor, events: &mut Vec<Event>) {
+    fn trigger(
+        &self,
+        ctx: &Ctx<'_, '_>,
+        endpoint: &str,
+        m: &Monitor,
+        status: u16,
+        events: &mut Vec<Event>,
+    ) {
         let who = ctx
             .client
             .ip
@@ -378,6 +387,7 @@ impl Engine {
             ctx,
         );
         event.outcome = outcome;
+        event.status = status;
         events.push(event);
         events.extend(ban);
     }
@@ -405,12 +415,7 @@ impl Engine {
             MonitorKind::Return(p) => p.matches(status, body),
             _ => false,
         });
-        self.monitor(&ctx, endpoint.unwrap_or(""), matched, &mut events);
-        for e in &mut events {
-            if e.action == "return_monitor" {
-                e.status = status;
-            }
-        }
+        self.monitor(&ctx, endpoint.unwrap_or(""), matched, status, &mut events);
         events
     }
 }

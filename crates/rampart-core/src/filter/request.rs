@@ -6,17 +6,7 @@
 use serde_json::Value;
 
 use crate::detect::extract::{body_kind, boundary, each_part, form_decode, BodyKind};
-
-/// A media type without its parameters, trimmed and lower-cased: `application/json`.
-#[must_use]
-pub fn media_type(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
-}
+use crate::request::media_type;
 
 /// The media types a route accepts: `application/json`, `text/*`, `*/*`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
