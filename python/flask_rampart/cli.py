@@ -17,7 +17,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from .extension import EXTENSION_KEY, RampartState
+from .extension import EXTENSION_KEY, RampartState, storage_backend
 
 #: Field names whose values are secrets.
 _SECRET = re.compile(r"token|password|secret|api_key|apikey", re.IGNORECASE)
@@ -55,12 +55,6 @@ def mask(name: str, value: Any) -> Any:
     return f"<{type(value).__name__}>"
 
 
-def _backend(state: RampartState) -> tuple[str, str]:
-    uri = state.config.storage_uri or state.config.redis_url or "memory://"
-    kind = str(uri).split(":", 1)[0]
-    return kind, mask("storage_uri", str(uri))
-
-
 @click.group("rampart")
 def rampart_cli() -> None:
     """Rampart: status, configuration, bans, rate limits and detection."""
@@ -74,7 +68,8 @@ def status() -> None:
 
     state = _state()
     engine = state.engine
-    kind, uri = _backend(state)
+    kind, uri = storage_backend(state.config)
+    uri = mask("storage_uri", uri)
     stats, problem = engine.store_health()
     health = "ok" if problem is None else f"DEGRADED: {problem}"
     config = state.config

@@ -27,7 +27,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from flask import current_app, request
+from flask import current_app
 
 from . import _native
 from ._routes import Hook, Policy, RouteRegistry
@@ -222,8 +222,7 @@ class SecurityDecorator:
         """Bodies larger than ``size_bytes``: 413 (by ``Content-Length``, and while reading a
         body sent without one)."""
         policy = {"max_request_size": size_bytes}
-        self._check("max_request_size", policy)
-        return self._apply("max_request_size", policy, [_limit_body(int(size_bytes))])
+        return self._apply("max_request_size", policy, [_limit_body(size_bytes)])
 
     def require_referrer(self, allowed_domains: Iterable[str]) -> Callable[[F], F]:
         """A ``Referer`` from one of these domains or their subdomains: 403."""
@@ -322,7 +321,7 @@ def _verify(
             value = value.split(" ", 1)[1].strip() if " " in value else ""
         if verifier(value):
             return None
-        response = _refuse(req, 401, body, action, rule, f"{header} refused by the verifier")
+        response = _refuse(401, body, action, rule, f"{header} refused by the verifier")
         if response is not None and challenge:
             response.headers["WWW-Authenticate"] = challenge
         return response
@@ -353,7 +352,6 @@ def _limit_body(size: int) -> Hook:
         if got > size:
             message = f"a body sent without Content-Length is over this route's {size} bytes"
             return _refuse(
-                req,
                 413,
                 "Request too large",
                 "request_too_large",
@@ -369,31 +367,11 @@ def _limit_body(size: int) -> Hook:
     return limit_body
 
 
-def _refuse(
-    req: Request, status: int, body: str, action: str, rule: str, message: str
-) -> Response | None:
+def _refuse(status: int, body: str, action: str, rule: str, message: str) -> Response | None:
     """A response of Rampart's (security headers, ``custom_error_responses``) for a hook's
     refusal, logged like the engine's; in passive mode only the log line."""
     from .extension import EXTENSION_KEY
 
     state = current_app.extensions[EXTENSION_KEY]
-    state.log_events(
-        [
-            {
-                "event.action": action,
-                "event.outcome": "passive" if state.passive_mode else "blocked",
-                "source.ip": state.engine.client_ip(req.environ),
-                "http.request.method": req.method,
-                "url.path": req.path,
-                "http.response.status_code": status,
-                "rule.id": rule,
-                "message": message,
-            }
-        ]
-    )
-    if state.passive_mode:
-        return None
-    decision = state.engine.error_response(status, request.environ, body)
-    return current_app.response_class(
-        decision.body, status=decision.status, headers=decision.headers or []
-    )
+    state.log_refusal(action, rule, status, message)
+    return None if state.passive_mode else state.error_response(status, body)

@@ -110,6 +110,29 @@ class RampartState:
             if level >= handler.level:
                 handler.handle(record)
 
+    def log_refusal(self, action: str, rule: str, status: int | None, message: str) -> None:
+        """Logs (and signals) a refusal decided in Python for the current request: outcome
+        ``blocked``, or ``passive`` in passive mode."""
+        self.log_events(
+            [
+                {
+                    "event.action": action,
+                    "event.outcome": "passive" if self.passive_mode else "blocked",
+                    "source.ip": self.engine.client_ip(request.environ),
+                    "http.request.method": request.method,
+                    "url.path": request.path,
+                    "http.response.status_code": status,
+                    "rule.id": rule,
+                    "message": message,
+                }
+            ]
+        )
+
+    def error_response(self, status: int, body: str | None = None) -> Response:
+        """A response of Rampart's own for the current request (security and CORS headers,
+        ``custom_error_responses``)."""
+        return _as_response(self.engine.error_response(status, request.environ, body))
+
     def log_events(self, events: Iterable[dict[str, Any]]) -> None:
         """Sends each event's signals, then logs it (at ``log_suspicious_level``)."""
         if signals.connected():
@@ -222,15 +245,20 @@ def _route_stage(state: RampartState) -> Callable[[], Response | None]:
             if events:
                 state.log_events(events)
             if decision.respond:
-                return current_app.response_class(
-                    decision.body, status=decision.status, headers=decision.headers or []
-                )
+                return _as_response(decision)
             environ[ROUTE_HEADERS_KEY] = decision.headers
         if hooks and endpoint in hooks:
             return _run_hooks(state, hooks[endpoint])
         return None
 
     return rampart_route_stage
+
+
+def _as_response(decision: _native.Decision) -> Response:
+    """A Flask response for a decision that responds."""
+    return current_app.response_class(
+        decision.body, status=decision.status, headers=decision.headers or []
+    )
 
 
 def _run_hooks(state: RampartState, hooks: list[Hook]) -> Response | None:
@@ -247,29 +275,17 @@ def _run_hooks(state: RampartState, hooks: list[Hook]) -> Response | None:
             state.logger.exception("route check %s raised", name)
             if not state.fail_secure:
                 continue
-            decision = state.engine.error_response(500, request.environ)
-            return current_app.response_class(
-                decision.body, status=decision.status, headers=decision.headers or []
-            )
+            return state.error_response(500)
         if response is None:
             continue
         if not getattr(hook, "rampart_builtin", False):
             # A user's custom_validation: log it as the engine logs its blocks.
-            outcome = "passive" if state.passive_mode else "blocked"
             name = getattr(hook, "__qualname__", "validator")
-            state.log_events(
-                [
-                    {
-                        "event.action": "custom_validation",
-                        "event.outcome": outcome,
-                        "source.ip": state.engine.client_ip(request.environ),
-                        "http.request.method": request.method,
-                        "url.path": request.path,
-                        "http.response.status_code": getattr(response, "status_code", None),
-                        "rule.id": "route.custom_validation",
-                        "message": f"{name} returned a response",
-                    }
-                ]
+            state.log_refusal(
+                "custom_validation",
+                "route.custom_validation",
+                getattr(response, "status_code", None),
+                f"{name} returned a response",
             )
             if state.passive_mode:
                 continue
@@ -582,6 +598,12 @@ def _warn_unconnected(state: RampartState, app: Flask) -> None:
             )
 
 
+def storage_backend(config: SecurityConfig) -> tuple[str, str]:
+    """The store's kind (``memory``, ``shm``, ``redis``, …) and URI."""
+    uri = str(config.storage_uri or config.redis_url or "memory://")
+    return uri.split(":", 1)[0], uri
+
+
 def _load_route_clouds(state: RampartState, providers: list[str]) -> None:
     """Loads the ranges of providers that only route policies block (``block_clouds``)."""
     settings = state.engine.settings()
@@ -691,8 +713,7 @@ class BanControl:
         out = state.engine.live_stats()
         out["version"] = __version__
         out["bans_active"] = len(state.engine.bans())
-        uri = state.config.storage_uri or state.config.redis_url or "memory://"
-        out["store"]["backend"] = str(uri).split(":", 1)[0]
+        out["store"]["backend"] = storage_backend(state.config)[0]
         return out
 
     def reset_limits(self, ip: str) -> None:
@@ -808,27 +829,14 @@ def _run_custom_check() -> Response | None:
         state.logger.exception("custom_request_check raised")
         if not state.fail_secure:
             return None
-        decision = state.engine.error_response(500, request.environ)
-        return current_app.response_class(
-            decision.body, status=decision.status, headers=decision.headers or []
-        )
+        return state.error_response(500)
     if response is None:
         return None
-    outcome = "passive" if state.passive_mode else "blocked"
-    status = getattr(response, "status_code", None)
-    state.log_events(
-        [
-            {
-                "event.action": "custom_request_check",
-                "event.outcome": outcome,
-                "source.ip": state.engine.client_ip(request.environ),
-                "http.request.method": request.method,
-                "url.path": request.path,
-                "http.response.status_code": status,
-                "rule.id": "custom_request_check",
-                "message": "custom_request_check returned a response",
-            }
-        ]
+    state.log_refusal(
+        "custom_request_check",
+        "custom_request_check",
+        getattr(response, "status_code", None),
+        "custom_request_check returned a response",
     )
     return None if state.passive_mode else response
 
