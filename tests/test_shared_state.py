@@ -24,6 +24,9 @@ from werkzeug.test import TestResponse
 
 CLIENT = {"REMOTE_ADDR": "127.0.0.1"}
 T = TypeVar("T")
+# The longest window the config accepts. Its fixed window started at the epoch and ends in
+# 2106, so tests that count exactly with fixed windows never see one roll over.
+ONE_WINDOW_FOREVER = 2**32 - 1
 
 
 @pytest.fixture
@@ -143,8 +146,9 @@ def test_shm_state_survives_a_restart(shm_path: str) -> None:
 def test_shm_directory_uri_and_every_algorithm(tmp_path: Path) -> None:
     for algorithm in ("sliding_window", "fixed_window", "sliding_window_counter", "gcra"):
         uri = f"shm://{tmp_path}"
-        a, _ = make_app(storage_uri=uri, rate_limit_algorithm=algorithm, rate_limit=4)
-        b, _ = make_app(storage_uri=uri, rate_limit_algorithm=algorithm, rate_limit=4)
+        fields = {"rate_limit_algorithm": algorithm, "rate_limit_window": ONE_WINDOW_FOREVER}
+        a, _ = make_app(storage_uri=uri, rate_limit=4, **fields)
+        b, _ = make_app(storage_uri=uri, rate_limit=4, **fields)
         ip = f"203.0.113.{len(algorithm)}"
         got = hit(a, ip, 2) + hit(b, ip, 3)
         assert got == [200] * 4 + [429], algorithm
@@ -175,8 +179,19 @@ def test_a_full_shm_table_admits_and_warns_once(
     assert "slots=" in warnings[0]
 
 
+def _counting_app(uri: str) -> tuple[Flask, Rampart]:
+    # One fixed window that never ends: a minute boundary crossed mid-test would start a new
+    # window and the count would look lost.
+    return make_app(
+        storage_uri=uri,
+        rate_limit=1_000_000,
+        rate_limit_window=ONE_WINDOW_FOREVER,
+        rate_limit_algorithm="fixed_window",
+    )
+
+
 def _count_hits(uri: str, n: int) -> None:
-    app, _ = make_app(storage_uri=uri, rate_limit=1_000_000, rate_limit_algorithm="fixed_window")
+    app, _ = _counting_app(uri)
     client = app.test_client()
     for _ in range(n):
         assert client.get("/", environ_base=CLIENT).status_code == 200
@@ -193,7 +208,7 @@ def test_four_processes_lose_no_update(tmp_path: Path) -> None:
     for p in procs:
         p.join()
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
-    app, _ = make_app(storage_uri=uri, rate_limit=1_000_000, rate_limit_algorithm="fixed_window")
+    app, _ = _counting_app(uri)
     r = app.test_client().get("/", environ_base=CLIENT)
     assert r.headers["X-RateLimit-Remaining"] == str(1_000_000 - 6001)
 
@@ -318,8 +333,9 @@ def test_refused_requests_are_not_counted_on_redis(redis: RedisServer, algorithm
 
 @pytest.mark.parametrize("algorithm", ["fixed_window", "sliding_window_counter", "gcra"])
 def test_redis_counts_every_algorithm(redis: RedisServer, algorithm: str) -> None:
-    a, _ = make_app(storage_uri=redis.url, rate_limit_algorithm=algorithm, rate_limit=4)
-    b, _ = make_app(storage_uri=redis.url, rate_limit_algorithm=algorithm, rate_limit=4)
+    fields = {"rate_limit_algorithm": algorithm, "rate_limit_window": ONE_WINDOW_FOREVER}
+    a, _ = make_app(storage_uri=redis.url, rate_limit=4, **fields)
+    b, _ = make_app(storage_uri=redis.url, rate_limit=4, **fields)
     assert hit(a, n=2) + hit(b, n=3) == [200] * 4 + [429]
 
 

@@ -248,6 +248,42 @@ fn admissions_match_the_memory_store_and_are_all_or_nothing() {
 }
 
 #[test]
+fn a_window_longer_than_the_epoch_counts_like_any_other() {
+    // The longest window the config accepts (2^32 - 1 s) is still in its window 0. Its sliding
+    // counter has no previous window; reading "window -1" as window 0 counted each request twice.
+    let server = Server::start();
+    let redis = server.store("e:", false);
+    let memory = MemoryStore::new(1000);
+    let who = ip("192.0.2.60");
+    for (id, algorithm) in [Algorithm::FixedWindow, Algorithm::SlidingWindowCounter]
+        .into_iter()
+        .enumerate()
+    {
+        let c = Charge {
+            key: Key {
+                rule: u32::try_from(id).unwrap(),
+                subject: who,
+            },
+            rule: Rule::new(4, u64::from(u32::MAX), algorithm),
+        };
+        let (mut qr, mut qm) = (Vec::new(), Vec::new());
+        let mut admitted = Vec::new();
+        for _ in 0..5 {
+            let t = now();
+            let r = redis.admit(t, Some(who), &[c], &mut qr);
+            assert_eq!(
+                r,
+                memory.admit(t, Some(who), &[c], &mut qm),
+                "{algorithm:?}"
+            );
+            assert_eq!(qr[0].remaining, qm[0].remaining, "{algorithm:?}");
+            admitted.push(r == Admission::Admitted);
+        }
+        assert_eq!(admitted, [true, true, true, true, false], "{algorithm:?}");
+    }
+}
+
+#[test]
 fn a_rule_may_change_algorithm_and_replies_stay_in_step_after_refusals() {
     let server = Server::start();
     let store = server.store("d:", false);

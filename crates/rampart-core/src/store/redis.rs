@@ -902,13 +902,16 @@ impl RedisStore {
                     counted.push((key, end));
                 }
                 Algorithm::SlidingWindowCounter => {
-                    let previous = format!("{key}:{}", id.saturating_sub(1));
-                    let key = format!("{key}:{id}");
+                    let current = format!("{key}:{id}");
                     let end = (id + 2).saturating_mul(w);
-                    p.cmd("INCR").arg(&key);
-                    p.cmd("PEXPIREAT").arg(&key).arg(end).ignore();
-                    p.cmd("GET").arg(previous);
-                    counted.push((key, end));
+                    p.cmd("INCR").arg(&current);
+                    p.cmd("PEXPIREAT").arg(&current).arg(end).ignore();
+                    // Window 0 (a window longer than the time since the epoch) has no
+                    // previous one; asking for "window -1" must not read window 0 again.
+                    if let Some(before) = id.checked_sub(1) {
+                        p.cmd("GET").arg(format!("{key}:{before}"));
+                    }
+                    counted.push((current, end));
                 }
                 // (GCRA goes to the script and never comes here.)
                 Algorithm::SlidingWindow | Algorithm::Gcra => {
@@ -962,7 +965,7 @@ impl RedisStore {
                 }
                 Algorithm::SlidingWindowCounter => {
                     let before = to_u32(int_of(&next()) - 1);
-                    let previous = to_u32(int_of(&next()));
+                    let previous = if id > 0 { to_u32(int_of(&next())) } else { 0 };
                     let cell = Cell {
                         w: [low32(id), previous, before],
                         expires_s: u32::MAX,
