@@ -8,6 +8,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flask import Flask, current_app, has_request_context, request
@@ -98,6 +99,12 @@ class RampartState:
     clouds: CloudRanges | None = None
     #: The app, weakly (the signals' sender; the state lives in the app's extensions).
     app_ref: Callable[[], Flask | None] = lambda: None
+    #: In-process consumers of every event (the dashboard's recent events, metrics, tracing),
+    #: called after the signals, whatever the log level.
+    event_sinks: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
+    #: Called after each engine inspection with its duration (seconds) and answer; ``None``
+    #: leaves the hot path untimed.
+    request_observer: Callable[[float, Any], None] | None = None
 
     def emit(self, level: int, event: dict[str, Any], msg: str, *args: object) -> None:
         """Logs one record on ``flask_rampart`` and into this app's own file handlers."""
@@ -140,6 +147,15 @@ class RampartState:
             app = self.app_ref()
             for event in events:
                 signals.dispatch(app, event)
+        if self.event_sinks:
+            events = list(events)
+            for sink in self.event_sinks:
+                for event in events:
+                    try:
+                        sink(event)
+                    except Exception:
+                        # A broken consumer must not turn a decision into a 500.
+                        self.logger.exception("event consumer %r failed", sink)
         level = self.suspicious_level
         if level is None:
             return
@@ -382,7 +398,13 @@ class RampartMiddleware:
             self._finalize()
         # With detection on, the engine also reads the body (up to the limit) and puts back a
         # `wsgi.input` that replays it.
-        decision = self._inspect(environ)
+        observer = self._state.request_observer
+        if observer is None:
+            decision = self._inspect(environ)
+        else:
+            started = perf_counter()
+            decision = self._inspect(environ)
+            observer(perf_counter() - started, decision)
         if self._state.request_level is not None:
             self._log_request(environ)
         if decision is None:
