@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 TOOLS := $(VENV)/.tools-installed
 
-.PHONY: help demo test test-rust test-python build bench detect-eval lint fmt clean redis-server
+.PHONY: help demo test test-rust test-python build bench detect-eval lint fmt clean redis-server chromium
 
 help:
 	@echo "make demo   - build (release) and serve examples/demo.py on 127.0.0.1:5000"
@@ -37,7 +37,7 @@ test: test-rust test-python
 test-rust: redis-server
 	cargo test --workspace
 
-test-python: build redis-server
+test-python: build redis-server chromium
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # The Redis tests start their own redis-server on a free loopback port (and make a TLS
@@ -48,6 +48,14 @@ redis-server:
 		echo "installing redis-server and openssl (the Redis tests start their own server)"; \
 		$(SUDO) apt-get install -y -qq redis-server openssl >/dev/null 2>&1 || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server openssl; }; }
+
+# The dashboard's tests drive Debian's Chromium through Playwright (which is told to use it
+# instead of downloading a browser of its own).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium (the dashboard tests drive it headless)"; \
+		$(SUDO) apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }; }
 
 bench: build
 	$(PIP) install -q --disable-pip-version-check -r bench/requirements-peers.txt || echo "some peer extensions could not be installed; they are reported as such"

@@ -94,8 +94,14 @@ class SecurityConfig:
         return to_json(self._fields)
 
 
+#: ``RAMPART_*`` keys that configure the extension object, not the engine (the dashboard).
+EXTENSION_KEYS = frozenset({"dashboard", "dashboard_token", "dashboard_allow"})
+
+
 def from_app_config(items: Iterable[tuple[str, Any]]) -> Iterable[tuple[str, Any]]:
     """``(field, value)`` for each ``RAMPART_<FIELD>`` key; unknown names are left to validation."""
     for key, value in items:
         if isinstance(key, str) and key.startswith(CONFIG_PREFIX):
-            yield key[len(CONFIG_PREFIX) :].lower(), value
+            name = key[len(CONFIG_PREFIX) :].lower()
+            if name not in EXTENSION_KEYS:
+                yield name, value

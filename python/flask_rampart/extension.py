@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -754,6 +754,11 @@ class Rampart(BanControl):
     ``rampart = Rampart()`` then ``rampart.init_app(app, config)``. Per-app state lives in
     ``app.extensions["rampart"]``; the extension object itself keeps no app. ``clock`` (a
     :class:`flask_rampart.testing.ManualClock`) replaces the wall clock, for tests.
+
+    ``dashboard="/_rampart"`` mounts the operator's dashboard at that path (off by default),
+    open to ``dashboard_allow`` (IPs and CIDR ranges; loopback by default) with
+    ``dashboard_token``. Each can also come from ``app.config`` (``RAMPART_DASHBOARD``,
+    ``RAMPART_DASHBOARD_TOKEN``, ``RAMPART_DASHBOARD_ALLOW``); see ``docs/operating.md``.
     """
 
     def __init__(
@@ -762,11 +767,15 @@ class Rampart(BanControl):
         config: SecurityConfig | None = None,
         *,
         clock: _native.ManualClock | None = None,
+        dashboard: str | None = None,
+        dashboard_token: str | None = None,
+        dashboard_allow: Sequence[str] | None = None,
     ) -> None:
         self._config = config
         self._clock = clock
         self._routes = RouteRegistry()
         self._decorator: SecurityDecorator | None = None
+        self._dashboard = (dashboard, dashboard_token, dashboard_allow)
         if app is not None:
             self.init_app(app, config)
 
@@ -774,7 +783,24 @@ class Rampart(BanControl):
         base = config if config is not None else self._config
         if base is not None and not isinstance(base, SecurityConfig):
             raise TypeError(f"config must be a SecurityConfig, not {type(base).__name__}")
-        install(app, base or SecurityConfig(), owner=self, clock=self._clock, routes=self._routes)
+        path, token, allow = self._dashboard
+        path = path if path is not None else app.config.get("RAMPART_DASHBOARD")
+        settings: tuple[str, str, list[str]] | None = None
+        if path is not None:
+            from .dashboard import LOOPBACK, check_settings
+
+            token = token if token is not None else app.config.get("RAMPART_DASHBOARD_TOKEN")
+            if allow is None:
+                allow = app.config.get("RAMPART_DASHBOARD_ALLOW", LOOPBACK)
+            # Before anything is installed: a bad dashboard setting leaves the app untouched.
+            settings = check_settings(path, token, allow)
+        state = install(
+            app, base or SecurityConfig(), owner=self, clock=self._clock, routes=self._routes
+        )
+        if settings is not None:
+            from .dashboard import mount
+
+            mount(app, state, *settings)
 
     def set_decorator_handler(self, decorator: SecurityDecorator) -> None:
         """Connects a :class:`SecurityDecorator`: its route policies apply to the apps this
