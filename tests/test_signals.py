@@ -114,3 +114,51 @@ def test_storage_degraded_and_recovered(make_app: AppFactory, redis: RedisServer
     assert [e["event.action"] for e in got[signals.storage_degraded]] == ["storage_degraded"]
     assert "unreachable" in got[signals.storage_degraded][0]["message"]
     assert "reachable again" in got[signals.storage_recovered][0]["message"]
+
+
+def test_secrets_never_reach_events_signals_logs_or_the_dashboard(tmp_path: Any) -> None:
+    # A secret sent in every place that may carry one, each time alongside an attack so that
+    # an event is made: it must not appear in the signal payloads, the log file (text and
+    # JSON), or the dashboard's recent events.
+    secret = "Sup3rSecretValue42"
+    logs = {fmt: tmp_path / f"rampart-{fmt}.log" for fmt in ("text", "json")}
+    attack = "' UNION SELECT password FROM users--"
+    requests: list[dict[str, Any]] = [
+        {"data": {"password": secret + attack, "user": "bob"}},
+        {"json": {"user": {"password": secret + attack}}},
+        {"data": {"passwd": secret + "<script>alert(1)</script>"}},
+        {"query_string": {"api_key": secret + attack}},
+        {"query_string": {"access_token": secret + attack}},
+        {"headers": {"X-Api-Key": secret + attack}},
+        {"headers": {"Authorization": "Bearer " + secret + attack}, "query_string": {"q": attack}},
+        {"headers": {"Cookie": "session=" + secret + attack}, "query_string": {"q": attack}},
+    ]
+    for fmt, path in logs.items():
+        app = Flask(f"redaction_{fmt}")
+        Rampart(
+            app,
+            SecurityConfig(custom_log_file=str(path), log_format=fmt, auto_ban_threshold=99),
+            dashboard="/_rampart",
+            dashboard_token="redaction-test-token-0123",
+        )
+
+        @app.post("/")
+        def index() -> str:
+            return "ok"
+
+        client = app.test_client()
+        with recording(app, *signals.ALL) as got:
+            statuses = [client.post("/", **kwargs).status_code for kwargs in requests]
+        assert statuses == [403] * len(requests), fmt
+        delivered = [e for events in got.values() for e in events]
+        assert len(delivered) >= len(requests)
+        recent = client.get(
+            "/_rampart/api/state",
+            headers={"Authorization": "Bearer redaction-test-token-0123"},
+        ).json["events"]
+        assert len(recent) == len(requests)
+        text = path.read_text()
+        assert text.count("penetration_attempt") >= len(requests), fmt
+        assert secret not in text, fmt
+        assert secret not in repr(delivered), fmt
+        assert secret not in repr(recent), fmt
