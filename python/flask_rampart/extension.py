@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flask import Flask, current_app, has_request_context, request
 
-from . import _native, geo, signals
+from . import _native, geo, signals, tracing
 from ._routes import Hook, RouteRegistry
 from .cloud import CloudRanges
 from .config import SecurityConfig
@@ -559,6 +559,7 @@ def install(
     )
     state.app_ref = weakref.ref(app)
     _setup_logging(state, settings)
+    tracing.attach(state)
     _setup_sources(state, settings)
     app.extensions[key] = state
     app.wsgi_app = RampartMiddleware(app.wsgi_app, app, state)  # type: ignore[method-assign]
