@@ -29,6 +29,8 @@ use crate::store::{
     Admission, Ban, Charge, MemoryStore, RedisStore, ShmStore, Store, StoreStats, Subject,
 };
 
+pub use limits::{LimitState, LimitsError};
+
 /// The compiled policy. Built once at start-up; `inspect` takes `&self`. Counters and bans live in
 /// the [`Store`]; route policies are added once, when the adapter knows its routes.
 #[derive(Debug, Clone)]
@@ -1467,6 +1469,7 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+mod limits;
 mod route_checks;
 #[cfg(test)]
 mod tests;
