@@ -119,7 +119,9 @@ class RampartState:
 
     def log_refusal(self, action: str, rule: str, status: int | None, message: str) -> None:
         """Logs (and signals) a refusal decided in Python for the current request: outcome
-        ``blocked``, or ``passive`` in passive mode."""
+        ``blocked`` (counted in ``stats``), or ``passive`` in passive mode."""
+        if not self.passive_mode:
+            self.engine.count_refusal(action)
         self.log_events(
             [
                 {

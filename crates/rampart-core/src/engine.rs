@@ -944,6 +944,14 @@ impl Engine {
         (self.stats.snapshot(), self.store.io_counts())
     }
 
+    /// Counts a refusal decided outside the engine (the adapter's own checks: a
+    /// `custom_request_check`, a credential verifier, `custom_validation`) in
+    /// [`Engine::stats`] under its event action, as the engine counts its own blocks. Only for
+    /// a request really refused: not in passive mode.
+    pub fn count_refusal(&self, action: &str) {
+        self.stats.blocked(action.to_owned());
+    }
+
     /// The store's counts, or why it is not working as configured (Redis unreachable: the
     /// counts are then this process's own). Takes the store's pending warning, if any.
     ///

@@ -938,6 +938,11 @@ impl Engine {
             .collect()
     }
 
+    /// Counts a refusal decided in Python under its event action (`live_stats`' `blocked`).
+    fn count_refusal(&self, action: &str) {
+        self.core.count_refusal(action);
+    }
+
     /// Forgets every counter and ban.
     fn reset_state(&self) {
         self.core.reset_state();

@@ -1020,3 +1020,15 @@ fn limits_of_follows_the_switch_and_the_clients_country() {
     );
     assert!(matches!(bad, Err(LimitsError::Routes(_))), "{bad:?}");
 }
+
+#[test]
+fn refusals_counted_by_the_adapter_join_the_blocks() {
+    let e = engine(r#"{"blacklist": ["10.0.0.0/8"]}"#);
+    assert_eq!(status(&e, &req("10.0.0.1", "/")), 403);
+    e.count_refusal("custom_request_check");
+    e.count_refusal("custom_request_check");
+    let (snap, _) = e.stats();
+    assert_eq!(snap.blocked.get("ip_blacklisted"), Some(&1));
+    assert_eq!(snap.blocked.get("custom_request_check"), Some(&2));
+    assert_eq!(snap.blocked.values().sum::<u64>(), 3);
+}
