@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import AppFactory, request_as
+from conftest import CLIENT_IP, AppFactory, request_as
 from flask import Flask
 from flask_rampart import GateKeeper, Rampart, SecurityConfig
 from flask_rampart.cli import rampart_cli
@@ -74,6 +74,112 @@ def test_limits_reset(make_app: AppFactory) -> None:
     assert request_as(app, "/hello").status_code == 200
 
 
+def shown(app: Flask, ip: str) -> dict[tuple[str, str | None], dict]:
+    """``limits show IP --json`` (its standard output only), by limit name and endpoint."""
+    result = app.test_cli_runner().invoke(rampart_cli, ["limits", "show", ip, "--json"])
+    assert result.exit_code == 0, result.output
+    return {(s["name"], s["endpoint"]): s for s in json.loads(result.stdout)}
+
+
+def test_limits_show_reads_every_limit_without_counting(make_app: AppFactory) -> None:
+    app = make_app(
+        SecurityConfig(
+            rate_limit=5,
+            rate_limit_window=60,
+            endpoint_rate_limits={"/hello": {"limit": 3, "window": 60, "algorithm": "gcra"}},
+        )
+    )
+    for _ in range(2):
+        assert request_as(app, "/hello").status_code == 200
+    code, out = run(app, "limits", "show", CLIENT_IP)
+    assert code == 0
+    assert "this command's own counters" in out  # the memory store is per process
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("LIMIT"))
+    assert lines[header].split() == [
+        "LIMIT", "ENDPOINT", "KEY", "USED", "REMAINING", "WINDOW", "ALGORITHM", "RESETS", "IN"
+    ]  # fmt: skip
+    assert lines[header + 1].split()[:7] == [
+        "global", "*", "ip", "2/5", "3", "60s", "sliding_window"
+    ]  # fmt: skip
+    assert lines[header + 2].split()[:7] == ["path:/hello", "*", "ip", "2/3", "1", "60s", "gcra"]
+    # Reading counted nothing: the same answer again, and the client has exactly one left.
+    assert run(app, "limits", "show", CLIENT_IP) == (code, out)
+    limits = shown(app, CLIENT_IP)
+    assert limits["global", None]["used"] == 2 and limits["global", None]["remaining"] == 3
+    assert limits["global", None]["limit"] == 5 and limits["global", None]["window"] == 60
+    assert 0 < limits["global", None]["reset"] <= 60
+    assert limits["path:/hello", None]["used"] == 2
+    assert [request_as(app, "/hello").status_code for _ in range(2)] == [200, 429]
+    # Another client is untouched.
+    other = shown(app, "192.0.2.99")
+    assert [(s["used"], s["remaining"], s["reset"]) for s in other.values()] == [
+        (0, 5, 0),
+        (0, 3, 0),
+    ]
+    # After a reset the client has used nothing.
+    assert run(app, "limits", "reset", CLIENT_IP)[0] == 0
+    assert [s["used"] for s in shown(app, CLIENT_IP).values()] == [0, 0]
+
+
+def test_limits_show_refuses_a_bad_ip_and_says_when_no_limit_applies(
+    make_app: AppFactory,
+) -> None:
+    app = make_app(SecurityConfig(rate_limit=5))
+    code, out = run(app, "limits", "show", "not-an-ip")
+    assert code != 0 and "not-an-ip" in out and "is not an IP address" in out
+    assert "Traceback" not in out
+    code, out = run(app, "limits", "show", "not-an-ip", "--json")
+    assert code != 0 and "is not an IP address" in out
+    bare = make_app(SecurityConfig())
+    code, out = run(bare, "limits", "show", CLIENT_IP)
+    assert code == 0 and "no rate limit applies to 198.51.100.7" in out
+
+
+def test_limits_show_sees_another_workers_counts_over_shm(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    config = SecurityConfig(storage_uri=f"shm://{tmp_path}/limits.shm", rate_limit=10)
+    worker, command = make_app(config), make_app(config)
+    for _ in range(4):
+        request_as(worker, "/hello")
+    code, out = run(command, "limits", "show", CLIENT_IP)
+    assert code == 0 and "own counters" not in out
+    assert shown(command, CLIENT_IP)["global", None]["used"] == 4
+    assert shown(command, "192.0.2.99")["global", None]["used"] == 0
+    assert run(command, "limits", "reset", CLIENT_IP)[0] == 0
+    assert shown(worker, CLIENT_IP)["global", None]["used"] == 0
+
+
+def test_limits_show_reads_redis_and_reports_it_unreachable(
+    make_app: AppFactory, redis: RedisServer
+) -> None:
+    config = SecurityConfig(
+        storage_uri=redis.url,
+        rate_limit=10,
+        # An hour's window: no request of the test leaves it, and GCRA's bucket refills one
+        # request every 72 s.
+        rate_limits=[{"limit": 50, "window": 3600, "algorithm": "gcra"}],
+    )
+    host, other_host = make_app(config), make_app(config)
+    for _ in range(3):
+        request_as(host, "/hello")
+    limits = shown(other_host, CLIENT_IP)
+    assert limits["global", None]["used"] == 3 and limits["global", None]["remaining"] == 7
+    assert limits["global-2", None]["used"] == 3 and limits["global-2", None]["algorithm"] == "gcra"
+    assert [s["used"] for s in shown(other_host, "192.0.2.99").values()] == [0, 0]
+    assert [request_as(host, "/hello").status_code for _ in range(7)] == [200] * 7
+    assert request_as(host, "/hello").status_code == 429
+    assert run(other_host, "limits", "reset", CLIENT_IP)[0] == 0
+    assert [s["used"] for s in shown(host, CLIENT_IP).values()] == [0, 0]
+    redis.kill()
+    try:
+        code, out = run(other_host, "limits", "show", CLIENT_IP)
+        assert code != 0 and "Redis unreachable" in out and "Traceback" not in out
+    finally:
+        redis.start()
+
+
 def test_check_explains_verdicts_and_batches(make_app: AppFactory, tmp_path: Path) -> None:
     app = make_app(SecurityConfig())
     code, out = run(app, "check", "1' OR '1'='1")
@@ -115,13 +221,22 @@ def test_the_flask_command_sees_the_workers_shared_store(tmp_path: Path) -> None
         "from flask import Flask\n"
         "from flask_rampart import Rampart, SecurityConfig\n"
         "app = Flask(__name__)\n"
-        f"Rampart(app, config=SecurityConfig(storage_uri={shm!r}))\n"
+        f"rampart = Rampart(app, config=SecurityConfig(storage_uri={shm!r}, rate_limit=50))\n"
+        "@app.post('/login')\n"
+        "@rampart.decorators.rate_limit(requests=3, window=60)\n"
+        "def login():\n"
+        "    return 'ok'\n"
     )
     app = Flask("worker")
-    rampart = Rampart(app, config=SecurityConfig(storage_uri=shm))
+    rampart = Rampart(app, config=SecurityConfig(storage_uri=shm, rate_limit=50))
 
     @app.get("/")
     def index() -> str:
+        return "ok"
+
+    @app.post("/login")
+    @rampart.decorators.rate_limit(requests=3, window=60)
+    def login() -> str:
         return "ok"
 
     with app.app_context():
@@ -141,6 +256,14 @@ def test_the_flask_command_sees_the_workers_shared_store(tmp_path: Path) -> None
         assert done.returncode == 0, done.stderr
         return done.stdout
 
+    worker = app.test_client()
+    for _ in range(2):
+        assert worker.post("/login", environ_base={"REMOTE_ADDR": "192.0.2.45"}).status_code == 200
+    # A process that served no request still knows the routes' own limits (their decorators).
+    table = flask("limits", "show", "192.0.2.45").splitlines()
+    assert table[0].startswith("LIMIT")
+    assert table[1].split()[:4] == ["global", "*", "ip", "0/50"]  # the route is standalone
+    assert table[2].split()[:4] == ["route:login#1", "login", "ip", "2/3"]
     assert "192.0.2.44" in flask("bans", "list")
     assert "store: shm" in flask("status")
     flask("bans", "remove", "192.0.2.44")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import flask_rampart
 from conftest import AppFactory, request_as
+from flask import Request, Response
 from flask_rampart import Rampart, SecurityConfig
 from servers import RedisServer
 
@@ -41,6 +42,26 @@ def test_passive_mode_blocks_nothing(make_app: AppFactory) -> None:
     request_as(app, "/hello", ip="203.0.113.1")
     s = stats_of(app)
     assert s["requests"] == 1 and s["blocked_total"] == 0
+
+
+def test_refusals_decided_in_python_count_as_blocks(make_app: AppFactory) -> None:
+    def no_admin(req: Request) -> Response | None:
+        return Response("not here", status=403) if req.path == "/admin" else None
+
+    config = SecurityConfig(blacklist=["203.0.113.0/24"], custom_request_check=no_admin)
+    app = make_app(config)
+    assert request_as(app, "/admin").status_code == 403
+    assert request_as(app, "/admin").status_code == 403
+    assert request_as(app, "/hello").status_code == 200
+    assert request_as(app, "/admin", ip="203.0.113.1").status_code == 403
+    s = stats_of(app)
+    assert s["blocked"] == {"custom_request_check": 2, "ip_blacklisted": 1}
+    assert s["blocked_total"] == 3
+    # Passive mode refuses nothing, so nothing is counted.
+    passive = make_app(SecurityConfig(custom_request_check=no_admin, passive_mode=True))
+    assert request_as(passive, "/admin").status_code == 200
+    s = stats_of(passive)
+    assert s["blocked"] == {} and s["blocked_total"] == 0
 
 
 def test_bans_active_come_from_the_shared_store(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from . import signals
 from .config import SecurityConfig
 from .decorators import SecurityDecorator
 from .errors import ConfigError
-from .extension import Ban, Rampart, RampartState, csp_nonce
+from .extension import Ban, LimitState, Rampart, RampartState, csp_nonce
 from .gatekeeper import GateKeeper
 from .geo import GeoIPHandler, IPInfoManager, MaxMindDB
 
@@ -36,6 +36,7 @@ __all__ = [
     "GateKeeper",
     "GeoIPHandler",
     "IPInfoManager",
+    "LimitState",
     "MaxMindDB",
     "Rampart",
     "RampartState",

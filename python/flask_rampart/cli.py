@@ -9,6 +9,7 @@ default in-process memory store it sees only the CLI's own process, and says so.
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from .extension import EXTENSION_KEY, RampartState, storage_backend
+from .extension import EXTENSION_KEY, LimitState, RampartState, storage_backend
 
 #: Field names whose values are secrets.
 _SECRET = re.compile(r"token|password|secret|api_key|apikey", re.IGNORECASE)
@@ -159,7 +160,7 @@ def bans_remove(ip: str) -> None:
 
 @rampart_cli.group("limits")
 def limits() -> None:
-    """Rate-limit counters."""
+    """Rate-limit counters: show and reset."""
 
 
 @limits.command("reset")
@@ -172,6 +173,61 @@ def limits_reset(ip: str) -> None:
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"rate-limit counters of {ip} reset")
+
+
+@limits.command("show")
+@click.argument("ip")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per limit, in a list.")
+@with_appcontext
+def limits_show(ip: str, as_json: bool) -> None:
+    """Where IP stands against each rate limit; counts nothing."""
+    state = _state()
+    try:
+        found = state.extension.limits(ip)
+    except (ValueError, RuntimeError) as e:
+        raise click.ClickException(str(e)) from None
+    note = None
+    if storage_backend(state.config)[0] == "memory":
+        note = (
+            "note: the memory store is per process; these are this command's own counters, "
+            "not the server's workers' (use shm:// or Redis to share)"
+        )
+    if as_json:
+        click.echo(json.dumps([limit._asdict() for limit in found], indent=2))
+        if note:
+            click.echo(note, err=True)
+        return
+    if note:
+        click.echo(note)
+    if not found:
+        click.echo(f"no rate limit applies to {ip}")
+        return
+    for line in _limits_table(found):
+        click.echo(line.rstrip())
+
+
+def _limits_table(found: list[LimitState]) -> list[str]:
+    """``limits show`` as aligned columns."""
+
+    def endpoint(name: str | None) -> str:
+        return "*" if name is None else name or "(no route)"
+
+    rows = [("LIMIT", "ENDPOINT", "KEY", "USED", "REMAINING", "WINDOW", "ALGORITHM", "RESETS IN")]
+    for s in found:
+        rows.append(
+            (
+                s.name,
+                endpoint(s.endpoint),
+                s.key,
+                f"{s.used}/{s.limit}",
+                str(s.remaining),
+                f"{s.window}s",
+                s.algorithm,
+                f"{math.ceil(s.reset)}s" if s.reset > 0 else "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
 
 
 def _explain(result: dict[str, Any]) -> list[str]:

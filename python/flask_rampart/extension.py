@@ -119,7 +119,9 @@ class RampartState:
 
     def log_refusal(self, action: str, rule: str, status: int | None, message: str) -> None:
         """Logs (and signals) a refusal decided in Python for the current request: outcome
-        ``blocked``, or ``passive`` in passive mode."""
+        ``blocked`` (counted in ``stats``), or ``passive`` in passive mode."""
+        if not self.passive_mode:
+            self.engine.count_refusal(action)
         self.log_events(
             [
                 {
@@ -529,6 +531,33 @@ class Ban(NamedTuple):
     reason: str
 
 
+class LimitState(NamedTuple):
+    """Where one rate limit stands for a client (:meth:`BanControl.limits`), read without
+    counting a request.
+
+    ``name`` is the limit's as events and rate-limit headers give it: ``global`` (``rate_limit``,
+    or the first of ``rate_limits`` without it), ``global-2``… (the ``rate_limits`` in order),
+    ``path:/login``, ``route:<endpoint>#1``, ``route:<endpoint>:geo:US``,
+    ``monitor:<endpoint>:usage_monitor#0``. ``endpoint`` is the Flask endpoint the count is
+    about (``None``: every endpoint; ``""``: requests no route matched). ``key`` says whose
+    requests count together (``ip``, ``ip_endpoint``; ``endpoint`` and ``global`` are shared by
+    every client). ``used`` requests of ``limit`` per ``window`` seconds (``algorithm``), and
+    ``remaining`` now; ``reset``: seconds until the quota grows again (0 when nothing is used);
+    ``retry_after``: when nothing remains, seconds until a request would pass.
+    """
+
+    name: str
+    endpoint: str | None
+    key: str
+    limit: int
+    window: int
+    algorithm: str
+    used: int
+    remaining: int
+    reset: float
+    retry_after: float
+
+
 def install(
     app: Flask,
     config: SecurityConfig,
@@ -742,6 +771,17 @@ class BanControl:
     def reset_limits(self, ip: str) -> None:
         """Forgets the rate-limit counters of ``ip``."""
         self._state().engine.reset_limits(str(ip))
+
+    def limits(self, ip: str) -> list[LimitState]:
+        """Where ``ip`` stands against every rate limit that can apply to it (global, per path,
+        per route, the routes' monitors), read from the store without counting a request.
+        ``ValueError`` for an IP that does not parse; ``RuntimeError`` when Redis is
+        unreachable (its shared counters are unknown)."""
+        state = self._state()
+        views = current_app.view_functions
+        routes, _hooks = state.routes.collect(views)
+        found = state.engine.limits_of(str(ip), list(views), json.dumps(routes) if routes else None)
+        return [LimitState(**limit) for limit in found]
 
     def reset(self) -> None:
         """Forgets every counter and ban."""

@@ -29,6 +29,8 @@ use crate::store::{
     Admission, Ban, Charge, MemoryStore, RedisStore, ShmStore, Store, StoreStats, Subject,
 };
 
+pub use limits::{LimitState, LimitsError};
+
 /// The compiled policy. Built once at start-up; `inspect` takes `&self`. Counters and bans live in
 /// the [`Store`]; route policies are added once, when the adapter knows its routes.
 #[derive(Debug, Clone)]
@@ -942,6 +944,14 @@ impl Engine {
         (self.stats.snapshot(), self.store.io_counts())
     }
 
+    /// Counts a refusal decided outside the engine (the adapter's own checks: a
+    /// `custom_request_check`, a credential verifier, `custom_validation`) in
+    /// [`Engine::stats`] under its event action, as the engine counts its own blocks. Only for
+    /// a request really refused: not in passive mode.
+    pub fn count_refusal(&self, action: &str) {
+        self.stats.blocked(action.to_owned());
+    }
+
     /// The store's counts, or why it is not working as configured (Redis unreachable: the
     /// counts are then this process's own). Takes the store's pending warning, if any.
     ///
@@ -1467,6 +1477,7 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+mod limits;
 mod route_checks;
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@
 //! Inspection times go into log-spaced buckets (four per power of two), from which the
 //! percentiles are read with a bucket's precision (±9 %).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -17,7 +18,7 @@ const BUCKETS: usize = 41 * SUB;
 pub struct Stats {
     requests: AtomicU64,
     timings: Box<[AtomicU64]>,
-    blocked: Mutex<BTreeMap<&'static str, u64>>,
+    blocked: Mutex<BTreeMap<Cow<'static, str>, u64>>,
     detections: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -36,8 +37,9 @@ impl Default for Stats {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     pub requests: u64,
-    /// Refused requests by event action (`ip_blacklisted`, `rate_limited`, …).
-    pub blocked: BTreeMap<&'static str, u64>,
+    /// Refused requests by event action (`ip_blacklisted`, `rate_limited`, …, and the
+    /// adapter's own: `custom_request_check`, …).
+    pub blocked: BTreeMap<Cow<'static, str>, u64>,
     /// Requests with an attack, by category (`sqli`, `xss`, …).
     pub detections: BTreeMap<&'static str, u64>,
     /// Engine calls timed.
@@ -82,9 +84,11 @@ impl Stats {
         }
     }
 
-    pub fn blocked(&self, action: &'static str) {
+    /// Counts a refused request under its event action (the engine's own actions are static
+    /// names; the adapter's come as strings).
+    pub fn blocked(&self, action: impl Into<Cow<'static, str>>) {
         if let Ok(mut m) = self.blocked.lock() {
-            *m.entry(action).or_default() += 1;
+            *m.entry(action.into()).or_default() += 1;
         }
     }
 
@@ -151,12 +155,14 @@ mod tests {
         s.request();
         s.blocked("rate_limited");
         s.blocked("rate_limited");
+        s.blocked(String::from("custom_request_check"));
         s.detected("sqli");
         let snap = s.snapshot();
         assert_eq!(snap.timed, 100);
         assert!((1_000..=1_250).contains(&snap.p50_ns), "{}", snap.p50_ns);
         assert!((50_000..=62_500).contains(&snap.p99_ns), "{}", snap.p99_ns);
         assert_eq!(snap.blocked.get("rate_limited"), Some(&2));
+        assert_eq!(snap.blocked.get("custom_request_check"), Some(&1));
         assert_eq!(snap.detections.get("sqli"), Some(&1));
         assert_eq!(snap.requests, 1);
     }

@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use rampart_core::limit::sliding_log::Log;
-use rampart_core::limit::{check_cell, Algorithm, Cell, Quota, Rule};
+use rampart_core::limit::{check_cell, standing_cell, Algorithm, Cell, Quota, Rule};
 use rampart_core::store::{Admission, Charge, Key, MemoryStore, Store, Subject};
 
 // ---------------------------------------------------------------------------------------------
@@ -555,6 +555,68 @@ proptest! {
                 }
             }
             Ok(())
+        })?;
+    }
+
+    /// Reading where a key stands counts nothing and reads as before the next request: the
+    /// model's decision and wait, one more remaining than the model leaves after it, and once
+    /// the request is counted, what its check reported.
+    #[test]
+    fn standing_reads_as_before_the_next_request(
+        sc in scenario(),
+        algorithm in prop_oneof![
+            Just(Algorithm::SlidingWindow),
+            Just(Algorithm::FixedWindow),
+            Just(Algorithm::SlidingWindowCounter),
+            Just(Algorithm::Gcra),
+        ],
+    ) {
+        let rule = Rule::new(sc.limit, sc.window_s, algorithm);
+        let mut model = model_for(&rule);
+        let (mut cell, mut log) = (Cell::default(), Log::default());
+        let standing = |cell: Cell, log: &Log, now| {
+            if algorithm.uses_log() {
+                log.standing(&rule, now)
+            } else {
+                standing_cell(&rule, cell, now)
+            }
+        };
+        prop_assert_eq!(standing(cell, &log, sc.start), Quota {
+            allowed: true,
+            limit: rule.limit,
+            remaining: rule.limit,
+            reset_ms: 0,
+            retry_after_ms: 0,
+        });
+        drive(&sc, rule.window_ms, |now| {
+            let want = model.decide(now);
+            let before = standing(cell, &log, now);
+            prop_assert_eq!(standing(cell, &log, now), before, "a read changes nothing");
+            prop_assert_eq!(before.allowed, want.allowed, "decision at {}", now);
+            prop_assert_eq!(before.limit, rule.limit);
+            let left = if want.allowed { want.remaining + 1 } else { 0 };
+            prop_assert_eq!(before.remaining, left, "remaining at {}", now);
+            prop_assert_eq!(before.retry_after_ms, want.retry_after_ms.unwrap_or(0));
+            let quota = if algorithm.uses_log() {
+                let quota = log.peek(&rule, now);
+                if quota.allowed {
+                    log.commit(&rule, now);
+                }
+                quota
+            } else {
+                let (quota, next) = check_cell(&rule, cell, now);
+                if quota.allowed {
+                    cell = next;
+                }
+                quota
+            };
+            if quota.allowed {
+                model.record(now);
+                let after = standing(cell, &log, now);
+                prop_assert_eq!(after.remaining, quota.remaining, "after the request at {}", now);
+                prop_assert_eq!(after.reset_ms, quota.reset_ms, "reset after the request at {}", now);
+            }
+            Ok(quota.allowed)
         })?;
     }
 

@@ -316,6 +316,79 @@ fn a_rule_may_change_algorithm_and_replies_stay_in_step_after_refusals() {
     assert!(store.take_warning().is_none());
 }
 
+/// A limit whose window never rolls over during a test: window 0 of the longest window the
+/// config accepts (a fixed window crossing a minute boundary would restart its count).
+fn lasting(rule: u32, who: Subject, limit: u32, algorithm: Algorithm) -> Charge {
+    Charge {
+        key: Key { rule, subject: who },
+        rule: Rule::new(limit, u64::from(u32::MAX), algorithm),
+    }
+}
+
+#[test]
+fn peeking_reads_what_admission_counted_and_counts_nothing() {
+    let server = Server::start();
+    let (one, two) = (server.store("p:", false), server.store("p:", false));
+    let who = ip("192.0.2.70");
+    let mut q = Vec::new();
+    for (algorithm, id) in [
+        Algorithm::SlidingWindow,
+        Algorithm::FixedWindow,
+        Algorithm::SlidingWindowCounter,
+        Algorithm::Gcra,
+    ]
+    .into_iter()
+    .zip(1..)
+    {
+        let c = lasting(id, who, 3, algorithm);
+        assert!(two.peek(now(), &[c], &mut q));
+        assert_eq!((q[0].remaining, q[0].reset_ms), (3, 0), "{algorithm:?}");
+        for n in 1..=3 {
+            assert_eq!(
+                one.admit(now(), Some(who), &[c], &mut q),
+                Admission::Admitted,
+                "{algorithm:?}: the peeks counted nothing"
+            );
+            let mut peeked = Vec::new();
+            for _ in 0..3 {
+                // Another store (host) reads what this one counted.
+                assert!(two.peek(now(), &[c], &mut peeked));
+                assert_eq!(peeked[0].remaining, 3 - n, "{algorithm:?}: {n} used");
+                assert_eq!(peeked[0].allowed, n < 3, "{algorithm:?}");
+                assert!(peeked[0].reset_ms > 0, "{algorithm:?}");
+            }
+        }
+        assert!(two.peek(now(), &[c], &mut q));
+        assert!(!q[0].allowed && q[0].retry_after_ms > 0, "{algorithm:?}");
+        assert_eq!(
+            one.admit(now(), Some(who), &[c], &mut q),
+            Admission::Limited { index: 0 },
+            "{algorithm:?}"
+        );
+        two.reset_subject(who);
+        assert!(one.peek(now(), &[c], &mut q));
+        assert_eq!(q[0].remaining, 3, "{algorithm:?}: reset");
+    }
+    // A fixed or counter window admitted alongside a GCRA limit goes through the script (a
+    // hash), alone through plain keys: the peek reads both.
+    let other = ip("192.0.2.71");
+    for (algorithm, id) in [Algorithm::FixedWindow, Algorithm::SlidingWindowCounter]
+        .into_iter()
+        .zip(10..)
+    {
+        let c = lasting(id, other, 5, algorithm);
+        let gcra = lasting(id + 10, other, 5, Algorithm::Gcra);
+        assert_eq!(
+            one.admit(now(), None, &[c, gcra], &mut q),
+            Admission::Admitted
+        );
+        assert_eq!(one.admit(now(), None, &[c], &mut q), Admission::Admitted);
+        assert!(two.peek(now(), &[c, gcra], &mut q));
+        assert_eq!((q[0].remaining, q[1].remaining), (3, 4), "{algorithm:?}");
+    }
+    assert!(one.take_warning().is_none() && two.take_warning().is_none());
+}
+
 #[test]
 fn bans_strikes_and_resets_are_shared() {
     let server = Server::start();
@@ -381,6 +454,9 @@ fn an_outage_fails_open_or_closed_and_bans_are_written_back() {
     let warning = open.take_warning().unwrap().message;
     assert!(warning.contains("unreachable"), "{warning}");
     assert!(open.take_warning().is_none());
+    // A peek says it could not read the shared counters, and shows this process's own.
+    assert!(!open.peek(now(), &[c], &mut q));
+    assert_eq!(q[0].remaining, 0);
     let banned = ip("203.0.113.9");
     open.ban(banned, now() + 60_000, "during the outage");
     assert!(open.ban_of(banned, now()).is_some());
@@ -427,6 +503,17 @@ fn a_cluster_counts_across_slots_all_or_nothing() {
     assert_eq!(admitted, 20, "{:?}", one.take_warning());
     let nodes_used = cluster.keys_per_node().iter().filter(|&&k| k > 0).count();
     assert!(nodes_used >= 2, "keys should spread over the nodes");
+    // A peek reads every node: the global limit is used up, client 0 used its one request,
+    // client 39 (refused by the global limit) none.
+    let first = charge(2, ip("10.0.0.0"), 1, Algorithm::Gcra);
+    let last = charge(2, ip("10.0.0.39"), 1, Algorithm::Gcra);
+    assert!(
+        two.peek(now(), &[last, global, first], &mut q),
+        "{:?}",
+        two.take_warning()
+    );
+    let remaining: Vec<u32> = q.iter().map(|q| q.remaining).collect();
+    assert_eq!(remaining, [1, 0, 0]);
     let late = ip("10.0.0.39");
     let own = charge(2, late, 1, Algorithm::Gcra);
     assert_eq!(

@@ -17,6 +17,7 @@ use rampart_core::config::{defaults_json, Level};
 use rampart_core::decision::{is_repeatable, Event, Headers, Verdict};
 use rampart_core::detect::extract::inspects_header;
 use rampart_core::detect::{Category, Finding, Kind, Scan};
+use rampart_core::engine::LimitsError;
 use rampart_core::limit::Clock;
 use rampart_core::net::cidr::parse_peer;
 use rampart_core::net::cloud::{self, Provider};
@@ -894,6 +895,52 @@ impl Engine {
     fn reset_limits(&self, ip: &str) -> PyResult<()> {
         self.core.reset_limits(ip_arg(ip)?);
         Ok(())
+    }
+
+    /// Where `ip` stands against every rate limit that can apply to it, nothing counted: a
+    /// dict per limit (`name`, `endpoint`, `key`, `limit`, `window`, `algorithm`, `used`,
+    /// `remaining`, `reset`, `retry_after`; times in seconds). Limits counted per endpoint are
+    /// listed for each of `endpoints`; `routes` (JSON) stand in for the route policies until
+    /// the first request sets them.
+    #[pyo3(signature = (ip, endpoints, routes=None))]
+    #[allow(clippy::needless_pass_by_value)]
+    fn limits_of<'py>(
+        &self,
+        py: Python<'py>,
+        ip: &str,
+        endpoints: Vec<String>,
+        routes: Option<&str>,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let ip = ip_arg(ip)?;
+        let names: Vec<&str> = endpoints.iter().map(String::as_str).collect();
+        let found = py
+            .detach(|| self.core.limits_of(ip, &names, routes))
+            .map_err(|e| match e {
+                LimitsError::Routes(errors) => config_error(py, &errors),
+                LimitsError::Unreachable => PyRuntimeError::new_err(e.to_string()),
+            })?;
+        found
+            .iter()
+            .map(|s| {
+                let d = PyDict::new(py);
+                d.set_item("name", &s.name)?;
+                d.set_item("endpoint", &s.endpoint)?;
+                d.set_item("key", s.scope.as_str())?;
+                d.set_item("limit", s.rule.limit)?;
+                d.set_item("window", s.rule.window_secs())?;
+                d.set_item("algorithm", s.rule.algorithm.as_str())?;
+                d.set_item("used", s.used)?;
+                d.set_item("remaining", s.quota.remaining)?;
+                d.set_item("reset", ms_to_secs(s.quota.reset_ms))?;
+                d.set_item("retry_after", ms_to_secs(s.quota.retry_after_ms))?;
+                Ok(d)
+            })
+            .collect()
+    }
+
+    /// Counts a refusal decided in Python under its event action (`live_stats`' `blocked`).
+    fn count_refusal(&self, action: &str) {
+        self.core.count_refusal(action);
     }
 
     /// Forgets every counter and ban.

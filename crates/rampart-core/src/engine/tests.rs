@@ -878,3 +878,157 @@ fn a_country_without_a_geo_limit_gets_the_global_limit() {
     let got: Vec<u16> = (0..2).map(|_| route_status(&e, &fr, "api")).collect();
     assert_eq!(got, [200, 429]);
 }
+
+/// `(name, endpoint, used, remaining)` of each limit `limits_of` lists.
+fn standings(
+    e: &Engine,
+    ip: &str,
+    endpoints: &[&str],
+    routes: Option<&str>,
+) -> Vec<(String, Option<String>, u32, u32)> {
+    e.limits_of(ip.parse().expect("ip"), endpoints, routes)
+        .expect("readable")
+        .into_iter()
+        .map(|s| (s.name, s.endpoint, s.used, s.quota.remaining))
+        .collect()
+}
+
+fn row(
+    name: &str,
+    endpoint: Option<&str>,
+    used: u32,
+    remaining: u32,
+) -> (String, Option<String>, u32, u32) {
+    (
+        name.to_owned(),
+        endpoint.map(str::to_owned),
+        used,
+        remaining,
+    )
+}
+
+#[test]
+fn limits_of_lists_every_limit_and_counts_nothing() {
+    let (e, clock) = clocked(
+        r#"{"rate_limit": 5, "rate_limit_window": 60,
+            "rate_limits": [{"limit": 100, "window": 3600, "algorithm": "gcra"},
+                            {"limit": 9, "window": 60, "key": "ip_endpoint"}],
+            "endpoint_rate_limits": {"/login": [3, 60], "/a": [4, 60]}}"#,
+    );
+    let routes = r#"{"search": {"limits": [[2, 10]],
+                      "monitors": [{"type": "usage", "max_calls": 7, "window": 60, "action": "log"}]}}"#;
+    let a = "192.0.2.1";
+    let untouched = [
+        row("global", None, 0, 5),
+        row("global-2", None, 0, 100),
+        row("global-3", Some(""), 0, 9),
+        row("global-3", Some("login"), 0, 9),
+        row("global-3", Some("search"), 0, 9),
+        row("path:/a", None, 0, 4),
+        row("path:/login", None, 0, 3),
+        row("route:search#1", Some("search"), 0, 2),
+        row("monitor:search:usage_monitor#0", Some("search"), 0, 7),
+    ];
+    // Before any request, the route policies come from the caller (a CLI process).
+    assert_eq!(
+        standings(&e, a, &["login", "search"], Some(routes)),
+        untouched
+    );
+    e.set_routes(routes).expect("valid routes");
+    let login = req(a, "/login");
+    for _ in 0..2 {
+        assert_eq!(route_status(&e, &login, "login"), 200);
+    }
+    assert_eq!(route_status(&e, &req(a, "/search"), "search"), 200);
+    let seen = standings(&e, a, &["login", "search"], None);
+    assert_eq!(
+        seen,
+        [
+            row("global", None, 3, 2),
+            row("global-2", None, 3, 97),
+            row("global-3", Some(""), 0, 9),
+            row("global-3", Some("login"), 2, 7),
+            row("global-3", Some("search"), 1, 8),
+            row("path:/a", None, 0, 4),
+            row("path:/login", None, 2, 1),
+            row("route:search#1", Some("search"), 1, 1),
+            row("monitor:search:usage_monitor#0", Some("search"), 1, 6),
+        ]
+    );
+    // Reading twice gives one answer and counts nothing: the next requests get what it said.
+    assert_eq!(standings(&e, a, &["login", "search"], None), seen);
+    assert_eq!(route_status(&e, &login, "login"), 200);
+    assert_eq!(
+        route_status(&e, &login, "login"),
+        429,
+        "path:/login: 3 used"
+    );
+    // Another client, untouched; the first one's reset shows nothing used.
+    assert_eq!(
+        standings(&e, "198.51.100.1", &["login", "search"], None),
+        untouched
+    );
+    e.reset_limits(a.parse().expect("ip"));
+    assert_eq!(standings(&e, a, &["login", "search"], None), untouched);
+    // The state carries the limit's rule and when it resets.
+    route_status(&e, &login, "login");
+    clock.advance_ms(15_000);
+    let global = e
+        .limits_of(a.parse().expect("ip"), &[], None)
+        .expect("readable")
+        .remove(0);
+    assert_eq!((global.rule.limit, global.rule.window_secs()), (5, 60));
+    assert_eq!(global.rule.algorithm.as_str(), "sliding_window");
+    assert_eq!(global.scope.as_str(), "ip");
+    assert_eq!(global.quota.reset_ms, 45_000);
+}
+
+#[test]
+fn limits_of_follows_the_switch_and_the_clients_country() {
+    #[derive(Debug)]
+    struct Fixed;
+    impl CountrySource for Fixed {
+        fn country(&self, ip: IpAddr) -> Result<Option<Country>, String> {
+            Ok(Country::parse(if ip.to_string() == "1.1.1.1" {
+                "US"
+            } else {
+                "FR"
+            }))
+        }
+    }
+    let e = engine(
+        r#"{"rate_limit": 1, "enable_rate_limiting": false, "geo_ip_handler": {"$object": "Fixed"}}"#,
+    );
+    e.set_country_source(Arc::new(Fixed)).expect("first source");
+    e.set_routes(r#"{"api": {"geo_limits": {"US": 3, "default": 1}}}"#)
+        .expect("valid routes");
+    // Rate limiting is off: only the route's own limits count.
+    assert_eq!(
+        standings(&e, "1.1.1.1", &["api"], None),
+        [row("route:api:geo:US", Some("api"), 0, 3)]
+    );
+    assert_eq!(
+        standings(&e, "2.2.2.2", &["api"], None),
+        [row("route:api:geo:default", Some("api"), 0, 1)]
+    );
+    // Bad route policies handed in are reported, as set_routes reports them.
+    let fresh = engine(r#"{"rate_limit": 1}"#);
+    let bad = fresh.limits_of(
+        "1.1.1.1".parse().expect("ip"),
+        &[],
+        Some(r#"{"x": {"limits": [[0, 1]]}}"#),
+    );
+    assert!(matches!(bad, Err(LimitsError::Routes(_))), "{bad:?}");
+}
+
+#[test]
+fn refusals_counted_by_the_adapter_join_the_blocks() {
+    let e = engine(r#"{"blacklist": ["10.0.0.0/8"]}"#);
+    assert_eq!(status(&e, &req("10.0.0.1", "/")), 403);
+    e.count_refusal("custom_request_check");
+    e.count_refusal("custom_request_check");
+    let (snap, _) = e.stats();
+    assert_eq!(snap.blocked.get("ip_blacklisted"), Some(&1));
+    assert_eq!(snap.blocked.get("custom_request_check"), Some(&2));
+    assert_eq!(snap.blocked.values().sum::<u64>(), 3);
+}

@@ -8,19 +8,25 @@
 
 use super::{Cell, Quota, Rule};
 
+/// The window counted in at `now_ms` and its count so far.
+fn current(cell: Cell, now_ms: u64, w: u64) -> (u64, u32) {
+    let id = now_ms / w;
+    if super::cell_expired(&cell, now_ms) {
+        return (id, 0);
+    }
+    let stored = u64::from(cell.w[0]);
+    // The same window, or the clock stepped back into an earlier one: keep counting there.
+    if (id & 0xffff_ffff) <= stored {
+        ((id & !0xffff_ffff) | stored, cell.w[1])
+    } else {
+        (id, 0)
+    }
+}
+
 #[must_use]
 pub fn check(rule: &Rule, cell: Cell, now_ms: u64) -> (Quota, Cell) {
     let w = rule.window_ms;
-    let mut id = now_ms / w;
-    let mut count = 0;
-    if !super::cell_expired(&cell, now_ms) {
-        let stored = u64::from(cell.w[0]);
-        // The same window, or the clock stepped back into an earlier one: keep counting there.
-        if (id & 0xffff_ffff) <= stored {
-            id = (id & !0xffff_ffff) | stored;
-            count = cell.w[1];
-        }
-    }
+    let (id, count) = current(cell, now_ms, w);
     let end = id.saturating_add(1).saturating_mul(w);
     let reset_ms = end.saturating_sub(now_ms);
     if count >= rule.limit {
@@ -46,4 +52,26 @@ pub fn check(rule: &Rule, cell: Cell, now_ms: u64) -> (Quota, Cell) {
         retry_after_ms: 0,
     };
     (quota, next)
+}
+
+/// Where the key stands at `now_ms`, nothing counted (see [`super::standing_cell`]).
+#[must_use]
+pub fn standing(rule: &Rule, cell: Cell, now_ms: u64) -> Quota {
+    let w = rule.window_ms;
+    let (id, count) = current(cell, now_ms, w);
+    let remaining = rule.limit.saturating_sub(count);
+    let reset_ms = if count == 0 {
+        0
+    } else {
+        id.saturating_add(1)
+            .saturating_mul(w)
+            .saturating_sub(now_ms)
+    };
+    Quota {
+        allowed: remaining > 0,
+        limit: rule.limit,
+        remaining,
+        reset_ms,
+        retry_after_ms: if remaining == 0 { reset_ms } else { 0 },
+    }
 }

@@ -11,8 +11,9 @@
 
 use super::{Cell, Quota, Rule};
 
-#[must_use]
-pub fn check(rule: &Rule, cell: Cell, now_ms: u64) -> (Quota, Cell) {
+/// The emission interval `T`, the burst tolerance `tau`, now and the arrival time that applies
+/// now (never earlier than now), all in µs.
+fn times(rule: &Rule, cell: Cell, now_ms: u64) -> (u64, u64, u64, u64) {
     let window_us = rule.window_ms.saturating_mul(1000);
     let t = (window_us / u64::from(rule.limit)).max(1);
     let tau = window_us.saturating_sub(t);
@@ -22,7 +23,12 @@ pub fn check(rule: &Rule, cell: Cell, now_ms: u64) -> (Quota, Cell) {
     } else {
         cell.u64_at(0)
     };
-    let tat = stored.max(now_us);
+    (t, tau, now_us, stored.max(now_us))
+}
+
+#[must_use]
+pub fn check(rule: &Rule, cell: Cell, now_ms: u64) -> (Quota, Cell) {
+    let (t, tau, now_us, tat) = times(rule, cell, now_ms);
     if tat > now_us.saturating_add(tau) {
         let wait = tat - tau - now_us;
         let quota = Quota {
@@ -47,4 +53,30 @@ pub fn check(rule: &Rule, cell: Cell, now_ms: u64) -> (Quota, Cell) {
         retry_after_ms: 0,
     };
     (quota, next)
+}
+
+/// Where the key stands at `now_ms`, nothing counted (see [`super::standing_cell`]): requests
+/// fit while the arrival time, moved on by `T` for each, stays within `tau` of now.
+#[must_use]
+pub fn standing(rule: &Rule, cell: Cell, now_ms: u64) -> Quota {
+    let (t, tau, now_us, tat) = times(rule, cell, now_ms);
+    let reset_ms = (tat - now_us).div_ceil(1000);
+    let limit_us = now_us.saturating_add(tau);
+    if tat > limit_us {
+        return Quota {
+            allowed: false,
+            limit: rule.limit,
+            remaining: 0,
+            reset_ms,
+            retry_after_ms: (tat - limit_us).div_ceil(1000).max(1),
+        };
+    }
+    let room = (limit_us - tat) / t + 1;
+    Quota {
+        allowed: true,
+        limit: rule.limit,
+        remaining: u32::try_from(room).unwrap_or(u32::MAX).min(rule.limit),
+        reset_ms,
+        retry_after_ms: 0,
+    }
 }

@@ -13,6 +13,9 @@
 //!
 //! No algorithm's cost grows with the number of past requests: the sliding window keeps at most N
 //! timestamps and drops expired ones as it goes.
+//!
+//! Each algorithm also says where a key stands without counting anything (its `standing`,
+//! [`standing_cell`]): what an operator reads, and what the next request would find.
 
 pub mod clock;
 pub mod fixed_window;
@@ -144,6 +147,20 @@ pub fn check_cell(rule: &Rule, cell: Cell, now_ms: u64) -> (Quota, Cell) {
         Algorithm::SlidingWindowCounter => sliding_counter::check(rule, cell, now_ms),
         // A log rule handed a cell is a caller bug; GCRA is the safe reading of "N per W".
         Algorithm::Gcra | Algorithm::SlidingWindow => gcra::check(rule, cell, now_ms),
+    }
+}
+
+/// Where a fixed-size state stands at `now_ms`, counting nothing: the quota read as before a
+/// request rather than after one. `remaining` is how many requests would be admitted now (so
+/// `limit - remaining` are used), `reset_ms` is when the quota grows again as the headers say
+/// it (0 when nothing is used), and `retry_after_ms`, when nothing remains, the wait for one.
+/// A request checked right after gets `allowed` as said here and one less `remaining`.
+#[must_use]
+pub fn standing_cell(rule: &Rule, cell: Cell, now_ms: u64) -> Quota {
+    match rule.algorithm {
+        Algorithm::FixedWindow => fixed_window::standing(rule, cell, now_ms),
+        Algorithm::SlidingWindowCounter => sliding_counter::standing(rule, cell, now_ms),
+        Algorithm::Gcra | Algorithm::SlidingWindow => gcra::standing(rule, cell, now_ms),
     }
 }
 

@@ -76,6 +76,36 @@ pub fn check(rule: &Rule, cell: Cell, now_ms: u64) -> (Quota, Cell) {
     (quota, next)
 }
 
+/// Where the key stands at `now_ms`, nothing counted (see [`super::standing_cell`]): the
+/// requests that fit under the weighted count, which is rounded up into `limit - remaining`.
+#[must_use]
+pub fn standing(rule: &Rule, cell: Cell, now_ms: u64) -> Quota {
+    let w = rule.window_ms;
+    let limit = u64::from(rule.limit);
+    let (id, prev, cur) = counts(cell, now_ms, w);
+    let start = id.saturating_mul(w);
+    let elapsed = now_ms.saturating_sub(start).min(w - 1);
+    let used = u128::from(prev) * u128::from(w - elapsed) + u128::from(cur) * u128::from(w);
+    let room = (u128::from(limit) * u128::from(w)).saturating_sub(used) / u128::from(w);
+    let remaining = u32::try_from(room).unwrap_or(u32::MAX);
+    let reset_ms = if used == 0 {
+        0
+    } else {
+        start.saturating_add(w).saturating_sub(now_ms)
+    };
+    Quota {
+        allowed: remaining > 0,
+        limit: rule.limit,
+        remaining,
+        reset_ms,
+        retry_after_ms: if remaining == 0 {
+            retry_after(prev, cur, elapsed, w, limit).max(1)
+        } else {
+            0
+        },
+    }
+}
+
 /// Milliseconds until one more request fits, if nothing else arrives meanwhile.
 fn retry_after(prev: u64, cur: u64, elapsed: u64, w: u64, limit: u64) -> u64 {
     // Later in this window: the previous window's weight shrinks as time passes.

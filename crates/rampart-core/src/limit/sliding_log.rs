@@ -37,6 +37,17 @@ impl Log {
         quota(rule, len, self.times.front().copied(), now_ms)
     }
 
+    /// Where the log stands at `now_ms`, nothing counted and nothing dropped (see
+    /// [`standing`]).
+    #[must_use]
+    pub fn standing(&self, rule: &Rule, now_ms: u64) -> Quota {
+        let first = self
+            .times
+            .partition_point(|&t| t.saturating_add(rule.window_ms) <= now_ms);
+        let len = u32::try_from(self.times.len() - first).unwrap_or(u32::MAX);
+        standing(rule, len, self.times.get(first).copied(), now_ms)
+    }
+
     /// Records an admitted request (after a [`Log::peek`] that allowed it).
     pub fn commit(&mut self, rule: &Rule, now_ms: u64) {
         let t = self.times.back().map_or(now_ms, |&last| last.max(now_ms));
@@ -105,5 +116,23 @@ pub fn quota(rule: &Rule, len: u32, oldest: Option<u64>, now_ms: u64) -> Quota {
         remaining: rule.limit - len - 1,
         reset_ms: oldest_leaves,
         retry_after_ms: 0,
+    }
+}
+
+/// Where a log holding `len` live timestamps, the oldest at `oldest`, stands at `now_ms`,
+/// nothing counted: the quota read as before a request (see
+/// [`super::standing_cell`]); `reset_ms` is when the oldest leaves, 0 for an empty log.
+#[must_use]
+pub fn standing(rule: &Rule, len: u32, oldest: Option<u64>, now_ms: u64) -> Quota {
+    let remaining = rule.limit.saturating_sub(len);
+    let reset_ms = oldest.map_or(0, |t| {
+        t.saturating_add(rule.window_ms).saturating_sub(now_ms)
+    });
+    Quota {
+        allowed: remaining > 0,
+        limit: rule.limit,
+        remaining,
+        reset_ms,
+        retry_after_ms: if remaining == 0 { reset_ms.max(1) } else { 0 },
     }
 }

@@ -19,7 +19,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{Admission, Ban, Charge, Key, Store, StoreStats, Strike, Subject, STRIKES};
 use crate::limit::sliding_log::Log;
-use crate::limit::{cell_expired, check_cell, ms_to_secs_ceil, Cell, Quota, Rule};
+use crate::limit::{cell_expired, check_cell, ms_to_secs_ceil, standing_cell, Cell, Quota, Rule};
 
 const SHARDS: usize = 64;
 /// A shard sweeps its expired keys after this many new keys.
@@ -128,7 +128,7 @@ impl MemoryStore {
 
     /// Phase one of admission for one charge: the quota it would leave (expired log entries are
     /// dropped on the way, which changes nothing observable).
-    fn peek(shard: &mut Shard, c: &Charge, now_ms: u64) -> (Quota, Option<Cell>) {
+    fn try_charge(shard: &mut Shard, c: &Charge, now_ms: u64) -> (Quota, Option<Cell>) {
         if c.rule.algorithm.uses_log() {
             let quota = match shard.logs.get_mut(&c.key) {
                 Some(slot) => slot.log.peek(&c.rule, now_ms),
@@ -211,7 +211,7 @@ impl Store for MemoryStore {
                 .find(|(i, _)| *i == idx[n])
                 .map(|(_, g)| g);
             let Some(shard) = g else { continue };
-            let (quota, next) = Self::peek(shard, c, now_ms);
+            let (quota, next) = Self::try_charge(shard, c, now_ms);
             if !quota.allowed && refused.is_none_or(|(_, wait)| quota.retry_after_ms > wait) {
                 refused = Some((n, quota.retry_after_ms));
             }
@@ -232,6 +232,23 @@ impl Store for MemoryStore {
             }
         }
         Admission::Admitted
+    }
+
+    fn peek(&self, now_ms: u64, charges: &[Charge], quotas: &mut Vec<Quota>) -> bool {
+        quotas.clear();
+        for c in charges {
+            let shard = lock(&self.shards[self.shard_of(&c.key)]);
+            quotas.push(if c.rule.algorithm.uses_log() {
+                shard.logs.get(&c.key).map_or_else(
+                    || Log::default().standing(&c.rule, now_ms),
+                    |slot| slot.log.standing(&c.rule, now_ms),
+                )
+            } else {
+                let cell = shard.cells.get(&c.key).copied().unwrap_or_default();
+                standing_cell(&c.rule, cell, now_ms)
+            });
+        }
+        true
     }
 
     fn ban(&self, subject: Subject, until_ms: u64, reason: &str) {

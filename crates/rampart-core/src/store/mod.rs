@@ -155,6 +155,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         quotas: &mut Vec<Quota>,
     ) -> Admission;
 
+    /// Where every charge stands at `now_ms`, counting nothing and changing nothing: `quotas`
+    /// receives one quota per charge, in order (cleared first), read as before a request (see
+    /// [`crate::limit::standing_cell`]). Each `allowed` is what an [`Store::admit`] right after
+    /// would find, and an admission counted then leaves one less `remaining`. Returns `false`
+    /// when the store cannot be read (Redis unreachable); `quotas` then hold this process's
+    /// own fallback counters.
+    fn peek(&self, now_ms: u64, charges: &[Charge], quotas: &mut Vec<Quota>) -> bool;
+
     /// Bans (or re-bans) `subject` until `until_ms`.
     fn ban(&self, subject: Subject, until_ms: u64, reason: &str);
 
@@ -240,7 +248,7 @@ pub(crate) mod test_support {
     use std::net::IpAddr;
 
     use super::{Admission, Charge, Key, Store, Subject};
-    use crate::limit::{Algorithm, Rule};
+    use crate::limit::{Algorithm, Quota, Rule};
 
     pub(crate) fn ip(s: &str) -> Subject {
         Subject::ip(s.parse::<IpAddr>().expect("ip"))
@@ -301,5 +309,78 @@ pub(crate) mod test_support {
             Admission::Limited { index: 0 }
         );
         assert!(q[0].retry_after_ms > 0 && q[0].retry_after_ms <= 60_000);
+    }
+
+    /// The peek contract every backend keeps: a peek counts nothing and changes nothing, reads
+    /// the state as before a request, and agrees with the admission that follows it. `t0` is a
+    /// multiple of 10 s.
+    pub(crate) fn peek_contract(store: &dyn Store, t0: u64) {
+        let a = ip("192.0.2.9");
+        let algorithms = [
+            Algorithm::SlidingWindow,
+            Algorithm::FixedWindow,
+            Algorithm::SlidingWindowCounter,
+            Algorithm::Gcra,
+        ];
+        for (id, algorithm) in (100..).zip(algorithms) {
+            let own = charge(id, a, 3, 10, algorithm);
+            let everyone = charge(id + 10, Subject::EVERYONE, 50, 10, algorithm);
+            let (mut q, mut again) = (Vec::new(), Vec::new());
+            // Untouched: all of it remains and there is nothing to reset.
+            assert!(store.peek(t0 + 1_000, &[own, everyone], &mut q));
+            let fresh = |limit| Quota {
+                allowed: true,
+                limit,
+                remaining: limit,
+                reset_ms: 0,
+                retry_after_ms: 0,
+            };
+            assert_eq!(q, [fresh(3), fresh(50)], "{algorithm:?}");
+            for n in 1..=3u32 {
+                let t = t0 + 1_000 + u64::from(n);
+                assert_eq!(
+                    store.admit(t, Some(a), &[own, everyone], &mut q),
+                    Admission::Admitted,
+                    "{algorithm:?}: peeks counted nothing, admission {n} fits"
+                );
+                let admitted = q.clone();
+                for _ in 0..5 {
+                    assert!(store.peek(t, &[own, everyone], &mut again));
+                    assert_eq!(q.len(), again.len());
+                }
+                assert!(store.peek(t, &[own, everyone], &mut q));
+                assert_eq!(q, again, "{algorithm:?}: two peeks, one answer");
+                assert_eq!(q[0].remaining, 3 - n, "{algorithm:?}: {n} used");
+                assert_eq!(q[1].remaining, 50 - n, "{algorithm:?}: {n} used");
+                assert_eq!(q[0].allowed, n < 3, "{algorithm:?}");
+                assert_eq!(q[0].remaining, admitted[0].remaining, "{algorithm:?}");
+                assert!(
+                    q[0].reset_ms > 0 && q[0].reset_ms <= 10_000,
+                    "{algorithm:?}"
+                );
+            }
+            // Full: the peek says refused, with the wait the refusal that follows gives.
+            let t = t0 + 2_000;
+            assert!(store.peek(t, &[own, everyone], &mut q));
+            let (peeked, wait, shared) = (q[0], q[0].retry_after_ms, q[1]);
+            assert!(
+                !peeked.allowed && peeked.remaining == 0 && wait > 0,
+                "{algorithm:?}"
+            );
+            assert_eq!(
+                store.admit(t, Some(a), &[own, everyone], &mut q),
+                Admission::Limited { index: 0 },
+                "{algorithm:?}"
+            );
+            assert_eq!(q[0].retry_after_ms, wait, "{algorithm:?}");
+            // The refused request was counted nowhere, as the peek shows.
+            assert!(store.peek(t, &[everyone], &mut q));
+            assert_eq!(q[0], shared, "{algorithm:?}");
+            // Reset, the client's limits read as untouched; the shared one keeps its count.
+            store.reset_subject(a);
+            assert!(store.peek(t, &[own, everyone], &mut q));
+            assert_eq!(q[0], fresh(3), "{algorithm:?}");
+            assert_eq!(q[1], shared, "{algorithm:?}");
+        }
     }
 }

@@ -11,7 +11,8 @@
 //! read-modify-write needs a script, and so does a cluster (below). Either way the limits run on
 //! the server's clock — scripts ask it, the pipeline uses this host's clock corrected by the
 //! offset last measured with `TIME` — so hosts whose clocks disagree still share one window.
-//! Keys are
+//! Reading where a client stands ([`Store::peek`]) is one pipeline of plain reads of the same
+//! keys (`HMGET`, `GET`, `ZCOUNT`, `ZRANGEBYSCORE`), which writes nothing. Keys are
 //!
 //! ```text
 //! {prefix}ban:{<ip>}                       hash {until, reason}, expires with the ban
@@ -854,6 +855,160 @@ impl RedisStore {
         self.synced_ms.store((got / 1000).max(1), Ordering::Relaxed);
     }
 
+    /// Measures the server's clock before anything relies on it: once per process, on its
+    /// first request (later, `TIME` rides along with requests: see [`Self::admit_plain`]).
+    fn ensure_offset(&self, conn: &mut dyn ConnectionLike) -> RedisResult<()> {
+        if self.synced_ms.load(Ordering::Relaxed) == 0 {
+            let sent = now_us();
+            let time: Value = redis::cmd("TIME").query(conn)?;
+            self.learn_offset(&time, sent, now_us());
+        }
+        Ok(())
+    }
+
+    /// Where `charges` stand, read with plain commands in one pipeline (on a cluster, one that
+    /// the client splits by node), on the server's clock as [`Self::admit_plain`] reads it.
+    /// Nothing is written.
+    fn peek_all(&self, conn: &mut Conn, charges: &[Charge]) -> RedisResult<Vec<Quota>> {
+        self.ensure_offset(conn.like())?;
+        let now = self.server_ms();
+        let reads = self.peek_reads(charges, now);
+        let values: Vec<Value> = match conn {
+            Conn::One(c) => {
+                let mut p = redis::pipe();
+                for cmd in reads {
+                    p.add_command(cmd);
+                }
+                p.query(c)?
+            }
+            Conn::Cluster(c) => {
+                let mut p = redis::cluster::cluster_pipe();
+                for cmd in reads {
+                    p.add_command(cmd);
+                }
+                p.query(c.as_mut())?
+            }
+        };
+        Ok(self.peek_quotas(charges, now, values))
+    }
+
+    /// The reads [`Self::peek_all`] sends. A fixed or counter window is counted in plain keys
+    /// by [`Self::admit_plain`] and in a hash by the script (on a cluster, or when a GCRA limit
+    /// comes with the request): on one server both are read and added up.
+    fn peek_reads(&self, charges: &[Charge], now: u64) -> Vec<redis::Cmd> {
+        let plain = !self.is_cluster();
+        let mut reads = Vec::with_capacity(charges.len() * 2);
+        for c in charges {
+            let w = c.rule.window_ms.max(1);
+            let key = self.limit_key(c);
+            let id = now / w;
+            match c.rule.algorithm {
+                Algorithm::FixedWindow => {
+                    reads.push(redis::cmd("HMGET").arg(&key).arg("id").arg("n").clone());
+                    if plain {
+                        reads.push(redis::cmd("GET").arg(format!("{key}:{id}")).clone());
+                    }
+                }
+                Algorithm::SlidingWindowCounter => {
+                    let fields = ["id", "p", "c"];
+                    reads.push(redis::cmd("HMGET").arg(&key).arg(&fields[..]).clone());
+                    if plain {
+                        reads.push(redis::cmd("GET").arg(format!("{key}:{id}")).clone());
+                        if let Some(before) = id.checked_sub(1) {
+                            reads.push(redis::cmd("GET").arg(format!("{key}:{before}")).clone());
+                        }
+                    }
+                }
+                Algorithm::Gcra => reads.push(redis::cmd("GET").arg(&key).clone()),
+                Algorithm::SlidingWindow => {
+                    // The live entries: scored after `now - w` (admission drops the others).
+                    let after = format!("({}", now.saturating_sub(w));
+                    reads.push(
+                        redis::cmd("ZCOUNT")
+                            .arg(&key)
+                            .arg(&after)
+                            .arg("+inf")
+                            .clone(),
+                    );
+                    let mut oldest = redis::cmd("ZRANGEBYSCORE");
+                    oldest.arg(&key).arg(&after).arg("+inf").arg("WITHSCORES");
+                    reads.push(oldest.arg("LIMIT").arg(0).arg(1).clone());
+                }
+            }
+        }
+        reads
+    }
+
+    /// The quotas [`Self::peek_reads`]' replies add up to.
+    fn peek_quotas(&self, charges: &[Charge], now: u64, values: Vec<Value>) -> Vec<Quota> {
+        let plain = !self.is_cluster();
+        let mut replies = values.into_iter();
+        let mut next = || replies.next().unwrap_or(Value::Nil);
+        // A hash's window number (when it has one) and its counts.
+        let hash = |v: Value| -> (Option<u64>, Vec<u32>) {
+            let Value::Array(fields) = v else {
+                return (None, Vec::new());
+            };
+            let window = fields
+                .first()
+                .filter(|f| !matches!(f, Value::Nil))
+                .map(|f| to_u64(int_of(f)));
+            let counts = fields.iter().skip(1).map(|f| to_u32(int_of(f))).collect();
+            (window, counts)
+        };
+        let cell = |w: [u32; 3]| Cell {
+            w,
+            expires_s: u32::MAX,
+        };
+        let mut quotas = Vec::with_capacity(charges.len());
+        for c in charges {
+            let rule = &c.rule;
+            let id = now / rule.window_ms.max(1);
+            let q = match rule.algorithm {
+                Algorithm::FixedWindow => {
+                    let (window, n) = hash(next());
+                    let mut count = match window {
+                        Some(stored) if stored >= id => n.first().copied().unwrap_or(0),
+                        _ => 0,
+                    };
+                    if plain {
+                        count = count.saturating_add(to_u32(int_of(&next())));
+                    }
+                    limit::fixed_window::standing(rule, cell([low32(id), count, 0]), now)
+                }
+                Algorithm::SlidingWindowCounter => {
+                    let (window, counts) = hash(next());
+                    let at = |i: usize| counts.get(i).copied().unwrap_or(0);
+                    let (mut previous, mut current) = match window {
+                        Some(stored) if stored >= id => (at(0), at(1)),
+                        Some(stored) if stored + 1 == id => (at(1), 0),
+                        _ => (0, 0),
+                    };
+                    if plain {
+                        current = current.saturating_add(to_u32(int_of(&next())));
+                        if id > 0 {
+                            previous = previous.saturating_add(to_u32(int_of(&next())));
+                        }
+                    }
+                    let state = cell([low32(id), previous, current]);
+                    limit::sliding_counter::standing(rule, state, now)
+                }
+                Algorithm::Gcra => {
+                    let mut state = cell([0; 3]);
+                    state.set_u64_at(0, to_u64(int_of(&next())));
+                    limit::gcra::standing(rule, state, now)
+                }
+                Algorithm::SlidingWindow => {
+                    let count = to_u32(int_of(&next()));
+                    let oldest = first_score(&next());
+                    limit::sliding_log::standing(rule, count, oldest, now)
+                }
+            };
+            quotas.push(q);
+        }
+        quotas
+    }
+
     /// One admission on one server with plain commands, in one pipeline: the ban, then every
     /// limit, each counting the request first and reading the count back. When a limit refuses
     /// (or the client is banned) the counts are taken back by commands sent without waiting
@@ -868,12 +1023,7 @@ impl RedisStore {
         charges: &[Charge],
         token: &str,
     ) -> RedisResult<Reply> {
-        if self.synced_ms.load(Ordering::Relaxed) == 0 {
-            // This process's first request: measure the offset before relying on it.
-            let sent = now_us();
-            let time: Value = redis::cmd("TIME").query(conn.like())?;
-            self.learn_offset(&time, sent, now_us());
-        }
+        self.ensure_offset(conn.like())?;
         let now = self.server_ms();
         let resync =
             Clock::System.now_ms() >= self.synced_ms.load(Ordering::Relaxed) + RESYNC_EVERY_MS;
@@ -1165,6 +1315,20 @@ impl Store for RedisStore {
                 }
                 Admission::Admitted
             }
+        }
+    }
+
+    fn peek(&self, now_ms: u64, charges: &[Charge], quotas: &mut Vec<Quota>) -> bool {
+        if charges.is_empty() {
+            quotas.clear();
+            return true;
+        }
+        if let Some(read) = self.with_link(|conn, _| self.peek_all(conn, charges)) {
+            *quotas = read;
+            true
+        } else {
+            self.local.peek(now_ms, charges, quotas);
+            false
         }
     }
 

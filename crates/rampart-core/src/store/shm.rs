@@ -51,7 +51,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use memmap2::MmapRaw;
 
 use super::{Admission, Ban, Charge, Key, Store, StoreNote, StoreStats, Strike, Subject, STRIKES};
-use crate::limit::{check_cell, Algorithm, Cell, Clock, Quota, Rule};
+use crate::limit::{check_cell, sliding_log, standing_cell, Algorithm, Cell, Clock, Quota, Rule};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"RAMPART\x01");
 const VERSION: u64 = 1;
@@ -769,6 +769,31 @@ impl ShmStore {
         }
     }
 
+    /// Where a charge stands, read without writing anything (see [`Store::peek`]).
+    fn standing(&self, c: &Charge, now_ms: u64) -> Quota {
+        let t = self.counters();
+        if !uses_ring(&c.rule) {
+            let rule = cell_rule(&c.rule);
+            let cell = Self::read(t, self.slot_hash(&c.key, 0))
+                .map(|(_, p)| decode_cell(&rule, p, now_ms))
+                .unwrap_or_default();
+            return standing_cell(&rule, cell, now_ms);
+        }
+        let (key, rule) = (&c.key, &c.rule);
+        let n = rule.limit.clamp(1, MAX_RING);
+        let w = rule.window_ms;
+        let head = Self::read(t, self.slot_hash(key, 0)).map_or(0, |(_, p)| p);
+        let (mut h, mut since) = head_decode(head);
+        if self.entry(key, n, h, w, now_ms).is_some() {
+            // Admission `h` is written; its writer has not moved the head yet: it counts.
+            h = h.wrapping_add(1);
+            since = since.saturating_add(1);
+        }
+        let lo = h.saturating_sub(since.min(n));
+        let (first, first_entry) = self.first_live(key, n, lo, h, w, now_ms);
+        sliding_log::standing(rule, h - first, first_entry.map(|e| e.ts), now_ms)
+    }
+
     fn undo(&self, c: &Charge, index: Option<u32>, now_ms: u64) {
         if uses_ring(&c.rule) {
             if let Some(i) = index {
@@ -1112,6 +1137,12 @@ impl Store for ShmStore {
             }
         }
         Admission::Admitted
+    }
+
+    fn peek(&self, now_ms: u64, charges: &[Charge], quotas: &mut Vec<Quota>) -> bool {
+        quotas.clear();
+        quotas.extend(charges.iter().map(|c| self.standing(c, now_ms)));
+        true
     }
 
     fn ban(&self, subject: Subject, until_ms: u64, reason: &str) {

@@ -2,11 +2,16 @@ use std::net::IpAddr;
 
 use super::*;
 use crate::limit::Algorithm;
-use crate::store::test_support::{all_or_nothing, charge, ip};
+use crate::store::test_support::{all_or_nothing, charge, ip, peek_contract};
 
 #[test]
 fn admission_is_all_or_nothing() {
     all_or_nothing(&MemoryStore::new(10_000), 0);
+}
+
+#[test]
+fn peeking_counts_nothing_and_agrees_with_admission() {
+    peek_contract(&MemoryStore::new(10_000), 0);
 }
 
 #[test]

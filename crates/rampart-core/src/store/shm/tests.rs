@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use super::*;
-use crate::store::test_support::{all_or_nothing, charge, ip};
+use crate::store::test_support::{all_or_nothing, charge, ip, peek_contract};
 use crate::store::MemoryStore;
 
 /// A fresh directory under the system temp dir, removed when dropped.
@@ -61,6 +61,9 @@ fn each_algorithm_answers_as_the_memory_store_does() {
             rng ^= rng >> 7;
             rng ^= rng << 17;
             now += rng % 1_500;
+            // Where the key stands first (read only), then the admission.
+            assert!(shm.peek(now, &[c], &mut qs) && mem.peek(now, &[c], &mut qm));
+            assert_eq!(qs, qm, "{algorithm:?} peeked at {now}");
             let s = shm.admit(now, None, &[c], &mut qs);
             let m = mem.admit(now, None, &[c], &mut qm);
             assert_eq!(s, m, "{algorithm:?} at {now}");
@@ -78,6 +81,9 @@ fn two_mappings_share_limits_and_bans() {
     let c = charge(1, a, 3, 60, Algorithm::SlidingWindow);
     let mut q = Vec::new();
     assert_eq!(one.admit(T0, Some(a), &[c], &mut q), Admission::Admitted);
+    // The other mapping reads the count without adding to it.
+    assert!(two.peek(T0 + 1, &[c], &mut q));
+    assert_eq!((q[0].remaining, q[0].reset_ms), (2, 60_000 - 1));
     assert_eq!(
         two.admit(T0 + 1, Some(a), &[c], &mut q),
         Admission::Admitted
@@ -165,6 +171,12 @@ fn four_threads_on_four_mappings_lose_no_update() {
 fn admission_is_all_or_nothing() {
     let dir = Dir::new("all");
     all_or_nothing(&open(&dir, 1 << 12), T0);
+}
+
+#[test]
+fn peeking_counts_nothing_and_agrees_with_admission() {
+    let dir = Dir::new("peek");
+    peek_contract(&open(&dir, 1 << 12), T0);
 }
 
 #[test]
