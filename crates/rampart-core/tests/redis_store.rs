@@ -284,6 +284,57 @@ fn a_window_longer_than_the_epoch_counts_like_any_other() {
 }
 
 #[test]
+fn windows_count_in_one_place_whether_or_not_a_gcra_limit_comes_along() {
+    // A request that also meets a GCRA limit goes through the script; one that does not goes
+    // through the plain pipeline. Both must count a fixed window or sliding counter in the same
+    // keys, or the limit lets through what it counted in each place (here 2 + 2 for 2).
+    let server = Server::start();
+    let store = server.store("g:", false);
+    let who = ip("192.0.2.70");
+    for (id, algorithm) in [
+        (20, Algorithm::FixedWindow),
+        (21, Algorithm::SlidingWindowCounter),
+    ] {
+        let shared = Charge {
+            key: Key {
+                rule: id,
+                subject: who,
+            },
+            rule: Rule::new(2, 3600, algorithm),
+        };
+        let gcra = charge(id + 10, who, 1000, Algorithm::Gcra);
+        let mut q = Vec::new();
+        let t = now();
+        assert_eq!(
+            store.admit(t, Some(who), &[shared], &mut q),
+            Admission::Admitted
+        );
+        assert_eq!(
+            store.admit(t, Some(who), &[shared, gcra], &mut q),
+            Admission::Admitted,
+            "{algorithm:?}"
+        );
+        assert_eq!(
+            q[0].remaining, 0,
+            "{algorithm:?}: the script saw the plain count"
+        );
+        assert_eq!(
+            store.admit(t, Some(who), &[shared], &mut q),
+            Admission::Limited { index: 0 },
+            "{algorithm:?}: the plain pipeline saw the script's count"
+        );
+        assert_eq!(
+            store.admit(t, Some(who), &[shared, gcra], &mut q),
+            Admission::Limited { index: 0 },
+            "{algorithm:?}"
+        );
+        let mut peeked = Vec::new();
+        assert!(store.peek(now(), &[shared], &mut peeked));
+        assert_eq!(peeked[0].remaining, 0, "{algorithm:?}");
+    }
+}
+
+#[test]
 fn a_rule_may_change_algorithm_and_replies_stay_in_step_after_refusals() {
     let server = Server::start();
     let store = server.store("d:", false);

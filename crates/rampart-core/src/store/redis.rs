@@ -77,6 +77,9 @@ if ARGV[1] == '1' then
 end
 local commit = ARGV[2] == '1'
 local n = tonumber(ARGV[3])
+-- On one server, fixed windows and sliding counters keep the plain pipeline's layout (a
+-- counter per window number), so that requests counted here and there share one count.
+local plain = ARGV[4 * n + 4] == '1'
 local quotas = {}
 local writes = {}
 local refused, wait = 0, -1
@@ -99,6 +102,18 @@ for i = 1, n do
     else
       remaining = limit - count - 1
       writes[#writes + 1] = {1, key, w, ARGV[base + 3]}
+    end
+  elseif algo == 'fixed' and plain then
+    local id = math.floor(now / w)
+    local k = key .. ':' .. string.format('%d', id)
+    local count = tonumber(redis.call('GET', k) or '0')
+    local e = (id + 1) * w
+    reset = e - now
+    if count >= limit then
+      ok, retry = 0, reset
+    else
+      remaining = limit - count - 1
+      writes[#writes + 1] = {5, k, e}
     end
   elseif algo == 'fixed' then
     local id = math.floor(now / w)
@@ -132,12 +147,21 @@ for i = 1, n do
     end
   else
     local id = math.floor(now / w)
-    local v = redis.call('HMGET', key, 'id', 'p', 'c')
     local prev, cur = 0, 0
-    if v[1] then
-      local sid = tonumber(v[1])
-      if sid >= id then id = sid; prev = tonumber(v[2]); cur = tonumber(v[3])
-      elseif sid == id - 1 then prev = tonumber(v[3]) end
+    local k
+    if plain then
+      k = key .. ':' .. string.format('%d', id)
+      cur = tonumber(redis.call('GET', k) or '0')
+      if id > 0 then
+        prev = tonumber(redis.call('GET', key .. ':' .. string.format('%d', id - 1)) or '0')
+      end
+    else
+      local v = redis.call('HMGET', key, 'id', 'p', 'c')
+      if v[1] then
+        local sid = tonumber(v[1])
+        if sid >= id then id = sid; prev = tonumber(v[2]); cur = tonumber(v[3])
+        elseif sid == id - 1 then prev = tonumber(v[3]) end
+      end
     end
     local start = id * w
     local elapsed = math.min(math.max(now - start, 0), w - 1)
@@ -157,7 +181,11 @@ for i = 1, n do
     else
       local used = prev * (w - elapsed) + (cur + 1) * w
       remaining = math.floor(math.max(limit * w - used, 0) / w)
-      writes[#writes + 1] = {4, key, id, prev, cur + 1, 2 * w}
+      if plain then
+        writes[#writes + 1] = {5, k, (id + 2) * w}
+      else
+        writes[#writes + 1] = {4, key, id, prev, cur + 1, 2 * w}
+      end
     end
   end
   quotas[#quotas + 1] = ok
@@ -177,6 +205,9 @@ for _, x in ipairs(writes) do
     redis.call('PEXPIREAT', x[2], x[5])
   elseif x[1] == 3 then
     redis.call('SET', x[2], x[3], 'PX', math.max(x[4], 1))
+  elseif x[1] == 5 then
+    redis.call('INCR', x[2])
+    redis.call('PEXPIREAT', x[2], x[3])
   else
     redis.call('HSET', x[2], 'id', x[3], 'p', x[4], 'c', x[5])
     redis.call('PEXPIRE', x[2], x[6])
@@ -748,6 +779,9 @@ impl RedisStore {
                 .arg(c.rule.window_ms)
                 .arg(token);
         }
+        // One server: the plain pipeline's key layout (see ADMIT). A cluster needs every key
+        // declared, so it keeps one hash per limit, and every request there uses the script.
+        inv.arg(u8::from(!self.is_cluster()));
         inv.invoke(conn)
     }
 
@@ -893,8 +927,9 @@ impl RedisStore {
     }
 
     /// The reads [`Self::peek_all`] sends. A fixed or counter window is counted in plain keys
-    /// by [`Self::admit_plain`] and in a hash by the script (on a cluster, or when a GCRA limit
-    /// comes with the request): on one server both are read and added up.
+    /// on one server and in a hash on a cluster. On one server both are read and added up: a
+    /// hash there is what an earlier version's script left (it counted in a hash when a GCRA
+    /// limit came with the request), still live until its window ends.
     fn peek_reads(&self, charges: &[Charge], now: u64) -> Vec<redis::Cmd> {
         let plain = !self.is_cluster();
         let mut reads = Vec::with_capacity(charges.len() * 2);
