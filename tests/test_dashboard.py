@@ -300,6 +300,20 @@ def test_the_page_shows_a_block_and_its_unban_button_lifts_the_ban(browser: Any)
         assert "sqli" in page.locator("#legend").inner_text()
         assert "memory" in page.locator("#store").inner_text()
 
+        # Where a client stands: its one request counted against the global limit.
+        page.fill("#lookup-ip", "192.0.2.10")
+        page.click("#lookup button")
+        expect(page.locator("#client-limits")).to_be_visible()
+        expect(page.locator("#client-limits tbody tr", has_text="global")).to_contain_text(
+            "1 / 1000"
+        )
+        page.fill("#lookup-ip", "not an ip")
+        page.click("#lookup button")
+        expect(page.locator("#lookup-message")).to_contain_text("not an IP address")
+        page.fill("#lookup-ip", "192.0.2.10")
+        page.click("#lookup button")
+        expect(page.locator("#client-limits")).to_be_visible()
+
         ban_row = page.locator("#bans tbody tr", has_text="203.0.113.9")
         assert ban_row.count() == 1
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -344,6 +358,28 @@ def test_the_page_keeps_working_when_the_session_is_gone(browser: Any) -> None:
         page.close()
     finally:
         server.stop()
+
+
+def test_limits_of_one_client() -> None:
+    app, _ = make_site()
+    client = app.test_client()
+    for _ in range(3):
+        assert (
+            client.get(
+                "/", headers={"X-Forwarded-For": "192.0.2.44"}, environ_base=LOCAL
+            ).status_code
+            == 200
+        )
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    answer = client.get("/_rampart/api/limits?ip=192.0.2.44", headers=auth, environ_base=LOCAL)
+    assert answer.status_code == 200
+    (limit,) = answer.json["limits"]
+    assert (limit["name"], limit["used"], limit["remaining"]) == ("global", 3, 997)
+    # Reading counted nothing.
+    again = client.get("/_rampart/api/limits?ip=192.0.2.44", headers=auth, environ_base=LOCAL)
+    assert again.json["limits"][0]["used"] == 3
+    bad = client.get("/_rampart/api/limits?ip=nope", headers=auth, environ_base=LOCAL)
+    assert bad.status_code == 400
 
 
 def test_state_is_valid_json_for_scripts() -> None:

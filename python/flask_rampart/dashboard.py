@@ -268,6 +268,21 @@ class Dashboard:
         response.headers["Cache-Control"] = "no-store"
         return response
 
+    def api_limits(self) -> Response:
+        """Where one client stands against every rate limit (read without counting)."""
+        ip = request.args.get("ip", "").strip()
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            return _plain(f"not an IP address: {ip!r}\n", 400)
+        try:
+            found = self.state.extension.limits(ip)
+        except RuntimeError as error:
+            return _plain(f"{error}\n", 503)
+        response = jsonify({"ip": ip, "limits": [limit._asdict() for limit in found]})
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
     def api_unban(self) -> Response:
         self.check_csrf()
         data = request.get_json(silent=True)
@@ -289,6 +304,7 @@ class Dashboard:
         bp.add_url_rule("/", "page", self.page, methods=["GET"])
         bp.add_url_rule("/assets/<name>", "asset", self.asset, methods=["GET"])
         bp.add_url_rule("/api/state", "state", self.api_state, methods=["GET"])
+        bp.add_url_rule("/api/limits", "limits", self.api_limits, methods=["GET"])
         bp.add_url_rule("/api/unban", "unban", self.api_unban, methods=["POST"])
         return bp
 

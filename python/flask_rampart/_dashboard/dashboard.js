@@ -220,6 +220,43 @@
     await refresh();
   }
 
+  function looksLikeIp(text) {
+    if (/^\d{1,3}(\.\d{1,3}){3}$/.test(text)) return text.split(".").every((part) => Number(part) <= 255);
+    return text.includes(":") && /^[0-9a-fA-F:.]+$/.test(text);
+  }
+
+  async function lookup(event) {
+    event.preventDefault();
+    const ip = byId("lookup-ip").value.trim();
+    const table = byId("client-limits");
+    const message = byId("lookup-message");
+    table.hidden = true;
+    message.textContent = "";
+    if (!ip) return;
+    if (!looksLikeIp(ip)) {
+      // Answered here: the server would refuse it (400) and the browser log an error.
+      message.textContent = "not an IP address: " + ip;
+      return;
+    }
+    try {
+      const response = await fetch(base + "/api/limits?ip=" + encodeURIComponent(ip), { credentials: "same-origin", cache: "no-store" });
+      if (!response.ok) throw new Error((await response.text()).trim() || "HTTP " + response.status);
+      const answer = await response.json();
+      const rows = answer.limits.map((l) => {
+        const tr = el("tr");
+        const name = l.endpoint ? l.name + " (" + l.endpoint + ")" : l.name;
+        tr.append(el("td", name, "mono"), el("td", l.used + " / " + l.limit + " per " + l.window + " s"), el("td", l.remaining), el("td", l.used ? duration(l.reset) : "–"));
+        return tr;
+      });
+      table.tBodies[0].replaceChildren(...rows);
+      table.hidden = rows.length === 0;
+      message.textContent = rows.length ? "" : "No rate limit applies to " + answer.ip + ".";
+    } catch (error) {
+      message.textContent = "Could not read the limits of " + ip + ": " + error.message;
+    }
+  }
+
+  byId("lookup").addEventListener("submit", lookup);
   refresh();
   setInterval(refresh, REFRESH_MS);
 })();
