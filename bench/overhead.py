@@ -265,6 +265,13 @@ def setup_rampart_nodetect(app: Flask) -> None:
     setup_rampart(app, detection=False)
 
 
+def setup_rampart_metrics(app: Flask) -> None:
+    """The `rampart-nodetect` row plus Prometheus metrics (its own registry)."""
+    setup_rampart(app, detection=False)
+    registry = load("prometheus_client", "CollectorRegistry")()
+    load("flask_rampart.metrics", "RampartMetrics")(app, registry=registry)
+
+
 def setup_rampart_ratelimit(app: Flask, storage_uri: str | None = None) -> None:
     """The `rampart` configuration plus a global rate limit (never reached) and ban checks."""
     rampart, security_config = (
@@ -480,6 +487,16 @@ CONFIGS: tuple[Config, ...] = (
         RAMPART,
         ("flask-rampart",),
         setup_rampart_nodetect,
+        ("X-Content-Type-Options", "Access-Control-Allow-Origin"),
+        "sqlmap/1.8.4#stable (https://sqlmap.org)",
+    ),
+    Config(
+        "rampart-metrics",
+        "the `rampart-nodetect` row plus `RampartMetrics` (Prometheus: a counter and a "
+        "histogram per request, the engine call timed)",
+        (*RAMPART, "prometheus_client"),
+        ("flask-rampart", "prometheus-client"),
+        setup_rampart_metrics,
         ("X-Content-Type-Options", "Access-Control-Allow-Origin"),
         "sqlmap/1.8.4#stable (https://sqlmap.org)",
     ),
