@@ -300,9 +300,19 @@ def _read_reply(f: Any) -> Any:
 
 
 class Gunicorn:
-    """``gunicorn -w N`` serving ``tests/apps/shared_app.py`` with the given environment."""
+    """``gunicorn -w N`` serving ``app`` (a module of ``tests/apps``; by default
+    ``shared_app.py``) with the given environment. With ``wait_for_workers`` it asks ``/pid``
+    until every worker has answered."""
 
-    def __init__(self, workers: int, env: dict[str, str], preload: bool = False) -> None:
+    def __init__(
+        self,
+        workers: int,
+        env: dict[str, str],
+        preload: bool = False,
+        *,
+        app: str = "shared_app:app",
+        wait_for_workers: bool = True,
+    ) -> None:
         self.port = free_port()
         cmd = [
             sys.executable,
@@ -321,7 +331,7 @@ class Gunicorn:
         ]
         if preload:
             cmd.append("--preload")
-        cmd.append("shared_app:app")
+        cmd.append(app)
         # Output to a file, not a pipe nobody reads: a full pipe would block the workers.
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
@@ -334,6 +344,8 @@ class Gunicorn:
         # Every worker up: ask, a few at a time so that busy workers leave the next request to
         # the others, until as many distinct pids have answered (or ten seconds).
         self.pids: set[str] = set()
+        if not wait_for_workers:
+            return
         deadline = time.monotonic() + 10
         with ThreadPoolExecutor(workers * 2) as pool:
             while len(self.pids) < workers and time.monotonic() < deadline:

@@ -4,14 +4,9 @@ their values through ``PROMETHEUS_MULTIPROC_DIR``."""
 
 from __future__ import annotations
 
-import http.client
 import importlib
 import ipaddress
-import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +26,7 @@ from flask_rampart.metrics import (
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
-from servers import ROOT, RedisServer, _wait_for_port, free_port
+from servers import Gunicorn, RedisServer
 
 SQLI = "/hello?q=' OR '1'='1"
 
@@ -353,55 +348,20 @@ def test_import_without_prometheus_client_says_what_to_install(
 # --- gunicorn's workers, multi-process mode -------------------------------------------------
 
 
-class MetricsServer:
-    """``gunicorn -w N metrics_app:app`` with ``PROMETHEUS_MULTIPROC_DIR`` set."""
-
-    def __init__(self, workers: int, multiproc_dir: Path) -> None:
-        self.port = free_port()
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b",
-             f"127.0.0.1:{self.port}", "--chdir", str(ROOT / "tests" / "apps"),
-             "--log-level", "warning", "--graceful-timeout", "2", "metrics_app:app"],
-            env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir)},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        _wait_for_port(self.port, self.proc, self.log)
-
-    def get(self, path: str, ip: str = "192.0.2.1") -> tuple[int, str]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request("GET", path, headers={"X-Forwarded-For": ip, "Connection": "close"})
-            resp = conn.getresponse()
-            return resp.status, resp.read().decode()
-        finally:
-            conn.close()
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-
 @pytest.fixture
-def metrics_server(tmp_path: Path) -> Iterator[tuple[MetricsServer, Path]]:
+def metrics_server(tmp_path: Path) -> Iterator[tuple[Gunicorn, Path]]:
     directory = tmp_path / "prometheus"
     directory.mkdir()
-    server = MetricsServer(3, directory)
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    # No /pid round of its own: every request the test makes is counted.
+    server = Gunicorn(3, env, app="metrics_app:app", wait_for_workers=False)
     try:
         yield server, directory
     finally:
         server.stop()
 
 
-def test_gunicorn_workers_add_up(metrics_server: tuple[MetricsServer, Path]) -> None:
+def test_gunicorn_workers_add_up(metrics_server: tuple[Gunicorn, Path]) -> None:
     server, directory = metrics_server
     pids: set[str] = set()
     sent = 0
