@@ -103,30 +103,27 @@ for i = 1, n do
       remaining = limit - count - 1
       writes[#writes + 1] = {1, key, w, ARGV[base + 3]}
     end
-  elseif algo == 'fixed' and plain then
-    local id = math.floor(now / w)
-    local k = key .. ':' .. string.format('%d', id)
-    local count = tonumber(redis.call('GET', k) or '0')
-    local e = (id + 1) * w
-    reset = e - now
-    if count >= limit then
-      ok, retry = 0, reset
-    else
-      remaining = limit - count - 1
-      writes[#writes + 1] = {5, k, e}
-    end
   elseif algo == 'fixed' then
     local id = math.floor(now / w)
-    local v = redis.call('HMGET', key, 'id', 'n')
-    local count = 0
-    if v[1] and tonumber(v[1]) >= id then id = tonumber(v[1]); count = tonumber(v[2]) end
+    local count, k = 0, nil
+    if plain then
+      k = key .. ':' .. string.format('%d', id)
+      count = tonumber(redis.call('GET', k) or '0')
+    else
+      local v = redis.call('HMGET', key, 'id', 'n')
+      if v[1] and tonumber(v[1]) >= id then id = tonumber(v[1]); count = tonumber(v[2]) end
+    end
     local e = (id + 1) * w
     reset = e - now
     if count >= limit then
       ok, retry = 0, reset
     else
       remaining = limit - count - 1
-      writes[#writes + 1] = {2, key, id, count + 1, e}
+      if plain then
+        writes[#writes + 1] = {5, k, e}
+      else
+        writes[#writes + 1] = {2, key, id, count + 1, e}
+      end
     end
   elseif algo == 'gcra' then
     local wu = w * 1000
