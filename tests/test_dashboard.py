@@ -134,7 +134,11 @@ def test_unban_needs_the_csrf_token_with_a_cookie() -> None:
     with app.app_context():
         assert rampart.is_banned("198.51.100.7")
 
-    good = {"X-Rampart-CSRF": csrf, "Origin": "http://localhost"}
+    other_port = {"X-Rampart-CSRF": csrf, "Origin": "http://localhost:8080"}
+    r = client.post("/_rampart/api/unban", json=body, headers=other_port, environ_base=LOCAL)
+    assert r.status_code == 403
+    # The same host over https (a TLS-terminating proxy in front) is this origin.
+    good = {"X-Rampart-CSRF": csrf, "Origin": "https://localhost"}
     r = client.post("/_rampart/api/unban", json=body, headers=good, environ_base=LOCAL)
     assert r.status_code == 200 and r.json == {"ip": "198.51.100.7", "lifted": True}
     with app.app_context():

@@ -29,6 +29,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, abort, jsonify, redirect, request
 
@@ -196,7 +197,9 @@ class Dashboard:
         if self._bearer():
             return
         origin = request.headers.get("Origin")
-        if origin is not None and origin.rstrip("/") != request.host_url.rstrip("/"):
+        # The host only: behind a TLS-terminating proxy the browser's scheme (https) is not the
+        # one the app sees.
+        if origin is not None and urlsplit(origin).netloc != request.host:
             abort(_plain("cross-origin request refused\n", 403))
         given = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(given.encode(), self.csrf.encode()):
