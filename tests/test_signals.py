@@ -162,3 +162,46 @@ def test_secrets_never_reach_events_signals_logs_or_the_dashboard(tmp_path: Any)
         assert secret not in text, fmt
         assert secret not in repr(delivered), fmt
         assert secret not in repr(recent), fmt
+
+
+def test_asking_for_store_health_does_not_swallow_the_storage_events(redis: RedisServer) -> None:
+    # The dashboard asks for the store's health every 2 s and `flask rampart status` on demand.
+    # Asking talks to Redis, so during an outage it is often the call that finds Redis gone or
+    # back; the note that makes must still become the storage_degraded / storage_recovered
+    # event (signals, logs, the metrics gauge), not be taken by the asking.
+    token = "store-health-token-0123"
+    app = Flask("health")
+    Rampart(
+        app,
+        SecurityConfig(storage_uri=redis.url, rate_limit=100),
+        dashboard="/_rampart",
+        dashboard_token=token,
+    )
+
+    @app.get("/")
+    def index() -> str:
+        return "ok"
+
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {token}"}
+    local = {"REMOTE_ADDR": "127.0.0.1"}
+
+    def health() -> dict[str, Any]:
+        # The dashboard's own request goes through Rampart too; the health is read in its view.
+        return client.get("/_rampart/api/state", headers=auth, environ_base=local).json["store"]
+
+    with recording(app, signals.storage_degraded, signals.storage_recovered) as got:
+        assert health()["healthy"] is True
+        redis.kill()
+        assert client.get("/", environ_base=local).status_code == 200
+        first = health()
+        assert first["healthy"] is False and "unreachable" in first["problem"]
+        assert health()["healthy"] is False  # asked again: still degraded, nothing taken
+        redis.start()
+        time.sleep(0.6)
+        health()  # may be the probe that finds Redis back
+        assert client.get("/", environ_base=local).status_code == 200
+        assert health()["healthy"] is True
+    assert len(got[signals.storage_degraded]) == 1
+    assert len(got[signals.storage_recovered]) == 1
+    assert "reachable again" in got[signals.storage_recovered][0]["message"]

@@ -953,15 +953,17 @@ impl Engine {
     }
 
     /// The store's counts, or why it is not working as configured (Redis unreachable: the
-    /// counts are then this process's own). Takes the store's pending warning, if any.
+    /// counts are then this process's own). Takes no pending warning: those become events.
     ///
     /// # Errors
-    /// The store's degraded state, as its warning says it.
+    /// The store's degraded state, as [`Store::degraded`] says it.
     pub fn store_health(&self) -> Result<StoreStats, (StoreStats, String)> {
+        // Counting the keys talks to the store: it is also the probe that finds Redis gone (or
+        // back). The note that makes is left for the next request's event.
         let stats = self.store.stats();
-        match self.store.take_warning() {
-            Some(note) if !note.recovered => Err((stats, note.message)),
-            _ => Ok(stats),
+        match self.store.degraded() {
+            Some(message) => Err((stats, message)),
+            None => Ok(stats),
         }
     }
 

@@ -222,6 +222,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn take_warning(&self) -> Option<StoreNote> {
         None
     }
+
+    /// Why the store is not working as configured right now (Redis unreachable, a shared-memory
+    /// table this process found full), or `None`. Unlike [`Store::take_warning`] it takes
+    /// nothing: asking (a status command, the dashboard) must not swallow the note that becomes
+    /// the `storage_degraded` / `storage_recovered` event.
+    fn degraded(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What [`Store::take_warning`] reports.

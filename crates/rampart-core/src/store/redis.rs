@@ -378,6 +378,8 @@ pub struct RedisStore {
     link: Mutex<Link>,
     local: MemoryStore,
     down: AtomicBool,
+    /// Why it went down (the last outage's message), for [`Store::degraded`].
+    down_reason: Mutex<String>,
     next_probe_ms: AtomicU64,
     /// The process that last used the store (to notice a fork).
     pid: AtomicU32,
@@ -508,6 +510,7 @@ impl RedisStore {
             link: Mutex::new(Link::default()),
             local: MemoryStore::new(max_keys),
             down: AtomicBool::new(false),
+            down_reason: Mutex::new(String::new()),
             next_probe_ms: AtomicU64::new(0),
             pid: AtomicU32::new(0),
             entries: AtomicU64::new(0),
@@ -676,9 +679,9 @@ impl RedisStore {
             } else {
                 "carrying on with this process's own counters until it is back"
             };
-            self.warn(StoreNote::degraded(format!(
-                "Redis storage is unreachable ({error}); {policy}"
-            )));
+            let message = format!("Redis storage is unreachable ({error}); {policy}");
+            lock(&self.down_reason).clone_from(&message);
+            self.warn(StoreNote::degraded(message));
         }
     }
 
@@ -1566,6 +1569,12 @@ impl Store for RedisStore {
             self.round_trips.load(Ordering::Relaxed),
             self.errors.load(Ordering::Relaxed),
         )
+    }
+
+    fn degraded(&self) -> Option<String> {
+        self.down
+            .load(Ordering::SeqCst)
+            .then(|| lock(&self.down_reason).clone())
     }
 
     fn take_warning(&self) -> Option<StoreNote> {

@@ -283,6 +283,15 @@ impl ShmStore {
         self.header(H_FULL).load(SeqCst)
     }
 
+    fn full_message(&self) -> String {
+        format!(
+            "shared-memory store {} is full ({} slots): requests are admitted uncounted until \
+             entries expire; give it more room with ?slots=N",
+            self.path.display(),
+            self.slots
+        )
+    }
+
     fn note_full(&self) {
         self.header(H_FULL).fetch_add(1, SeqCst);
         if !self.warned_full.swap(true, SeqCst) {
@@ -1310,12 +1319,11 @@ impl Store for ShmStore {
         if !self.warn_pending.swap(false, SeqCst) {
             return None;
         }
-        Some(StoreNote::degraded(format!(
-            "shared-memory store {} is full ({} slots): requests are admitted uncounted until \
-             entries expire; give it more room with ?slots=N",
-            self.path.display(),
-            self.slots
-        )))
+        Some(StoreNote::degraded(self.full_message()))
+    }
+
+    fn degraded(&self) -> Option<String> {
+        self.warned_full.load(SeqCst).then(|| self.full_message())
     }
 }
 
