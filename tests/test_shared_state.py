@@ -274,12 +274,26 @@ def test_seed_redis_fields_map_onto_storage(redis: RedisServer) -> None:
 def test_one_round_trip_per_request(redis: RedisServer) -> None:
     app, _ = make_app(storage_uri=redis.url, rate_limit=1000, endpoint_rate_limits={"/": [500, 60]})
     hit(app)  # connects and reads the server's clock
+
+    def trips() -> int:
+        # The engine's own counter (``rampart.stats`` would also list the bans: a round trip).
+        return int(app.extensions["rampart"].engine.live_stats()["store"]["round_trips"])
+
+    server_reads: list[int] = []
     with redis.session() as session:
-        session.command("CONFIG", "RESETSTAT")
-        before = session.reads()
-        hit(app, n=50)
-        # One read per request (the ban and both limits in one pipeline), plus the asking.
-        assert session.reads() - before == 51
+        for _ in range(3):
+            session.command("CONFIG", "RESETSTAT")
+            before, sent = session.reads(), trips()
+            hit(app, n=50)
+            # One pipeline per request (the ban and both limits), as Rampart counts them...
+            assert trips() - sent == 50
+            # ...and as the server reads them, plus the asking. A loaded machine can hand the
+            # server one pipeline's bytes in two reads, so the server's count may run over
+            # once in a while; one exact run of three shows nothing more is sent.
+            server_reads.append(session.reads() - before)
+            if server_reads[-1] == 51:
+                break
+        assert 51 in server_reads, server_reads
     stats = redis.commandstats()
     # Plain commands, no script: two sliding-window logs counted per request.
     assert stats.get("zcard") == 100, stats
