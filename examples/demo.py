@@ -5,6 +5,8 @@ Run it with ``make demo``; the curl lines it prints show each protection at work
 
 from __future__ import annotations
 
+import secrets
+
 from flask import Flask, jsonify, render_template_string, request
 from flask_rampart import Rampart, SecurityConfig
 
@@ -27,8 +29,11 @@ CONFIG = SecurityConfig(
     auto_ban_duration=120,
 )
 
+# The operator's dashboard, open to this machine only, with a token made for this run.
+DASHBOARD_TOKEN = secrets.token_urlsafe(24)
+
 app = Flask(__name__)
-rampart = Rampart(app, config=CONFIG)
+rampart = Rampart(app, config=CONFIG, dashboard="/_rampart", dashboard_token=DASHBOARD_TOKEN)
 
 
 @app.get("/")
@@ -66,6 +71,9 @@ BASE = "http://127.0.0.1:5000"
 TRY = f"""
 Rampart demo on {BASE}  (Ctrl-C to stop). Config:
 {CONFIG!r}
+
+Dashboard (what Rampart blocked, bans with an unban button): open in a browser
+  {BASE}/_rampart/?token={DASHBOARD_TOKEN}
 
 Try these in another terminal:
 

@@ -68,3 +68,17 @@ def test_the_other_lines(demo: ModuleType) -> None:
         request_as(app, "/login", LOCAL, headers=login, method="POST").status_code for _ in range(4)
     ]
     assert codes == [401, 401, 401, 403]
+
+
+def test_the_dashboard_line(demo: ModuleType) -> None:
+    app = demo.app
+    url = next(line.strip() for line in demo.TRY.splitlines() if "/_rampart/?token=" in line)
+    path = url.removeprefix(demo.BASE)
+    client = app.test_client()
+    local = {"REMOTE_ADDR": LOCAL}
+    assert client.get(path, environ_base=local).status_code == 303  # token traded for a cookie
+    page = client.get("/_rampart/", environ_base=local)
+    assert page.status_code == 200 and b"dashboard.js" in page.data
+    # Another client (through the demo's trusted proxy) does not see it.
+    away = client.get(path, headers={"X-Forwarded-For": "192.0.2.1"}, environ_base=local)
+    assert away.status_code == 404
