@@ -205,3 +205,48 @@ def test_asking_for_store_health_does_not_swallow_the_storage_events(redis: Redi
     assert len(got[signals.storage_degraded]) == 1
     assert len(got[signals.storage_recovered]) == 1
     assert "reachable again" in got[signals.storage_recovered][0]["message"]
+
+
+def test_a_full_shm_table_recovers_after_a_quiet_minute(tmp_path: Any, clock: Any) -> None:
+    # A 64-slot table filled by new clients: storage_degraded once. A minute in which no
+    # operation finds it full (a known client keeps coming): storage_recovered once, and the
+    # store reads healthy again (the dashboard's badge, the metrics gauge).
+    app = Flask("full_shm")
+    Rampart(
+        app,
+        SecurityConfig(
+            storage_uri=f"shm://{tmp_path}/small.shm?slots=64",
+            rate_limit=1000,
+            rate_limit_window=3600,
+            # One slot per client (a sliding log takes one per counted request).
+            rate_limit_algorithm="gcra",
+            trusted_proxies=["127.0.0.1"],
+        ),
+        clock=clock,
+    )
+
+    @app.get("/")
+    def index() -> str:
+        return "ok"
+
+    client = app.test_client()
+    local = {"REMOTE_ADDR": "127.0.0.1"}
+
+    def get(ip: str) -> int:
+        return client.get("/", headers={"X-Forwarded-For": ip}, environ_base=local).status_code
+
+    engine = app.extensions["rampart"].engine
+    with recording(app, signals.storage_degraded, signals.storage_recovered) as got:
+        assert get("10.0.0.1") == 200  # the known client, counted first
+        assert all(get(f"10.1.{n // 250}.{n % 250}") == 200 for n in range(300))
+        assert len(got[signals.storage_degraded]) == 1
+        assert engine.store_health()[1] is not None
+        clock.advance(59)
+        assert get("10.0.0.1") == 200
+        assert got[signals.storage_recovered] == []
+        clock.advance(2)
+        assert get("10.0.0.1") == 200
+        assert len(got[signals.storage_recovered]) == 1
+        assert "room again" in got[signals.storage_recovered][0]["message"]
+        assert engine.store_health()[1] is None
+    assert len(got[signals.storage_degraded]) == 1

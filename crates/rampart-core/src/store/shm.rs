@@ -46,7 +46,10 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
 
 use memmap2::MmapRaw;
 
@@ -126,7 +129,15 @@ pub struct ShmStore {
     base_ms: u64,
     warned_full: AtomicBool,
     warn_pending: AtomicBool,
+    /// When an operation of this process last found the table full.
+    full_at_ms: AtomicU64,
+    /// A "room again" note waits for [`Store::take_warning`].
+    recovered_pending: AtomicBool,
 }
+
+/// How long no operation may have found the table full before it counts as having room again
+/// (a table that fills on every new client would otherwise flap between the two notes).
+const RECOVER_AFTER_MS: u64 = 60_000;
 
 /// Why an operation found no slot.
 #[derive(Debug)]
@@ -213,6 +224,8 @@ impl ShmStore {
                     base_ms: layout.3,
                     warned_full: AtomicBool::new(false),
                     warn_pending: AtomicBool::new(false),
+                    full_at_ms: AtomicU64::new(0),
+                    recovered_pending: AtomicBool::new(false),
                 };
                 return Ok(store);
             }
@@ -292,10 +305,24 @@ impl ShmStore {
         )
     }
 
-    fn note_full(&self) {
+    fn note_full(&self, now_ms: u64) {
         self.header(H_FULL).fetch_add(1, SeqCst);
+        self.full_at_ms.store(now_ms, SeqCst);
         if !self.warned_full.swap(true, SeqCst) {
+            self.recovered_pending.store(false, SeqCst);
             self.warn_pending.store(true, SeqCst);
+        }
+    }
+
+    /// After a full table: once no operation has found it full for [`RECOVER_AFTER_MS`], it has
+    /// room again, said once. One relaxed load while it never filled.
+    fn note_room(&self, now_ms: u64) {
+        if !self.warned_full.load(Relaxed) {
+            return;
+        }
+        let quiet = now_ms.saturating_sub(self.full_at_ms.load(SeqCst));
+        if quiet >= RECOVER_AFTER_MS && self.warned_full.swap(false, SeqCst) {
+            self.recovered_pending.store(true, SeqCst);
         }
     }
 
@@ -1070,8 +1097,9 @@ fn sip13(key: (u64, u64), words: &[u64]) -> u64 {
     v0 ^ v1 ^ v2 ^ v3
 }
 
-impl Store for ShmStore {
-    fn admit(
+impl ShmStore {
+    /// [`Store::admit`] itself.
+    fn admit_here(
         &self,
         now_ms: u64,
         ban: Option<Subject>,
@@ -1086,7 +1114,7 @@ impl Store for ShmStore {
         }
         if let [c] = charges {
             let Ok((q, _)) = self.charge(c, now_ms, true) else {
-                self.note_full();
+                self.note_full(now_ms);
                 return Admission::Admitted;
             };
             quotas.push(q);
@@ -1100,7 +1128,7 @@ impl Store for ShmStore {
         let mut refused: Option<(usize, u64)> = None;
         for (n, c) in charges.iter().enumerate() {
             let Ok((quota, _)) = self.charge(c, now_ms, false) else {
-                self.note_full();
+                self.note_full(now_ms);
                 return Admission::Admitted;
             };
             if !quota.allowed && refused.is_none_or(|(_, wait)| quota.retry_after_ms > wait) {
@@ -1140,12 +1168,26 @@ impl Store for ShmStore {
                     return Admission::Limited { index: n };
                 }
                 Err(Full) => {
-                    self.note_full();
+                    self.note_full(now_ms);
                     return Admission::Admitted;
                 }
             }
         }
         Admission::Admitted
+    }
+}
+
+impl Store for ShmStore {
+    fn admit(
+        &self,
+        now_ms: u64,
+        ban: Option<Subject>,
+        charges: &[Charge],
+        quotas: &mut Vec<Quota>,
+    ) -> Admission {
+        let admission = self.admit_here(now_ms, ban, charges, quotas);
+        self.note_room(now_ms);
+        admission
     }
 
     fn peek(&self, now_ms: u64, charges: &[Charge], quotas: &mut Vec<Quota>) -> bool {
@@ -1183,7 +1225,7 @@ impl Store for ShmStore {
             })
             .is_err()
         {
-            self.note_full();
+            self.note_full(now);
         }
     }
 
@@ -1241,7 +1283,7 @@ impl Store for ShmStore {
         };
         let threshold = rule.limit.clamp(1, MAX_RING);
         let Ok((_, _, count)) = self.ring(&key, rule, now_ms, true, true) else {
-            self.note_full();
+            self.note_full(now_ms);
             return Strike {
                 count: 0,
                 banned_until_ms: None,
@@ -1316,10 +1358,20 @@ impl Store for ShmStore {
     }
 
     fn take_warning(&self) -> Option<StoreNote> {
-        if !self.warn_pending.swap(false, SeqCst) {
-            return None;
+        if self.warn_pending.swap(false, SeqCst) {
+            return Some(StoreNote::degraded(self.full_message()));
         }
-        Some(StoreNote::degraded(self.full_message()))
+        if self.recovered_pending.swap(false, SeqCst) {
+            return Some(StoreNote {
+                recovered: true,
+                message: format!(
+                    "shared-memory store {} has room again: no operation found it full for {} s",
+                    self.path.display(),
+                    RECOVER_AFTER_MS / 1000
+                ),
+            });
+        }
+        None
     }
 
     fn degraded(&self) -> Option<String> {

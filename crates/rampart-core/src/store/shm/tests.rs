@@ -276,9 +276,35 @@ fn expired_slots_are_reclaimed_and_a_full_table_fails_open_once() {
     }
     assert!(uncounted >= 200 - 64, "{uncounted}");
     assert!(store.full_events() > 0);
-    let warning = store.take_warning().expect("warned").message;
-    assert!(warning.contains("full"), "{warning}");
+    let warning = store.take_warning().expect("warned");
+    assert!(
+        !warning.recovered && warning.message.contains("full"),
+        "{warning:?}"
+    );
     assert!(store.take_warning().is_none());
+    assert!(store.degraded().is_some(), "asking takes nothing");
+    assert!(store.degraded().is_some());
+    // A minute later with no operation finding it full (an existing client counted): room
+    // again, said once. Until then it stays degraded.
+    let known = charge(1, ip("10.9.0.0"), 1000, 3600, Algorithm::Gcra);
+    store.admit(T0 * 2 + 59_000, None, &[known], &mut q);
+    assert!(store.take_warning().is_none());
+    assert!(store.degraded().is_some());
+    store.admit(T0 * 2 + 60_000, None, &[known], &mut q);
+    let back = store.take_warning().expect("room again");
+    assert!(
+        back.recovered && back.message.contains("room again"),
+        "{back:?}"
+    );
+    assert!(store.take_warning().is_none());
+    assert!(store.degraded().is_none());
+    // Full again: degraded again, said once more.
+    for n in 0..200u8 {
+        let c = charge(2, ip(&format!("10.8.0.{n}")), 1, 3600, Algorithm::Gcra);
+        store.admit(T0 * 2 + 61_000, None, &[c], &mut q);
+    }
+    assert!(!store.take_warning().expect("full again").recovered);
+    assert!(store.degraded().is_some());
 }
 
 #[test]
