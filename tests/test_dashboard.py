@@ -21,6 +21,7 @@ import pytest
 from flask import Flask
 from flask_rampart import ConfigError, Rampart, SecurityConfig, __version__
 from playwright.sync_api import expect
+from servers import RedisServer
 from werkzeug.serving import make_server
 
 TOKEN = "dashboard-token-for-tests-0123456789"
@@ -384,6 +385,29 @@ def test_limits_of_one_client() -> None:
     assert again.json["limits"][0]["used"] == 3
     bad = client.get("/_rampart/api/limits?ip=nope", headers=auth, environ_base=LOCAL)
     assert bad.status_code == 400
+
+
+def test_polling_does_not_scan_the_store_each_time(redis: RedisServer) -> None:
+    # Counting the store's keys SCANs Redis's whole keyspace: the page's 2 s poll reuses the
+    # count (for 30 s) and reads only the bans and the health each time.
+    app = Flask("polled")
+    Rampart(
+        app,
+        SecurityConfig(storage_uri=redis.url, rate_limit=1000),
+        dashboard="/_rampart",
+        dashboard_token=TOKEN,
+    )
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    first = client.get("/_rampart/api/state", headers=auth, environ_base=LOCAL).json
+    assert first["store"]["keys"] >= 1  # the poll's own request is counted
+    with redis.session() as session:
+        session.command("CONFIG", "RESETSTAT")
+    for _ in range(5):
+        state = client.get("/_rampart/api/state", headers=auth, environ_base=LOCAL).json
+        assert state["store"]["healthy"] is True
+        assert state["store"]["keys"] == first["store"]["keys"]
+    assert "scan" not in redis.commandstats()
 
 
 def test_state_is_valid_json_for_scripts() -> None:

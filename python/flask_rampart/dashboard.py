@@ -53,6 +53,11 @@ CHART_MINUTES = 30
 #: Offenders tracked before the least active are forgotten.
 MAX_OFFENDERS = 2000
 LOOPBACK = ("127.0.0.1", "::1")
+#: How long the store's key count is reused: counting walks the whole shared-memory table, or
+#: SCANs Redis's keyspace, too much for a page polling every 2 s. Its health is read each time.
+STORE_COUNT_EVERY = 30.0
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class RecentEvents:
@@ -122,12 +127,16 @@ class RecentEvents:
 class Dashboard:
     """The mounted dashboard of one app: access rules and the blueprint's views."""
 
-    def __init__(self, state: RampartState, path: str, token: str, allow: Sequence[str]) -> None:
+    def __init__(
+        self, state: RampartState, path: str, token: str, allow: Sequence[Network]
+    ) -> None:
         self.state = state
         self.path = path
         self.token = token
-        self.networks = [ipaddress.ip_network(a, strict=False) for a in allow]
+        self.networks = list(allow)
         self.recent = RecentEvents()
+        #: The store's key count and when it was taken (``time.monotonic``).
+        self._keys: tuple[int, float] | None = None
         state.event_sinks.append(self.recent)
         self._session = self._mac("session")
         self.csrf = self._mac("csrf")
@@ -224,20 +233,27 @@ class Dashboard:
         response = Response((ASSETS / name).read_bytes(), mimetype=types[name])
         return _locked_down(response)
 
+    def _store_keys(self) -> int:
+        """The store's key count, taken again every :data:`STORE_COUNT_EVERY` seconds."""
+        taken = self._keys
+        if taken is None or time.monotonic() - taken[1] >= STORE_COUNT_EVERY:
+            counts, _ = self.state.engine.store_health()
+            taken = self._keys = (counts.get("keys", 0), time.monotonic())
+        return taken[0]
+
     def api_state(self) -> Response:
-        from . import __version__
-        from .extension import storage_backend
+        from .extension import live_stats
 
         engine = self.state.engine
-        stats = engine.live_stats()
-        stats["version"] = __version__
-        store, problem = engine.store_health()
-        kind, _ = storage_backend(self.state.config)
         now = time.time()
         bans = [
             {"ip": ip, "until": until, "remaining": max(0.0, until - now), "reason": reason}
             for ip, until, reason in engine.bans()
         ]
+        stats = live_stats(self.state, len(bans))
+        keys = self._store_keys()
+        problem = engine.store_problem()
+        kind = stats["store"]["backend"]
         config = self.state.config
         limits = {
             "enabled": bool(config.enable_rate_limiting),
@@ -250,7 +266,7 @@ class Dashboard:
                 for path, value in (config.endpoint_rate_limits or {}).items()
             },
             "limited": stats["blocked"].get("rate_limited", 0),
-            "tracked_keys": store.get("keys", 0),
+            "tracked_keys": keys,
         }
         body = {
             "now": now,
@@ -259,7 +275,7 @@ class Dashboard:
                 "backend": kind,
                 "healthy": problem is None,
                 "problem": problem,
-                "keys": store.get("keys", 0),
+                "keys": keys,
                 "shared": kind != "memory",
             },
             "bans": bans,
@@ -333,7 +349,7 @@ def _locked_down(response: Response) -> Response:
     return response
 
 
-def check_settings(path: object, token: object, allow: object) -> tuple[str, str, list[str]]:
+def check_settings(path: object, token: object, allow: object) -> tuple[str, str, list[Network]]:
     """Validates the dashboard's settings: one ``ConfigError`` names every bad one."""
     errors: list[tuple[str, str]] = []
     if not isinstance(path, str) or not path.startswith("/") or path.rstrip("/") == "":
@@ -345,13 +361,13 @@ def check_settings(path: object, token: object, allow: object) -> tuple[str, str
                 "a secret of at least 16 characters (or RAMPART_DASHBOARD_TOKEN in app.config)",
             )
         )
-    networks: list[str] = []
+    networks: list[Network] = []
     if isinstance(allow, str) or not isinstance(allow, Iterable):
         errors.append(("dashboard_allow", "a list of IP addresses or CIDR ranges"))
     else:
         for i, item in enumerate(allow):
             try:
-                networks.append(str(ipaddress.ip_network(str(item), strict=False)))
+                networks.append(ipaddress.ip_network(str(item), strict=False))
             except ValueError:
                 errors.append((f"dashboard_allow[{i}]", f"not an IP address or range: {item!r}"))
         if not networks and not errors:
@@ -361,7 +377,9 @@ def check_settings(path: object, token: object, allow: object) -> tuple[str, str
     return str(path).rstrip("/"), str(token), networks
 
 
-def mount(app: Flask, state: RampartState, path: str, token: str, allow: list[str]) -> Dashboard:
+def mount(
+    app: Flask, state: RampartState, path: str, token: str, allow: list[Network]
+) -> Dashboard:
     """Registers the dashboard's blueprint on ``app`` (settings from :func:`check_settings`)."""
     dashboard = Dashboard(state, path, token, allow)
     app.register_blueprint(dashboard.blueprint())

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
     from flask import Response
 
+    from .dashboard import Network
     from .decorators import SecurityDecorator
 
 EXTENSION_KEY = "rampart"
@@ -144,13 +145,13 @@ class RampartState:
 
     def log_events(self, events: Iterable[dict[str, Any]]) -> None:
         """Sends each event's signals, then logs it (at ``log_suspicious_level``)."""
-        if signals.connected():
+        if signals.connected() or self.event_sinks:
             events = list(events)
+        if signals.connected():
             app = self.app_ref()
             for event in events:
                 signals.dispatch(app, event)
         if self.event_sinks:
-            events = list(events)
             for sink in self.event_sinks:
                 for event in events:
                     try:
@@ -656,6 +657,18 @@ def storage_backend(config: SecurityConfig) -> tuple[str, str]:
     return uri.split(":", 1)[0], uri
 
 
+def live_stats(state: RampartState, bans_active: int) -> dict[str, Any]:
+    """The engine's live counters with the version, the store's backend and ``bans_active``
+    (counted by the caller, which may already hold the bans)."""
+    from . import __version__
+
+    out = state.engine.live_stats()
+    out["version"] = __version__
+    out["bans_active"] = bans_active
+    out["store"]["backend"] = storage_backend(state.config)[0]
+    return out
+
+
 def _load_route_clouds(state: RampartState, providers: list[str]) -> None:
     """Loads the ranges of providers that only route policies block (``block_clouds``)."""
     settings = state.engine.settings()
@@ -759,14 +772,8 @@ class BanControl:
         by category, ``bans_active`` (from the store, so every worker's with ``shm://`` or
         Redis), ``inspection`` (engine calls timed, ``p50_us``/``p99_us``) and ``store``
         (backend, round trips and errors). The role flaskapi-guard's ``agent_stats`` plays."""
-        from . import __version__
-
         state = self._state()
-        out = state.engine.live_stats()
-        out["version"] = __version__
-        out["bans_active"] = len(state.engine.bans())
-        out["store"]["backend"] = storage_backend(state.config)[0]
-        return out
+        return live_stats(state, len(state.engine.bans()))
 
     def reset_limits(self, ip: str) -> None:
         """Forgets the rate-limit counters of ``ip``."""
@@ -826,7 +833,7 @@ class Rampart(BanControl):
             raise TypeError(f"config must be a SecurityConfig, not {type(base).__name__}")
         path, token, allow = self._dashboard
         path = path if path is not None else app.config.get("RAMPART_DASHBOARD")
-        settings: tuple[str, str, list[str]] | None = None
+        settings: tuple[str, str, list[Network]] | None = None
         if path is not None:
             from .dashboard import LOOPBACK, check_settings
 

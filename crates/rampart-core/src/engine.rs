@@ -961,10 +961,17 @@ impl Engine {
         // Counting the keys talks to the store: it is also the probe that finds Redis gone (or
         // back). The note that makes is left for the next request's event.
         let stats = self.store.stats();
-        match self.store.degraded() {
+        match self.store_problem() {
             Some(message) => Err((stats, message)),
             None => Ok(stats),
         }
+    }
+
+    /// Why the store is not working as configured right now, without talking to it (and
+    /// without counting its keys, which walks the whole table or keyspace): what a poll asks.
+    #[must_use]
+    pub fn store_problem(&self) -> Option<String> {
+        self.store.degraded()
     }
 
     fn allow(

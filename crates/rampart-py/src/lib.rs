@@ -993,6 +993,11 @@ impl Engine {
         Ok((stats_dict(py, &stats)?, problem))
     }
 
+    /// Why the store is degraded now (`None` when healthy), without talking to it.
+    fn store_problem(&self) -> Option<String> {
+        self.core.store_problem()
+    }
+
     /// Whether `path` is under one of `exclude_paths`.
     fn is_excluded(&self, path: &str) -> bool {
         self.core.is_excluded(path)
