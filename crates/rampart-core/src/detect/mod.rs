@@ -251,6 +251,43 @@ pub struct Scan {
     /// Bytes not inspected because a value or the body was over the limit, and where.
     pub truncated_bytes: u64,
     pub truncated_at: Vec<String>,
+    /// The first part of the request that could not be inspected as the application will read
+    /// it, and why (see [`Uninspectable`]); the engine's `detection_uninspectable` policy decides
+    /// what follows.
+    pub uninspectable: Option<(Uninspectable, String)>,
+}
+
+/// Why part of a request could not be inspected the way the application will read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uninspectable {
+    /// The body is larger than `detection_max_body_size` (file uploads excluded): 413.
+    TooLarge,
+    /// The body claims a media type the engine reads, but does not parse as it: 400.
+    Malformed,
+    /// The engine and the application's parser could read the body differently (two multipart
+    /// boundaries, a part with conflicting dispositions): 400.
+    Ambiguous,
+}
+
+impl Uninspectable {
+    /// The event reason (`event.reason`-style token).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Uninspectable::TooLarge => "body_too_large",
+            Uninspectable::Malformed => "body_malformed",
+            Uninspectable::Ambiguous => "body_ambiguous",
+        }
+    }
+
+    /// The status a refusal answers with.
+    #[must_use]
+    pub fn status(self) -> u16 {
+        match self {
+            Uninspectable::TooLarge => 413,
+            Uninspectable::Malformed | Uninspectable::Ambiguous => 400,
+        }
+    }
 }
 
 impl Scan {
@@ -944,6 +981,15 @@ impl<'d> ScanState<'d> {
         self.scan.truncated_bytes += bytes;
         if self.scan.truncated_at.len() < 8 {
             self.scan.truncated_at.push(location);
+        }
+    }
+
+    /// Records that part of the request cannot be inspected as the application will read it;
+    /// `why` names the place and the reason (`multipart: two boundary parameters`). The first
+    /// report is kept.
+    pub fn uninspectable(&mut self, reason: Uninspectable, why: String) {
+        if self.replay.is_none() && self.scan.uninspectable.is_none() {
+            self.scan.uninspectable = Some((reason, why));
         }
     }
 
