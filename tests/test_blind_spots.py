@@ -186,8 +186,14 @@ def assert_served(resp: TestResponse) -> None:
     assert SECRET not in resp.get_data(as_text=True)
 
 
-def noted(log: RampartLog) -> list[dict[str, Any]]:
-    return [e for e in log.event_dicts if e.get("event.outcome") == "noted"]
+def noted(log: RampartLog, outcome: str = "detected") -> list[dict[str, Any]]:
+    """The uninspectable events: ``detected`` (logged as a warning) under ``"log"``, ``noted``
+    (info) under ``"allow"``."""
+    return [
+        e
+        for e in log.event_dicts
+        if e.get("event.outcome") == outcome and e.get("event.action") == "request_uninspectable"
+    ]
 
 
 def mentions(event: dict[str, Any], *words: str) -> bool:
@@ -292,10 +298,14 @@ def test_body_over_the_limit_is_noted_under_log(kind: str, rampart_log: RampartL
 
 
 @pytest.mark.parametrize("kind", list(OVERSIZE))
-def test_body_over_the_limit_passes_under_allow(kind: str) -> None:
+def test_body_over_the_limit_passes_under_allow(kind: str, rampart_log: RampartLog) -> None:
     path, content_type, build = OVERSIZE[kind]
     app = make_app(detection_max_body_size=SMALL_BODY_LIMIT, detection_uninspectable="allow")
+    rampart_log.clear()
     assert_served(send(app, path, data=build(padded(BENIGN)), content_type=content_type))
+    assert not noted(rampart_log), rampart_log.event_dicts
+    notes = noted(rampart_log, "noted")
+    assert any(mentions(e, "body_too_large") for e in notes), rampart_log.event_dicts
 
 
 def test_big_file_upload_is_not_refused_as_an_over_size_body() -> None:
