@@ -319,6 +319,48 @@ def test_big_file_upload_is_not_refused_as_an_over_size_body() -> None:
     assert b"'photo': 16392" in resp.data
 
 
+def multipart_file_then_field(value: str, file_size: int) -> tuple[bytes, str]:
+    """A hand-built multipart body: a large binary file part first, then the text field ``q``."""
+    boundary = "rampart-boundary-7d1"
+    blob = (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * (file_size // 256 + 1))[:file_size]
+    body = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="photo"; filename="photo.png"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode()
+    body += blob
+    body += (
+        f"\r\n--{boundary}\r\n"
+        'Content-Disposition: form-data; name="q"\r\n\r\n'
+        f"{value}\r\n--{boundary}--\r\n"
+    ).encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize("file_size", [SMALL_BODY_LIMIT * 4, 3_000_000])
+def test_text_field_after_a_big_file_is_inspected(file_size: int, bare: Flask) -> None:
+    """The body is over the inspection limit, but only because of the file: the engine reads
+    it whole (spooled to a temporary file) and finds the field that comes after the file."""
+    app = make_app(detection_max_body_size=SMALL_BODY_LIMIT)
+    attack, ct = multipart_file_then_field(UNION, file_size)
+    assert_leaks(send(bare, "/upload", data=attack, content_type=ct))
+    assert_refused(send(app, "/upload", data=attack, content_type=ct))
+    benign, ct = multipart_file_then_field(BENIGN, file_size)
+    resp = send(app, "/upload", data=benign, content_type=ct)
+    assert_served(resp)
+    assert f"'photo': {file_size}" in resp.get_data(as_text=True)
+
+
+def test_big_multipart_over_max_content_length_is_left_to_flask() -> None:
+    """Past Flask's MAX_CONTENT_LENGTH the application refuses the body itself (413) without
+    reading it; Rampart does not spool what the application will never read."""
+    app = make_app(
+        flask_config={"MAX_CONTENT_LENGTH": 100_000}, detection_max_body_size=SMALL_BODY_LIMIT
+    )
+    body, ct = multipart_file_then_field(BENIGN, 200_000)
+    assert send(app, "/upload", data=body, content_type=ct).status_code == 413
+
+
 def test_malformed_json_is_refused(bare: Flask) -> None:
     """A body that says JSON but does not parse: the engine cannot read it as the app might
     (a lenient parser, a fallback to the raw text), so it is refused; the view reads raw bytes."""

@@ -1220,7 +1220,7 @@ impl<'d> ScanState<'d> {
             );
         }
         // Raw-form rules look for encodings and control characters: a clean value has none.
-        if !d.raw.is_empty() && !clean {
+        if !d.raw.is_empty() && !clean && d.raw_set.is_match(raw.as_bytes()) {
             for i in &d.raw_set.matches(raw.as_bytes()) {
                 record(&mut hits, &d.raw[i], raw.as_bytes(), false);
             }
@@ -1354,10 +1354,7 @@ impl<'d> ScanState<'d> {
                 continue;
             }
             let mut read_to = 0;
-            for open in tag_openings(b) {
-                if open < read_to {
-                    continue;
-                }
+            while let Some(open) = next_tag_opening(b, read_to) {
                 let (start, end) = if b.len() <= TOKEN_SPAN {
                     (0, b.len())
                 } else {
@@ -1461,12 +1458,16 @@ fn finding(
     }
 }
 
-/// Where `b` has a `<` that can start markup (`<a`, `</`, `<!`, `<?`), not `<3` or `a < b`.
-fn tag_openings(b: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    memchr::memchr_iter(b'<', b).filter(|&i| {
-        b.get(i + 1)
-            .is_some_and(|&c| c.is_ascii_alphabetic() || matches!(c, b'/' | b'!' | b'?'))
-    })
+/// The first `<` at or after `from` that can start markup (`<a`, `</`, `<!`, `<?`), not `<3`
+/// or `a < b`. A plain loop: a flood of `<` makes a `memchr` per hit slower than looking at
+/// every byte.
+fn next_tag_opening(b: &[u8], from: usize) -> Option<usize> {
+    b.get(from..)?
+        .windows(2)
+        .position(|w| {
+            w[0] == b'<' && (w[1].is_ascii_alphabetic() || matches!(w[1], b'/' | b'!' | b'?'))
+        })
+        .map(|i| from + i)
 }
 
 /// The spans of `s` the SQL tokeniser reads: all of it when short; else its start, and the
