@@ -22,7 +22,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(TOOLS): $(PY) pyproject.toml
-	$(PIP) install -q --disable-pip-version-check "maturin>=1.9,<2" "pytest>=7" "flask>=2.3" "ruff>=0.6" "gunicorn>=21" "mmdb-writer>=0.2.7" "prometheus-client>=0.17" "opentelemetry-sdk>=1.20" "playwright>=1.40"
+	$(PIP) install -q --disable-pip-version-check "maturin>=1.9,<2" "pytest>=7" "flask>=2.3" "ruff>=0.6" "gunicorn>=21" "mmdb-writer>=0.2.7" "prometheus-client>=0.17" "opentelemetry-sdk>=1.20" "playwright>=1.40" "hypothesis>=6"
 	@touch $@
 
 build: $(TOOLS)

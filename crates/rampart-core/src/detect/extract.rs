@@ -9,12 +9,139 @@
 //!   `multipart:NAME` (and their file names), JSON keys and strings as `json:$.path`, XML and
 //!   text as `body`. Other media types (files, images) are not inspected. A body that claims
 //!   JSON but does not parse is inspected whole.
+//!
+//! Each is read the way Werkzeug (what a Flask view gets) reads it, so a payload cannot hide
+//! where the two would disagree: see [`pairs`], [`super::cookie`], [`super::multipart`] and
+//! [`json::decode`]. Where a request can be read two ways, the [`Sink`] is told
+//! ([`Sink::uninspectable`], [`Uninspectable::Ambiguous`]).
 
 use std::borrow::Cow;
 
 use super::json::{self, Item};
-use super::{Kind, ScanState};
+use super::normalize::Profile;
+use super::{cookie, multipart, Kind, ScanState, Uninspectable};
 use crate::request::RequestView;
+
+/// What the extractor feeds values to: the scan ([`ScanState`]), or [`Collect`], which lists
+/// them (for differential tests against Werkzeug).
+pub trait Sink {
+    /// One value; `location` renders where it came from (`query:q`), called only when needed.
+    fn value(&mut self, kind: Kind, name: &str, location: &dyn Fn() -> String, raw: &str);
+    /// [`Sink::value`] with the value's profile already known.
+    fn value_profiled(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        location: &dyn Fn() -> String,
+        raw: &str,
+        profile: Profile,
+    );
+    /// A header value, by its environ name without `HTTP_` (`USER_AGENT`).
+    fn header(&mut self, env_name: &str, raw: &str);
+    /// Whether a value with this profile needs no inspection whatever its name.
+    fn skips(&self, raw: &str, profile: Profile) -> bool;
+    /// Whether more values are worth reading.
+    fn wants_more(&self) -> bool;
+    /// Bytes that could not be inspected (a body over the limit).
+    fn truncated(&mut self, location: String, bytes: u64);
+    /// Part of the request cannot be inspected as the application will read it.
+    fn uninspectable(&mut self, reason: Uninspectable, why: String);
+    /// Whether JSON values need their path as their name (exclusions name parameters).
+    fn names_json_paths(&self) -> bool;
+}
+
+impl Sink for ScanState<'_> {
+    #[inline]
+    fn value(&mut self, kind: Kind, name: &str, location: &dyn Fn() -> String, raw: &str) {
+        ScanState::value(self, kind, name, location, raw);
+    }
+    #[inline]
+    fn value_profiled(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        location: &dyn Fn() -> String,
+        raw: &str,
+        profile: Profile,
+    ) {
+        ScanState::value_profiled(self, kind, name, location, raw, profile);
+    }
+    #[inline]
+    fn header(&mut self, env_name: &str, raw: &str) {
+        ScanState::header(self, env_name, raw);
+    }
+    #[inline]
+    fn skips(&self, raw: &str, profile: Profile) -> bool {
+        ScanState::skips(self, raw, profile)
+    }
+    #[inline]
+    fn wants_more(&self) -> bool {
+        ScanState::wants_more(self)
+    }
+    fn truncated(&mut self, location: String, bytes: u64) {
+        ScanState::truncated(self, location, bytes);
+    }
+    fn uninspectable(&mut self, reason: Uninspectable, why: String) {
+        ScanState::uninspectable(self, reason, why);
+    }
+    #[inline]
+    fn names_json_paths(&self) -> bool {
+        ScanState::names_json_paths(self)
+    }
+}
+
+/// A [`Sink`] that records every value with its location, skipping none.
+#[derive(Debug, Default)]
+pub struct Collect {
+    /// `(location, value)`, in the order the extractor met them.
+    pub values: Vec<(String, String)>,
+    /// The first report of a part that cannot be inspected.
+    pub uninspectable: Option<(Uninspectable, String)>,
+}
+
+impl Sink for Collect {
+    fn value(&mut self, _kind: Kind, _name: &str, location: &dyn Fn() -> String, raw: &str) {
+        self.values.push((location(), raw.to_owned()));
+    }
+    fn value_profiled(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        location: &dyn Fn() -> String,
+        raw: &str,
+        _profile: Profile,
+    ) {
+        self.value(kind, name, location, raw);
+    }
+    fn header(&mut self, env_name: &str, raw: &str) {
+        self.values
+            .push((format!("header:{}", header_name(env_name)), raw.to_owned()));
+    }
+    fn skips(&self, _raw: &str, _profile: Profile) -> bool {
+        false
+    }
+    fn wants_more(&self) -> bool {
+        true
+    }
+    fn truncated(&mut self, _location: String, _bytes: u64) {}
+    fn uninspectable(&mut self, reason: Uninspectable, why: String) {
+        if self.uninspectable.is_none() {
+            self.uninspectable = Some((reason, why));
+        }
+    }
+    fn names_json_paths(&self) -> bool {
+        false
+    }
+}
+
+/// Every value the extractor yields for `req`, with its location, and the first report of a
+/// part that cannot be inspected as the application reads it.
+#[must_use]
+pub fn values(req: &RequestView<'_>) -> (Vec<(String, String)>, Option<(Uninspectable, String)>) {
+    let mut sink = Collect::default();
+    walk(req, &mut sink);
+    (sink.values, sink.uninspectable)
+}
 
 /// Whether the header with this environ name (`USER_AGENT`, without `HTTP_`) is inspected.
 /// Protocol fields are not: their syntax is fixed and browsers fill them (`Accept`, `Cookie`
@@ -80,23 +207,23 @@ pub(super) fn header_name(env_name: &str) -> String {
 }
 
 /// Feeds every value of `req` to `state`.
-pub fn walk(req: &RequestView<'_>, state: &mut ScanState<'_>) {
+pub fn walk<S: Sink>(req: &RequestView<'_>, state: &mut S) {
     if !req.path.is_empty() && req.path != "/" {
         let path = req.path.strip_prefix('/').unwrap_or(req.path);
         state.value(Kind::Path, "", &|| "path".to_owned(), path);
     }
     if !req.query.is_empty() {
-        pairs(req.query, "query", Kind::Query, state);
+        pairs(&wsgi_text(req.query), "query", Kind::Query, state);
     }
-    if let Some(cookie) = req.cookie {
-        for part in cookie.split(';') {
+    if let Some(header) = req.cookie {
+        cookie::each(header, |name, value| {
             if !state.wants_more() {
-                return;
+                return false;
             }
-            let part = part.trim();
-            let (name, value) = part.split_once('=').unwrap_or(("", part));
-            state.value(Kind::Cookie, name, &|| format!("cookie:{name}"), value);
-        }
+            state.value(Kind::Key, name, &|| format!("cookie-key:{name}"), name);
+            state.value(Kind::Cookie, name, &|| format!("cookie:{name}"), &value);
+            true
+        });
     }
     for (env_name, value) in req.headers {
         if !state.wants_more() {
@@ -109,7 +236,8 @@ pub fn walk(req: &RequestView<'_>, state: &mut ScanState<'_>) {
     if req.body.is_empty() || !state.wants_more() {
         return;
     }
-    let Some(body_kind) = body_kind(req.content_type.unwrap_or("")) else {
+    let content_type = req.content_type.unwrap_or("");
+    let Some(body_kind) = body_kind(content_type) else {
         return;
     };
     let binary = body_kind == BodyKind::Binary && !is_text(req.body);
@@ -128,23 +256,46 @@ pub fn walk(req: &RequestView<'_>, state: &mut ScanState<'_>) {
             );
         }
     }
-    let body = match std::str::from_utf8(req.body) {
-        Ok(text) => Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(req.body),
-    };
     match body_kind {
-        BodyKind::Form => pairs(&body, "form", Kind::Form, state),
+        BodyKind::Form => pairs(&String::from_utf8_lossy(req.body), "form", Kind::Form, state),
         BodyKind::Multipart => {
-            if let Some(boundary) = boundary(req.content_type.unwrap_or("")) {
-                multipart(req.body, &boundary, state);
+            let boundary = multipart::boundary(content_type);
+            if boundary.ambiguous {
+                state.uninspectable(
+                    Uninspectable::Ambiguous,
+                    "multipart: two boundary parameters".to_owned(),
+                );
+            }
+            if let Some(b) = boundary.value {
+                multipart_body(req.body, &b, state);
             }
         }
-        BodyKind::Json => json_body(&body, state),
-        BodyKind::Text => state.value(Kind::Body, "", &|| "body".to_owned(), &body),
-        BodyKind::Sniff => sniffed(&body, state),
+        BodyKind::Json => json_body(&json::decode(req.body), state),
+        BodyKind::Text => state.value(
+            Kind::Body,
+            "",
+            &|| "body".to_owned(),
+            &String::from_utf8_lossy(req.body),
+        ),
+        BodyKind::Sniff => sniffed(&String::from_utf8_lossy(req.body), state),
         // A file is not text, and nothing reads it as such.
         BodyKind::Binary if binary => {}
-        BodyKind::Binary => sniffed(&body, state),
+        BodyKind::Binary => sniffed(&String::from_utf8_lossy(req.body), state),
+    }
+}
+
+/// A WSGI environ string (each byte of the request as one character, U+0000 to U+00FF) as the
+/// UTF-8 text Werkzeug reads from it; lossy where the bytes are not UTF-8, unchanged when it
+/// holds characters past U+00FF (not from a WSGI server).
+#[must_use]
+pub fn wsgi_text(s: &str) -> Cow<'_, str> {
+    if s.is_ascii() {
+        return Cow::Borrowed(s);
+    }
+    let bytes: Option<Vec<u8>> = s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
+    match bytes {
+        Some(b) => Cow::Owned(String::from_utf8_lossy(&b).into_owned()),
+        None => Cow::Borrowed(s),
     }
 }
 
@@ -225,7 +376,7 @@ fn is_text(body: &[u8]) -> bool {
 
 /// A body of a media type the engine has no parser for: as JSON when it is JSON; otherwise
 /// whole, and also field by field when it reads as a urlencoded form.
-fn sniffed(body: &str, state: &mut ScanState<'_>) {
+fn sniffed<S: Sink>(body: &str, state: &mut S) {
     let t = body.trim_ascii_start();
     let jsonish = t.starts_with(['{', '[', '"']);
     if jsonish && json::walk_profiled(body, &mut |_, _, _, _| true).is_ok() {
@@ -238,9 +389,10 @@ fn sniffed(body: &str, state: &mut ScanState<'_>) {
     }
 }
 
-/// `a=1&b=2` pairs, each name and value URL-decoded once (`+` is a space), as the application
-/// sees them.
-fn pairs(s: &str, prefix: &'static str, kind: Kind, state: &mut ScanState<'_>) {
+/// `a=1&b=2` pairs as Werkzeug's `request.args` and `request.form` read them (Python's
+/// `parse_qsl` with blank values kept): split on `&` only, empty pieces skipped, a piece without
+/// `=` a name with an empty value; each name and value [`form_decode`]d once.
+fn pairs<S: Sink>(s: &str, prefix: &'static str, kind: Kind, state: &mut S) {
     for pair in s.split('&') {
         if !state.wants_more() {
             return;
@@ -256,37 +408,64 @@ fn pairs(s: &str, prefix: &'static str, kind: Kind, state: &mut ScanState<'_>) {
     }
 }
 
-/// One round of `application/x-www-form-urlencoded` decoding; invalid UTF-8 becomes U+FFFD.
+/// One round of `application/x-www-form-urlencoded` decoding, as Werkzeug does it: `+` is a
+/// space, `%XX` escapes are decoded within runs of ASCII characters (each run on its own), and
+/// bytes of a run that are not UTF-8 stay escaped (`%FF`, upper case).
 #[must_use]
 pub fn form_decode(s: &str) -> Cow<'_, str> {
-    if !s.bytes().any(|b| b == b'%' || b == b'+') {
-        return Cow::Borrowed(s);
+    let plus = s.contains('+');
+    if !s.contains('%') {
+        return if plus {
+            Cow::Owned(s.replace('+', " "))
+        } else {
+            Cow::Borrowed(s)
+        };
     }
     let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
+    let mut out = String::with_capacity(b.len());
+    let mut run: Vec<u8> = Vec::new();
+    let flush = |run: &mut Vec<u8>, out: &mut String| {
+        for chunk in run.utf8_chunks() {
+            out.push_str(chunk.valid());
+            for byte in chunk.invalid() {
+                out.push('%');
+                out.push(char::from(b"0123456789ABCDEF"[usize::from(byte >> 4)]));
+                out.push(char::from(b"0123456789ABCDEF"[usize::from(byte & 15)]));
+            }
+        }
+        run.clear();
+    };
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'+' => out.push(b' '),
+            b'+' => run.push(b' '),
             b'%' => {
-                let hi = b.get(i + 1).and_then(|c| char::from(*c).to_digit(16));
-                let lo = b.get(i + 2).and_then(|c| char::from(*c).to_digit(16));
-                if let (Some(hi), Some(lo)) = (hi, lo) {
-                    #[allow(clippy::cast_possible_truncation)]
-                    out.push((hi * 16 + lo) as u8);
+                if let Some(v) = multipart::hex_pair(b, i + 1) {
+                    run.push(v);
                     i += 3;
                     continue;
                 }
-                out.push(b'%');
+                run.push(b'%');
             }
-            c => out.push(c),
+            c if c.is_ascii() => run.push(c),
+            _ => {
+                flush(&mut run, &mut out);
+                let len = s[i..].chars().next().map_or(1, char::len_utf8);
+                out.push_str(&s[i..i + len]);
+                i += len;
+                continue;
+            }
         }
         i += 1;
     }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+    flush(&mut run, &mut out);
+    Cow::Owned(out)
 }
 
-fn json_body(body: &str, state: &mut ScanState<'_>) {
+/// JSON paths deeper than this are not rendered as names (see [`json_body`]).
+const MAX_NAMED_DEPTH: usize = 256;
+
+fn json_body<S: Sink>(body: &str, state: &mut S) {
     // Exclusions by JSON path need the path as the name; render it only then. Otherwise the
     // innermost key names the value (redaction of `password`, …).
     let by_path = state.names_json_paths();
@@ -308,7 +487,13 @@ fn json_body(body: &str, state: &mut ScanState<'_>) {
             Item::String => {
                 let rendered;
                 let name: &str = if by_path {
-                    rendered = path.render();
+                    // Rendering costs the depth: past a bound (no exclusion names so deep a
+                    // path) the name is one no exclusion matches.
+                    rendered = if path.depth() <= MAX_NAMED_DEPTH {
+                        path.render()
+                    } else {
+                        "$…".to_owned()
+                    };
                     &rendered
                 } else {
                     path.last_key()
@@ -335,21 +520,10 @@ fn json_body(body: &str, state: &mut ScanState<'_>) {
     }
 }
 
-/// The `boundary` parameter of a multipart content type.
-#[must_use]
-pub fn boundary(content_type: &str) -> Option<String> {
-    content_type.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.trim().split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("boundary")
-            .then(|| v.trim().trim_matches('"').to_owned())
-            .filter(|b| !b.is_empty() && b.len() <= 200)
-    })
-}
-
-/// Multipart text parts (and every part's file name). File contents are not inspected.
-fn multipart(body: &[u8], boundary: &str, state: &mut ScanState<'_>) {
-    each_part(body, boundary, |part| {
+/// Multipart text parts (and every part's file name). File contents are not inspected, but for
+/// text-like media types.
+fn multipart_body<S: Sink>(body: &[u8], boundary: &str, state: &mut S) {
+    let ambiguous = multipart::each_part(body, boundary, |part| {
         if !state.wants_more() {
             return false;
         }
@@ -362,71 +536,22 @@ fn multipart(body: &[u8], boundary: &str, state: &mut ScanState<'_>) {
                 f,
             );
         }
+        state.value(Kind::Key, name, &|| format!("multipart-key:{name}"), name);
         let ct = part.content_type;
         let texty =
             ct.is_empty() || ct.starts_with("text/") || ct.contains("json") || ct.contains("xml");
         if part.filename.is_none() || (texty && !ct.is_empty()) {
-            let text = String::from_utf8_lossy(part.content);
-            state.value(Kind::Form, name, &|| format!("multipart:{name}"), &text);
+            state.value(
+                Kind::Form,
+                name,
+                &|| format!("multipart:{name}"),
+                &part.text(),
+            );
         }
         true
     });
-}
-
-/// One part of a `multipart/form-data` body.
-pub struct Part<'a> {
-    /// The form field's name (`name=` of `Content-Disposition`).
-    pub name: &'a str,
-    pub filename: Option<&'a str>,
-    /// The part's media type, lower-cased (empty when absent).
-    pub content_type: &'a str,
-    pub content: &'a [u8],
-}
-
-/// Calls `f` on each part of a multipart body, in order, until it returns `false`.
-pub fn each_part(body: &[u8], boundary: &str, mut f: impl FnMut(&Part<'_>) -> bool) {
-    let delimiter = format!("--{boundary}");
-    let finder = memchr::memmem::Finder::new(delimiter.as_bytes());
-    let starts: Vec<usize> = finder.find_iter(body).collect();
-    for w in starts.windows(2) {
-        let part = &body[w[0] + delimiter.len()..w[1]];
-        let part = part.strip_prefix(b"\r\n").unwrap_or(part);
-        let part = part.strip_suffix(b"\r\n").unwrap_or(part);
-        let Some(split) = memchr::memmem::find(part, b"\r\n\r\n") else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&part[..split]);
-        let mut name = String::new();
-        let mut filename: Option<String> = None;
-        let mut content_type = String::new();
-        for line in head.split("\r\n") {
-            let Some((h, v)) = line.split_once(':') else {
-                continue;
-            };
-            if h.trim().eq_ignore_ascii_case("content-disposition") {
-                for param in v.split(';').skip(1) {
-                    if let Some((k, val)) = param.trim().split_once('=') {
-                        let val = val.trim().trim_matches('"').to_owned();
-                        match k.trim().to_ascii_lowercase().as_str() {
-                            "name" => name = val,
-                            "filename" => filename = Some(val),
-                            _ => {}
-                        }
-                    }
-                }
-            } else if h.trim().eq_ignore_ascii_case("content-type") {
-                content_type = v.trim().to_ascii_lowercase();
-            }
-        }
-        let part = Part {
-            name: &name,
-            filename: filename.as_deref(),
-            content_type: &content_type,
-            content: &part[split + 4..],
-        };
-        if !f(&part) {
-            return;
-        }
+    if let Some(why) = ambiguous {
+        state.uninspectable(Uninspectable::Ambiguous, why);
     }
 }
 
@@ -439,7 +564,19 @@ mod tests {
         assert_eq!(form_decode("a+b%20c"), "a b c");
         assert_eq!(form_decode("100%"), "100%");
         assert_eq!(form_decode("%zz"), "%zz");
-        assert_eq!(form_decode("%ff"), "\u{fffd}");
+        assert_eq!(form_decode("%2B+"), "+ ");
+        // Invalid UTF-8 stays escaped, as Werkzeug leaves it.
+        assert_eq!(form_decode("%ff%e2%82x"), "%FF%E2%82x");
+        assert_eq!(form_decode("%C3%A9"), "é");
+        // Escapes are decoded per run of ASCII: a raw character splits a sequence.
+        assert_eq!(form_decode("%C3é%A9"), "%C3é%A9");
+    }
+
+    #[test]
+    fn wsgi_strings_are_utf8_bytes() {
+        assert_eq!(wsgi_text("q=\u{c3}\u{a9}"), "q=é");
+        assert_eq!(wsgi_text("plain"), "plain");
+        assert_eq!(wsgi_text("\u{ff}"), "\u{fffd}");
     }
 
     #[test]
@@ -453,12 +590,4 @@ mod tests {
         assert_eq!(header_name("X_FORWARDED_HOST"), "x-forwarded-host");
     }
 
-    #[test]
-    fn boundaries() {
-        assert_eq!(
-            boundary("multipart/form-data; boundary=\"abc\"").as_deref(),
-            Some("abc")
-        );
-        assert_eq!(boundary("multipart/form-data"), None);
-    }
 }

@@ -1,17 +1,17 @@
 //! A streaming JSON walker: every key and every string leaf, with its path, in one pass.
 //!
-//! No tree is built and nothing recurses, so deeply nested documents cost no stack; depth is
-//! capped ([`MAX_DEPTH`]) and a document past it, or one that does not parse, is reported as an
-//! error so the caller can inspect the body whole instead. Numbers, booleans and `null` carry no
-//! text an attack could use and are skipped.
+//! No tree is built and nothing recurses, so a document nested to any depth costs no stack (its
+//! memory is linear in the depth). A document that does not parse is reported as an error so the
+//! caller can inspect the body whole instead. What Python's `json` accepts is walked: `NaN`,
+//! `Infinity` and `-Infinity` too, and every value of a key given twice. Numbers, booleans,
+//! `null` and those constants carry no text an attack could use and are skipped. [`decode`]
+//! turns a body into text as Python's `json.loads(bytes)` does (UTF-8, UTF-16 or UTF-32, with
+//! or without a byte order mark).
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use super::normalize::{self, Profile};
-
-/// Deeper documents are not walked (the caller inspects them as text).
-pub const MAX_DEPTH: usize = 128;
 
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,20 +24,38 @@ enum Frame<'a> {
 #[derive(Debug, Default)]
 pub struct Path<'a> {
     frames: Vec<Frame<'a>>,
+    /// The indices in `frames` of the objects, innermost last: the last key in constant time
+    /// however deep the arrays below it.
+    objects: Vec<usize>,
 }
 
-impl Path<'_> {
+impl<'a> Path<'a> {
     /// The innermost object key on the path (`name` in `$.items[2].name`), or `""`.
     #[must_use]
     pub fn last_key(&self) -> &str {
-        self.frames
-            .iter()
-            .rev()
-            .find_map(|f| match f {
-                Frame::Object { key, .. } => Some(key.as_ref()),
-                Frame::Array { .. } => None,
-            })
-            .unwrap_or("")
+        match self.objects.last().and_then(|&i| self.frames.get(i)) {
+            Some(Frame::Object { key }) => key,
+            _ => "",
+        }
+    }
+
+    /// How many containers enclose the current value.
+    #[must_use]
+    pub fn depth(&self) -> usize {
+        self.frames.len()
+    }
+
+    fn push(&mut self, frame: Frame<'a>) {
+        if matches!(frame, Frame::Object { .. }) {
+            self.objects.push(self.frames.len());
+        }
+        self.frames.push(frame);
+    }
+
+    fn pop(&mut self) {
+        if let Some(Frame::Object { .. }) = self.frames.pop() {
+            self.objects.pop();
+        }
     }
 
     /// `$.items[2].name`; keys that are not identifiers as `$['a b']`.
@@ -93,15 +111,13 @@ pub enum Item {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Error {
     Syntax,
-    TooDeep,
 }
 
 /// Walks `doc`, calling `f(item, path, text)` for every key and string; `f` returns `false` to
 /// stop early (which is not an error).
 ///
 /// # Errors
-/// A document that is not JSON, or nested deeper than [`MAX_DEPTH`]. Items already reported
-/// stay reported.
+/// A document that is not JSON. Items already reported stay reported.
 pub fn walk(doc: &str, f: &mut dyn FnMut(Item, &Path<'_>, &str) -> bool) -> Result<(), Error> {
     walk_profiled(doc, &mut |item, path, text, _| f(item, path, text))
 }
@@ -155,16 +171,13 @@ where
                 }
             }
             Some(open @ (b'{' | b'[')) => {
-                if path.frames.len() >= MAX_DEPTH {
-                    return Err(Error::TooDeep);
-                }
                 i = skip_ws(b, i + 1);
                 let close = if open == b'{' { b'}' } else { b']' };
                 if b.get(i) == Some(&close) {
                     // Empty: a whole value already.
                     i += 1;
                 } else {
-                    path.frames.push(if open == b'{' {
+                    path.push(if open == b'{' {
                         at_key = true;
                         Frame::Object {
                             key: Cow::Borrowed(""),
@@ -175,7 +188,7 @@ where
                     continue;
                 }
             }
-            Some(b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => i = scalar(b, i)?,
+            Some(b'-' | b'0'..=b'9' | b't' | b'f' | b'n' | b'N' | b'I') => i = scalar(b, i)?,
             _ => return Err(Error::Syntax),
         }
         // After a value: closing brackets, then a comma and the next value (or key), or the end.
@@ -185,7 +198,7 @@ where
                 (None, None) => return Ok(()),
                 (Some(Frame::Array { .. }), Some(b']'))
                 | (Some(Frame::Object { .. }), Some(b'}')) => {
-                    path.frames.pop();
+                    path.pop();
                     i += 1;
                 }
                 (Some(frame), Some(b',')) => {
@@ -202,10 +215,13 @@ where
     }
 }
 
-/// A number, `true`, `false` or `null` at `b[i]`, then something that is not part of one: the
-/// index after it.
+/// A number, `true`, `false`, `null`, `NaN`, `Infinity` or `-Infinity` at `b[i]`, then
+/// something that is not part of one: the index after it.
 #[inline]
 fn scalar(b: &[u8], mut i: usize) -> Result<usize, Error> {
+    if b[i] == b'-' && b.get(i + 1) == Some(&b'I') {
+        i += 1;
+    }
     let c = b[i];
     if c == b'-' || c.is_ascii_digit() {
         i += 1;
@@ -216,7 +232,7 @@ fn scalar(b: &[u8], mut i: usize) -> Result<usize, Error> {
             i += 1;
         }
     } else {
-        let word = [b"true".as_slice(), b"false", b"null"]
+        let word = [b"true".as_slice(), b"false", b"null", b"NaN", b"Infinity"]
             .into_iter()
             .find(|w| b[i..].starts_with(w))
             .ok_or(Error::Syntax)?;
@@ -325,6 +341,95 @@ fn hex4(b: &[u8], i: usize) -> Result<u32, Error> {
     })
 }
 
+/// `body` as text, the way Python's `json.loads(bytes)` reads it: a UTF-32, UTF-16 or UTF-8
+/// byte order mark says the encoding (and is dropped); else the zero bytes among the first four
+/// tell UTF-16 or UTF-32 of either byte order from UTF-8. Characters Python would keep as lone
+/// surrogates become U+FFFD, one each; bytes no encoding explains too (Python refuses those).
+#[must_use]
+pub fn decode(body: &[u8]) -> Cow<'_, str> {
+    #[derive(Clone, Copy)]
+    enum Enc {
+        Utf8,
+        Utf16(bool),
+        Utf32(bool),
+    }
+    let (enc, skip) = match body {
+        [0, 0, 0xfe, 0xff, ..] => (Enc::Utf32(true), 4),
+        [0xff, 0xfe, 0, 0, ..] => (Enc::Utf32(false), 4),
+        [0xfe, 0xff, ..] => (Enc::Utf16(true), 2),
+        [0xff, 0xfe, ..] => (Enc::Utf16(false), 2),
+        [0xef, 0xbb, 0xbf, ..] => (Enc::Utf8, 3),
+        [0, b1, _, _, ..] => (if *b1 != 0 { Enc::Utf16(true) } else { Enc::Utf32(true) }, 0),
+        [_, 0, b2, b3, ..] => (
+            if *b2 != 0 || *b3 != 0 {
+                Enc::Utf16(false)
+            } else {
+                Enc::Utf32(false)
+            },
+            0,
+        ),
+        [0, _] => (Enc::Utf16(true), 0),
+        [_, 0] => (Enc::Utf16(false), 0),
+        _ => (Enc::Utf8, 0),
+    };
+    let b = &body[skip..];
+    match enc {
+        Enc::Utf8 => match std::str::from_utf8(b) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => Cow::Owned(utf8_surrogatepass(b)),
+        },
+        Enc::Utf16(be) => {
+            let units = b.chunks(2).map(|c| match c {
+                [x, y] if be => u16::from_be_bytes([*x, *y]),
+                [x, y] => u16::from_le_bytes([*x, *y]),
+                // A lone last byte: not a character.
+                _ => 0xdc00,
+            });
+            Cow::Owned(
+                char::decode_utf16(units)
+                    .map(|c| c.unwrap_or('\u{fffd}'))
+                    .collect(),
+            )
+        }
+        Enc::Utf32(be) => Cow::Owned(
+            b.chunks(4)
+                .map(|c| match c {
+                    [w, x, y, z] if be => u32::from_be_bytes([*w, *x, *y, *z]),
+                    [w, x, y, z] => u32::from_le_bytes([*w, *x, *y, *z]),
+                    _ => 0xdc00,
+                })
+                .map(|v| char::from_u32(v).unwrap_or('\u{fffd}'))
+                .collect(),
+        ),
+    }
+}
+
+/// Lossy UTF-8 where an encoded surrogate (`ED A0..BF 80..BF`) is one U+FFFD, as Python's
+/// `surrogatepass` reads it as one character.
+fn utf8_surrogatepass(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    let mut rest = b;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                out.push_str(s);
+                return out;
+            }
+            Err(e) => {
+                let (valid, bad) = rest.split_at(e.valid_up_to());
+                // Checked valid just above.
+                out.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                out.push('\u{fffd}');
+                let skip = match bad {
+                    [0xed, 0xa0..=0xbf, 0x80..=0xbf, ..] => 3,
+                    _ => e.error_len().unwrap_or(bad.len()),
+                };
+                rest = &bad[skip..];
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,10 +503,71 @@ mod tests {
     }
 
     #[test]
-    fn depth_is_capped_without_recursion() {
+    fn any_depth_without_recursion() {
         let deep = "[".repeat(100_000);
-        assert_eq!(items(&deep), Err(Error::TooDeep));
-        let ok = format!("{}\"x\"{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
-        assert_eq!(items(&ok).expect("valid").len(), 1);
+        assert_eq!(items(&deep), Err(Error::Syntax));
+        let ok = format!(
+            "{}\"x\"{}",
+            "[{\"k\":".repeat(50_000),
+            "}]".repeat(50_000)
+        );
+        // (Rendering every path would cost the depth each time: only the last key is read.)
+        let mut seen = 0;
+        let mut last = None;
+        walk(&ok, &mut |item, path, _| {
+            seen += 1;
+            if item == Item::String {
+                last = Some((path.last_key().to_owned(), path.depth()));
+            }
+            true
+        })
+        .expect("valid");
+        assert_eq!(seen, 50_001);
+        assert_eq!(last, Some(("k".to_owned(), 100_000)));
+    }
+
+    #[test]
+    fn python_constants_and_duplicate_keys() {
+        let got = items(r#"{"a": NaN, "b": [Infinity, -Infinity, "x"], "a": "y", "a": "z"}"#)
+            .expect("valid");
+        let strings: Vec<&str> = got
+            .iter()
+            .filter(|(i, _, _)| *i == Item::String)
+            .map(|(_, _, t)| t.as_str())
+            .collect();
+        assert_eq!(strings, ["x", "y", "z"]);
+        for doc in ["[NaNx]", "[-NaN]", "[Infinit]", "[-Inf]"] {
+            assert!(items(doc).is_err(), "{doc:?}");
+        }
+    }
+
+    #[test]
+    fn decoding_as_python_json() {
+        let text = "{\"a\": \"\u{e9}\u{1F600}\"}";
+        let utf16le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let utf16be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let utf32le: Vec<u8> = text.chars().flat_map(|c| u32::from(c).to_le_bytes()).collect();
+        let utf32be: Vec<u8> = text.chars().flat_map(|c| u32::from(c).to_be_bytes()).collect();
+        for (bom, body) in [
+            (&[][..], &utf16le),
+            (&[0xff, 0xfe][..], &utf16le),
+            (&[][..], &utf16be),
+            (&[0xfe, 0xff][..], &utf16be),
+            (&[][..], &utf32le),
+            (&[0xff, 0xfe, 0, 0][..], &utf32le),
+            (&[][..], &utf32be),
+            (&[0, 0, 0xfe, 0xff][..], &utf32be),
+        ] {
+            let mut b = bom.to_vec();
+            b.extend_from_slice(body);
+            assert_eq!(decode(&b), text, "{bom:?}");
+        }
+        let mut b = vec![0xef, 0xbb, 0xbf];
+        b.extend_from_slice(text.as_bytes());
+        assert_eq!(decode(&b), text);
+        assert!(matches!(decode(text.as_bytes()), Cow::Borrowed(_)));
+        // An encoded surrogate (which Python's json lets through) is one character.
+        assert_eq!(decode(b"\"\xed\xa0\x80x\""), "\"\u{fffd}x\"");
+        assert_eq!(decode(b"\"\xff\""), "\"\u{fffd}\"");
     }
 }

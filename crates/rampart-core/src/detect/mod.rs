@@ -11,8 +11,10 @@
 //! - every match scores; a request is an attack when its score reaches the threshold
 //!   (CRS-style anomaly scoring), and each finding says which rule, where, and what matched.
 
+pub mod cookie;
 pub mod extract;
 pub mod json;
+pub mod multipart;
 pub mod normalize;
 pub mod policy;
 pub mod prose;

@@ -5,7 +5,8 @@
 
 use serde_json::Value;
 
-use crate::detect::extract::{body_kind, boundary, each_part, form_decode, BodyKind};
+use crate::detect::extract::{body_kind, form_decode, BodyKind};
+use crate::detect::multipart::{boundary, each_part};
 use crate::request::media_type;
 
 /// The media types a route accepts: `application/json`, `text/*`, `*/*`.
@@ -235,12 +236,14 @@ pub fn honeypot_field<'t>(traps: &'t [String], content_type: &str, body: &[u8]) 
             })
         }
         BodyKind::Multipart => {
-            let b = boundary(content_type)?;
+            let b = boundary(content_type).value?;
             let mut found = None;
-            each_part(body, &b, |part| {
+            // A body that can be read two ways is refused by detection; here, the parts as
+            // Werkzeug reads them.
+            let _ambiguous = each_part(body, &b, |part| {
                 if let Some(trap) = is_trap(part.name) {
                     let filled = part.filename.is_some_and(|f| !f.is_empty())
-                        || !String::from_utf8_lossy(part.content).trim().is_empty();
+                        || !part.text().trim().is_empty();
                     if filled {
                         found = Some(trap.as_str());
                         return false;
