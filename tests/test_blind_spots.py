@@ -351,6 +351,15 @@ def test_text_field_after_a_big_file_is_inspected(file_size: int, bare: Flask) -
     assert f"'photo': {file_size}" in resp.get_data(as_text=True)
 
 
+def test_multipart_text_fields_over_the_limit_are_refused() -> None:
+    """Text fields count toward the limit (file contents do not): past it, 413."""
+    app = make_app(detection_max_body_size=SMALL_BODY_LIMIT)
+    data = {"q": padded(BENIGN), "r": padded(BENIGN)}
+    assert_refused(send(app, "/upload", data=data, content_type="multipart/form-data"), 413)
+    small = {"q": BENIGN, "photo": (io.BytesIO(b"\x89PNG" + bytes(SMALL_BODY_LIMIT * 2)), "a.png")}
+    assert_served(send(app, "/upload", data=small, content_type="multipart/form-data"))
+
+
 def test_big_multipart_over_max_content_length_is_left_to_flask() -> None:
     """Past Flask's MAX_CONTENT_LENGTH the application refuses the body itself (413) without
     reading it; Rampart does not spool what the application will never read."""

@@ -417,6 +417,9 @@ pub struct Settings {
     /// inspected whole whatever their length (the rule sets are linear; the tokenisers read
     /// bounded spans).
     pub max_value_len: usize,
+    /// `detection_max_body_size`: the most bytes of multipart text parts a request may hold
+    /// (file contents are not counted); more is reported [`Uninspectable::TooLarge`].
+    pub max_body_bytes: usize,
     pub exclusions: Vec<Exclusion>,
 }
 
@@ -426,6 +429,7 @@ impl Default for Settings {
             threshold: 5,
             paranoia: 1,
             max_value_len: 10_000,
+            max_body_bytes: 1 << 20,
             exclusions: Vec::new(),
         }
     }
@@ -987,6 +991,12 @@ impl<'d> ScanState<'d> {
     #[must_use]
     pub fn skips(&self, raw: &str, profile: normalize::Profile) -> bool {
         is_inert(raw, profile.classes) && self.custom.set.is_none()
+    }
+
+    /// The most bytes of multipart text parts a request may hold (`detection_max_body_size`).
+    #[must_use]
+    pub fn body_limit(&self) -> usize {
+        self.detector.settings.max_body_bytes
     }
 
     /// Whether more values are worth reading.

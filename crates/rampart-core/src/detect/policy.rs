@@ -117,6 +117,7 @@ impl DetectPolicy {
             threshold: u32::try_from(threshold).unwrap_or(5),
             paranoia: u8::try_from(paranoia).unwrap_or(1),
             max_value_len: usize::try_from(max_len).unwrap_or(10_000),
+            max_body_bytes: usize::try_from(max_body).unwrap_or(1 << 20),
             exclusions,
         };
         let dormant = (!enabled && r.errors.is_empty()).then(|| settings.clone());
