@@ -1075,7 +1075,9 @@ def test_view_reads_the_whole_body_after_rampart_buffered_it() -> None:
 
 
 def test_body_over_the_inspection_limit_reaches_the_view_whole(rampart_log: RampartLog) -> None:
-    app = quiet_app(detection_max_body_size=1000)
+    """With ``detection_uninspectable="allow"`` a body over the limit reaches the view whole,
+    with an INFO note naming what was not read (the default refuses it: test_blind_spots)."""
+    app = quiet_app(detection_max_body_size=1000, detection_uninspectable="allow")
     rampart_log.clear()
     body = "abcdefghij" * 500
     assert_passed(post(app, "/raw", data=body, content_type="text/plain"), f"5000:{body}".encode())
@@ -1083,9 +1085,9 @@ def test_body_over_the_inspection_limit_reaches_the_view_whole(rampart_log: Ramp
     [record] = records_where(rampart_log, "event.outcome", "noted")
     assert record.levelno == logging.INFO
     event: dict[str, Any] = dict(getattr(record, "rampart", {}))
-    assert event["event.action"] == "inspection_truncated"
-    assert "4000 bytes not inspected" in event["message"]
-    assert "body" in event["message"]
+    assert event["event.action"] == "request_uninspectable"
+    assert event["rule.id"] == "uninspectable:body_too_large"
+    assert "4000 bytes past detection_max_body_size" in event["message"]
     assert detection_events(rampart_log) == []
 
 
@@ -1095,16 +1097,12 @@ def test_attack_at_the_end_of_a_long_value_is_still_detected(rampart_log: Rampar
     value = "a" * 5000 + " " + XSS
     assert_blocked(post(app, "/form", data={"comment": value}))
     assert "form:comment" in locations(only_detection_event(rampart_log))
-    [note] = [e for e in rampart_log.event_dicts if e["event.outcome"] == "noted"]
-    assert note["event.action"] == "inspection_truncated"
-    assert "bytes not inspected" in note["message"]
-    assert "form:comment" in note["message"]
 
-    # The same length without the attack passes (with the note).
+    # The same length without the attack passes, and nothing is left uninspected to note.
     rampart_log.clear()
     benign = "a" * 5000 + " hello"
     assert_passed(post(app, "/form", data={"comment": benign}), None)
-    assert [e["event.action"] for e in rampart_log.event_dicts] == ["inspection_truncated"]
+    assert rampart_log.event_dicts == []
 
 
 def test_attack_at_the_start_of_a_long_value_is_detected() -> None:
@@ -1120,7 +1118,14 @@ def test_chunked_body_without_content_length_is_inspected() -> None:
     assert_blocked(
         post(app, "/raw", input_stream=attack, content_type=form, environ_overrides=overrides)
     )
+    # Longer than the limit: refused, since its end cannot be inspected (413) ...
     long = b"q=" + b"a" * 3000
+    resp = post(
+        app, "/raw", input_stream=io.BytesIO(long), content_type=form, environ_overrides=overrides
+    )
+    assert resp.status_code == 413
+    # ... unless the app allows it: then the view reads it whole.
+    app = quiet_app(detection_max_body_size=1000, detection_uninspectable="allow")
     resp = post(
         app, "/raw", input_stream=io.BytesIO(long), content_type=form, environ_overrides=overrides
     )
@@ -1280,8 +1285,12 @@ MALFORMED: list[tuple[str, Shape]] = [
 def test_malformed_input_gets_a_decision_not_an_error(shape: Shape) -> None:
     app = quiet_app()
     resp = shape.send(app)  # TESTING=True: an exception in Rampart would propagate here
-    assert resp.status_code in (200, 403)
-    assert resp.data in (b"ok", BLOCKED_BODY)
+    # 400: a body that claims JSON and is not JSON (detection_uninspectable="block").
+    assert (resp.status_code, resp.data) in (
+        (200, b"ok"),
+        (403, BLOCKED_BODY),
+        (400, b"Malformed request body"),
+    )
 
 
 def test_attacks_next_to_malformed_bytes_are_still_detected() -> None:

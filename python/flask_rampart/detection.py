@@ -5,6 +5,7 @@ engine."""
 from __future__ import annotations
 
 import io
+import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,63 @@ class _ReplayInput(io.RawIOBase):
             self._pos += len(chunk)
             return len(chunk)
         data = self._rest.read(size)
+        if not data:
+            return 0
+        buffer[: len(data)] = data
+        return len(data)
+
+
+#: Chunk size when spooling a large multipart body.
+_SPOOL_CHUNK = 1 << 16
+
+
+def _spool(head: bytes, rest: Any, length: int | None, cap: int) -> tuple[Any, Any, bool]:
+    """A multipart body larger than the inspection limit, read whole into a temporary file so
+    its text parts can be found wherever they are (file contents are not inspected, but a text
+    field may come after them). ``head`` is what the engine read already, ``rest`` the stream,
+    ``length`` the ``Content-Length`` (``None``: read to the end), ``cap`` the most to read
+    (Flask's ``MAX_CONTENT_LENGTH``, beyond which the application refuses the body itself).
+
+    Returns the stream the application reads instead of ``wsgi.input`` (the file, then what
+    was not read), the file for the engine (which maps it read-only), and whether the whole
+    body was read. Made by the engine (``buffer_body`` in ``crates/rampart-py``).
+    """
+    spool = tempfile.TemporaryFile()  # handed to the application as its input
+    spool.write(head)
+    size = len(head)
+    want = cap if length is None else min(length, cap)
+    complete = True
+    while size < want:
+        chunk = rest.read(min(_SPOOL_CHUNK, want - size))
+        if not chunk:
+            break
+        spool.write(chunk)
+        size += len(chunk)
+    else:
+        complete = length is not None and size >= length
+    spool.flush()
+    spool.seek(0)
+    stream: Any = spool if complete else _ChainInput(spool, rest)
+    return stream, spool, complete
+
+
+class _ChainInput(io.RawIOBase):
+    """A spooled start of the body, then the rest of the original stream."""
+
+    def __init__(self, first: Any, rest: Any) -> None:
+        self._first: Any = first
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._first is not None:
+            n = self._first.readinto(buffer)
+            if n:
+                return int(n)
+            self._first = None
+        data = self._rest.read(len(buffer))
         if not data:
             return 0
         buffer[: len(data)] = data

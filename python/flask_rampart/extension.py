@@ -368,6 +368,10 @@ class RampartMiddleware:
             if self._ready:
                 return
             state = self._state
+            # A multipart body over the inspection limit is read whole, up to what the app
+            # accepts at all.
+            cap = self._flask.config.get("MAX_CONTENT_LENGTH")
+            state.engine.set_spool_cap(cap if isinstance(cap, int) and cap >= 0 else None)
             routes, hooks = state.routes.collect(self._flask.view_functions)
             if routes:
                 try:

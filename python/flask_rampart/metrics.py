@@ -89,6 +89,7 @@ REASONS = frozenset(
         "honeypot_triggered",
         "https_redirect",
         "inspection_truncated",
+        "request_uninspectable",
         "ip_ban_enforced",
         "ip_banned",
         "ip_blacklisted",

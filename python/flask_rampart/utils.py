@@ -33,11 +33,25 @@ def _engine() -> _native.Engine:
 
 
 def scan_request(request: Request) -> ScanResult | None:
-    """The full detection result for ``request`` (``None`` when its path is excluded)."""
+    """The full detection result for ``request`` (``None`` when its path is excluded).
+
+    Never raises because of the request: a body that cannot be read (over Flask's
+    ``MAX_CONTENT_LENGTH``, a client gone away, a broken stream) is left out and the rest of the
+    request (path, query, cookies, headers) is inspected; an environ the engine cannot read
+    at all gives ``None``.
+    """
     environ = request.environ
     if BODY_KEY not in environ:
-        environ[BODY_KEY] = request.get_data(cache=True)
-    result = _engine().detect(environ)
+        try:
+            body = request.get_data(cache=True)
+        except Exception:  # the request's fault, not the caller's: no body
+            environ = {**environ, BODY_KEY: b""}
+        else:
+            environ[BODY_KEY] = body
+    try:
+        result = _engine().detect(environ)
+    except Exception:  # a malformed environ: nothing could be inspected
+        return None
     return None if result is None else ScanResult.from_native(result)
 
 
@@ -45,7 +59,10 @@ def detect_penetration_attempt(request: Request) -> tuple[bool, str]:
     """Whether ``request`` looks like an attack, and why: ``(is_suspicious, trigger_info)``.
 
     ``trigger_info`` names the categories, locations, rule ids and redacted excerpts of the
-    strongest findings (empty when nothing matched). Nothing is blocked or logged.
+    strongest findings (empty when nothing matched). Nothing is blocked or logged. It never
+    raises because of the request: a body that cannot be read is left out (see
+    :func:`scan_request`), and a request that cannot be inspected at all answers
+    ``(False, "")``, as the reference does.
     """
     result = scan_request(request)
     if result is None:

@@ -115,6 +115,7 @@ pub const FIELDS: &[FieldSpec] = &[
     f("detection_action", r#""block""#, Support::Yes),
     f("detection_status_code", "403", Support::Yes),
     f("detection_max_body_size", "1048576", Support::Yes),
+    f("detection_uninspectable", r#""block""#, Support::Yes),
     f("detection_auto_ban", "true", Support::Yes),
     f("detection_exclude_rules", "[]", Support::Yes),
     f("detection_exclude_params", "[]", Support::Yes),

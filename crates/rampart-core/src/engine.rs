@@ -728,7 +728,9 @@ impl Engine {
             events.push(Self::event(&note, Outcome::Noted, ctx));
         }
         if !scan.attack {
-            return None;
+            return scan
+                .uninspectable
+                .and_then(|(reason, why)| Self::uninspectable(policy, reason, why, ctx, events));
         }
         let mut categories: Vec<&'static str> =
             scan.findings.iter().map(|f| f.category.as_str()).collect();
@@ -764,6 +766,38 @@ impl Engine {
             hit.body = Cow::Borrowed("IP has been banned");
         }
         Some(hit)
+    }
+
+    /// A body that cannot be inspected as the application will read it, and held no attack in
+    /// what could be read: refused (413 or 400), or let through with an event, as
+    /// `detection_uninspectable` says. Not a strike: nothing hostile was seen.
+    fn uninspectable(
+        policy: &crate::detect::policy::DetectPolicy,
+        reason: crate::detect::Uninspectable,
+        why: String,
+        ctx: &Ctx<'_, '_>,
+        events: &mut Vec<Event>,
+    ) -> Option<Hit> {
+        use crate::detect::policy::UninspectablePolicy;
+        use crate::detect::Uninspectable;
+        let body = match reason {
+            Uninspectable::TooLarge => "Request body too large to inspect",
+            Uninspectable::Malformed => "Malformed request body",
+            Uninspectable::Ambiguous => "Ambiguous request body",
+        };
+        let hit = Hit::new(
+            reason.status(),
+            body,
+            "request_uninspectable",
+            format!("uninspectable:{}", reason.as_str()),
+            why,
+        );
+        match policy.uninspectable {
+            UninspectablePolicy::Block => return Some(hit),
+            UninspectablePolicy::Log => events.push(Self::event(&hit, Outcome::Detected, ctx)),
+            UninspectablePolicy::Allow => events.push(Self::event(&hit, Outcome::Noted, ctx)),
+        }
+        None
     }
 
     fn banned_hit(&self, ip: Option<IpAddr>, ban: &Ban, now_ms: u64) -> Hit {

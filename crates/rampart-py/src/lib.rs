@@ -113,9 +113,16 @@ struct Engine {
     /// Set with the route policies: what the route stage reads, and the environ keys of the
     /// headers route checks look at.
     route_needs: OnceLock<(Needs, Vec<Py<PyString>>)>,
+    /// The most bytes of a multipart body read (spooled) for inspection: the application's
+    /// `MAX_CONTENT_LENGTH`, beyond which it refuses the body itself (`u64::MAX`: none).
+    spool_cap: std::sync::atomic::AtomicU64,
 }
 
 impl Engine {
+    fn spool_cap(&self) -> u64 {
+        self.spool_cap.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The body bytes to buffer for detection; `None` when detection is off (or reads no body).
     fn body_limit(&self) -> Option<usize> {
         self.core.detector()?;
@@ -195,7 +202,12 @@ const TRUNCATED_KEY: &str = "rampart.body_truncated";
 /// bytes left unread counted in `environ[TRUNCATED_KEY]`. A body without `Content-Length` is
 /// read only when the server says the stream ends (`wsgi.input_terminated`). A stream that
 /// fails (a client gone away) leaves nothing to inspect; the application sees the same error.
-fn buffer_body<'py>(py: Python<'py>, env: &Bound<'py, PyDict>, limit: usize) -> PyResult<()> {
+fn buffer_body<'py>(
+    py: Python<'py>,
+    env: &Bound<'py, PyDict>,
+    limit: usize,
+    spool_cap: u64,
+) -> PyResult<()> {
     static BYTES_IO: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     static REPLAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let Some(stream) = env.get_item(intern!(py, "wsgi.input"))? else {
@@ -243,6 +255,40 @@ fn buffer_body<'py>(py: Python<'py>, env: &Bound<'py, PyDict>, limit: usize) -> 
     let bytes_io = |head: &Bound<'py, PyBytes>| -> PyResult<Bound<'py, PyAny>> {
         BYTES_IO.import(py, "io", "BytesIO")?.call1((head,))
     };
+    let multipart = rampart_core::detect::extract::body_kind(&content_type)
+        == Some(rampart_core::detect::extract::BodyKind::Multipart);
+    let over = match length {
+        None => got > limit,
+        Some(n) => usize::try_from(n).is_ok_and(|n| n > got),
+    };
+    if multipart && over {
+        // Text fields may follow file contents anywhere in the body: read it all (into a
+        // temporary file), up to what the application itself accepts.
+        let fits = length.is_none_or(|n| u64::try_from(n).is_ok_and(|n| n <= spool_cap));
+        if fits {
+            static SPOOL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+            let spooled = SPOOL
+                .import(py, "flask_rampart.detection", "_spool")?
+                .call1((&data, &stream, length, spool_cap));
+            let spooled = match spooled {
+                Ok(t) => t,
+                Err(e)
+                    if e.is_instance_of::<PyOSError>(py)
+                        || e.is_instance_of::<PyValueError>(py) =>
+                {
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+            let (input, view, complete): (Bound<'py, PyAny>, Bound<'py, PyAny>, bool) =
+                spooled.extract()?;
+            env.set_item(intern!(py, "wsgi.input"), input)?;
+            if !complete {
+                env.set_item(TRUNCATED_KEY, 1)?;
+            }
+            return env.set_item(BODY_KEY, view);
+        }
+    }
     let data = match length {
         None if got > limit => {
             env.set_item(intern!(py, "wsgi.input"), replay(&data)?)?;
@@ -386,7 +432,7 @@ fn with_view<R>(
         env.get_item(intern!(py, "rampart.body"))
             .ok()
             .flatten()
-            .and_then(|b| b.cast_into::<PyBytes>().ok())
+            .and_then(|b| mapped::Body::of(&b))
     } else {
         None
     };
@@ -441,7 +487,7 @@ fn with_view<R>(
         cookie: cookie.as_deref(),
         content_type: content_type.as_deref(),
         headers: &headers,
-        body: body.as_ref().map_or(&[], |b| b.as_bytes()),
+        body: body.as_ref().map_or(&[], mapped::Body::as_bytes),
         body_truncated,
         method: method.as_deref().unwrap_or("GET"),
         path: path.as_deref().unwrap_or("/"),
@@ -564,6 +610,7 @@ impl Engine {
             ip_key,
             cached,
             route_needs: OnceLock::new(),
+            spool_cap: std::sync::atomic::AtomicU64::new(u64::MAX),
         })
     }
 
@@ -576,7 +623,7 @@ impl Engine {
         environ: &Bound<'py, PyDict>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         if let Some(limit) = self.body_limit() {
-            buffer_body(py, environ, limit)?;
+            buffer_body(py, environ, limit, self.spool_cap())?;
         }
         let Some(verdict) = with_view(py, self.needs, &self.ip_key, &[], environ, |view| {
             self.core.inspect(view)
@@ -637,13 +684,23 @@ impl Engine {
             let buffered = environ.contains(intern!(py, "rampart.body"))?;
             let limit = self.core.config().detection.max_body_bytes;
             if !buffered && limit > 0 {
-                buffer_body(py, environ, limit)?;
+                buffer_body(py, environ, limit, self.spool_cap())?;
             }
         }
         let verdict = with_view(py, needs, &self.ip_key, named, environ, |view| {
             self.core.inspect_route(view, endpoint)
         });
         Ok(verdict.map(|verdict| Decision { verdict }))
+    }
+
+    /// The application's `MAX_CONTENT_LENGTH` (`None`: no limit): a multipart body over the
+    /// inspection limit is read whole for inspection only up to it.
+    #[pyo3(signature = (limit))]
+    fn set_spool_cap(&self, limit: Option<u64>) {
+        self.spool_cap.store(
+            limit.unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Adds route policies (JSON: endpoint → policy); once.
@@ -1490,4 +1547,38 @@ mod _native {
 
     #[pymodule_export]
     const VERSION: &str = rampart_core::VERSION;
+}
+
+/// A buffered body as the engine reads it: `bytes`, or a read-only memory map of the file a
+/// large multipart body was spooled to (see `flask_rampart.detection._spool`).
+mod mapped {
+    #![allow(unsafe_code)]
+
+    use pyo3::prelude::*;
+    use pyo3::types::PyBytes;
+
+    pub enum Body<'py> {
+        Bytes(Bound<'py, PyBytes>),
+        Mapped(memmap2::Mmap),
+    }
+
+    impl<'py> Body<'py> {
+        /// `bytes`, or an open file (its `fileno()`), mapped read-only.
+        pub fn of(obj: &Bound<'py, PyAny>) -> Option<Body<'py>> {
+            if let Ok(b) = obj.cast::<PyBytes>() {
+                return Some(Body::Bytes(b.clone()));
+            }
+            let fd: i32 = obj.call_method0("fileno").ok()?.extract().ok()?;
+            // The file's position is the application's (it reads the same file); the mapping
+            // takes the file's size from the file itself.
+            unsafe { memmap2::Mmap::map(fd) }.ok().map(Body::Mapped)
+        }
+
+        pub fn as_bytes(&self) -> &[u8] {
+            match self {
+                Body::Bytes(b) => b.as_bytes(),
+                Body::Mapped(m) => m,
+            }
+        }
+    }
 }

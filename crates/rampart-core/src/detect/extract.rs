@@ -233,9 +233,6 @@ pub fn walk<S: Sink>(req: &RequestView<'_>, state: &mut S) {
             state.header(env_name, value);
         }
     }
-    if req.body_truncated > 0 {
-        state.truncated("body".to_owned(), req.body_truncated);
-    }
     if req.body.is_empty() || !state.wants_more() {
         return;
     }
@@ -243,6 +240,22 @@ pub fn walk<S: Sink>(req: &RequestView<'_>, state: &mut S) {
     let Some(body_kind) = body_kind(content_type) else {
         return;
     };
+    let binary = body_kind == BodyKind::Binary && !is_text(req.body);
+    if req.body_truncated > 0 && !binary {
+        if body_kind == BodyKind::Multipart {
+            // File parts may make up the rest; the text parts that could be read are.
+            state.truncated("body".to_owned(), req.body_truncated);
+        } else {
+            state.uninspectable(
+                super::Uninspectable::TooLarge,
+                format!(
+                    "body: {} bytes past detection_max_body_size ({} read)",
+                    req.body_truncated,
+                    req.body.len()
+                ),
+            );
+        }
+    }
     match body_kind {
         BodyKind::Form => pairs(&String::from_utf8_lossy(req.body), "form", Kind::Form, state),
         BodyKind::Multipart => {
@@ -264,6 +277,10 @@ pub fn walk<S: Sink>(req: &RequestView<'_>, state: &mut S) {
             &|| "body".to_owned(),
             &String::from_utf8_lossy(req.body),
         ),
+        BodyKind::Sniff => sniffed(&String::from_utf8_lossy(req.body), state),
+        // A file is not text, and nothing reads it as such.
+        BodyKind::Binary if binary => {}
+        BodyKind::Binary => sniffed(&String::from_utf8_lossy(req.body), state),
     }
 }
 
@@ -293,28 +310,82 @@ pub enum BodyKind {
     Json,
     /// XML, `text/*`, or no content type: whole.
     Text,
+    /// A media type the engine has no parser for (`application/octet-stream`,
+    /// `application/x-json`, a list of two types, …), which a view can still read with
+    /// `get_data()` or `get_json(force=True)`: walked as JSON when it parses as JSON, else
+    /// inspected whole, and field by field when it looks like a form.
+    Sniff,
+    /// Declared binary (images, audio, video, fonts, archives): skipped when it is not UTF-8
+    /// text, sniffed when it is (a view can read it as text all the same).
+    Binary,
 }
 
-/// How a body with this `Content-Type` is inspected; `None` for media types that are files
-/// (images, archives, `application/octet-stream`, …): not read at all. The adapter asks before
-/// buffering a body.
+/// How a body with this `Content-Type` is inspected. Every body is: a declared binary one only
+/// when it turns out to be text. `None` only for bodies a route check has no use for (kept
+/// `Option` for the callers that ask "is there a parser for it").
 #[must_use]
 pub fn body_kind(content_type: &str) -> Option<BodyKind> {
     let media = crate::request::media_type(content_type);
-    match media.as_str() {
-        "application/x-www-form-urlencoded" => Some(BodyKind::Form),
-        "multipart/form-data" => Some(BodyKind::Multipart),
-        m if m == "application/json" || m.ends_with("+json") || m == "text/json" => {
-            Some(BodyKind::Json)
-        }
+    Some(match media.as_str() {
+        "application/x-www-form-urlencoded" => BodyKind::Form,
+        "multipart/form-data" => BodyKind::Multipart,
+        m if m == "application/json" || m.ends_with("+json") || m == "text/json" => BodyKind::Json,
+        m if m.contains(',') => BodyKind::Sniff,
         m if m.ends_with("/xml")
             || m.ends_with("+xml")
             || m.starts_with("text/")
             || m.is_empty() =>
         {
-            Some(BodyKind::Text)
+            BodyKind::Text
         }
-        _ => None,
+        m if is_binary_type(m) => BodyKind::Binary,
+        _ => BodyKind::Sniff,
+    })
+}
+
+/// Media types that are files by nature: images, audio, video, fonts, archives and compressed
+/// streams, PDF and WebAssembly.
+fn is_binary_type(media: &str) -> bool {
+    let (top, sub) = media.split_once('/').unwrap_or((media, ""));
+    matches!(top, "image" | "audio" | "video" | "font")
+        || matches!(
+            sub,
+            "zip"
+                | "gzip"
+                | "x-gzip"
+                | "x-tar"
+                | "x-bzip2"
+                | "x-xz"
+                | "zstd"
+                | "x-7z-compressed"
+                | "x-rar-compressed"
+                | "vnd.rar"
+                | "java-archive"
+                | "pdf"
+                | "wasm"
+        )
+}
+
+/// Whether `body` is UTF-8 text (a sequence cut at the end of what was read counts as text).
+fn is_text(body: &[u8]) -> bool {
+    match std::str::from_utf8(body) {
+        Ok(_) => true,
+        Err(e) => e.error_len().is_none(),
+    }
+}
+
+/// A body of a media type the engine has no parser for: as JSON when it is JSON; otherwise
+/// whole, and also field by field when it reads as a urlencoded form.
+fn sniffed<S: Sink>(body: &str, state: &mut S) {
+    let t = body.trim_ascii_start();
+    let jsonish = t.starts_with(['{', '[', '"']);
+    if jsonish && json::walk_profiled(body, &mut |_, _, _, _| true).is_ok() {
+        json_body(body, state);
+        return;
+    }
+    state.value(Kind::Body, "", &|| "body".to_owned(), body);
+    if body.contains('=') && !body.contains(['\n', '\r']) {
+        pairs(body, "form", Kind::Form, state);
     }
 }
 
@@ -439,8 +510,13 @@ fn json_body<S: Sink>(body: &str, state: &mut S) {
         state.wants_more()
     });
     if result.is_err() && state.wants_more() {
-        // Not JSON after all: inspect it as text.
+        // Not JSON after all: inspect it as text, and say the application cannot read it as
+        // JSON either.
         state.value(Kind::Body, "", &|| "body".to_owned(), body);
+        state.uninspectable(
+            super::Uninspectable::Malformed,
+            "body: declared JSON, does not parse as JSON".to_owned(),
+        );
     }
 }
 

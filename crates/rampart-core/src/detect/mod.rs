@@ -257,6 +257,9 @@ pub struct Scan {
     /// it, and why (see [`Uninspectable`]); the engine's `detection_uninspectable` policy decides
     /// what follows.
     pub uninspectable: Option<(Uninspectable, String)>,
+    /// Tokeniser spans left unread because the request's tokeniser budget was spent (the rule
+    /// sets still read them).
+    pub tokeniser_skipped: u32,
 }
 
 /// Why part of a request could not be inspected the way the application will read it.
@@ -312,9 +315,19 @@ impl Scan {
 
 /// Findings kept per request; the score still counts every one.
 pub const MAX_FINDINGS: usize = 16;
-/// Windows of `detection_max_content_length` bytes read from the start of a body inspected
-/// whole (about 120 KB by default), before its last window.
-const BODY_WINDOWS: usize = 12;
+/// Values up to this many bytes are read whole by the tokenisers; longer ones in spans of it.
+pub const TOKEN_SPAN: usize = 2048;
+/// Bytes before a tag opening or a SQL match that a span starts with (a `'>` or `"` breakout).
+const TOKEN_LEAD: usize = 64;
+/// Bytes at the end of a markup span read again by the next one (a tag the span cut).
+const TOKEN_OVERLAP: usize = 256;
+/// The SQL tokeniser's budget per request, in bytes: this much, plus one byte per
+/// [`SQL_BUDGET_DIVISOR`] bytes inspected.
+const SQL_BUDGET_BASE: usize = 4 * TOKEN_SPAN;
+const SQL_BUDGET_DIVISOR: usize = 256;
+/// The HTML tokeniser's budget per request (it costs about a fiftieth of the SQL one per byte).
+const XSS_BUDGET_BASE: usize = 32 * TOKEN_SPAN;
+const XSS_BUDGET_DIVISOR: usize = 8;
 /// Longest excerpt, in characters.
 const EXCERPT_CHARS: usize = 60;
 
@@ -400,7 +413,9 @@ pub struct Settings {
     pub threshold: u32,
     /// 1 to 4: rules above this level are left out.
     pub paranoia: u8,
-    /// Bytes of a value inspected; the rest is counted (head and tail halves are inspected).
+    /// `detection_max_content_length`: accepted and validated for compatibility. Values are
+    /// inspected whole whatever their length (the rule sets are linear; the tokenisers read
+    /// bounded spans).
     pub max_value_len: usize,
     pub exclusions: Vec<Exclusion>,
 }
@@ -855,6 +870,10 @@ pub struct ScanState<'d> {
     header_calls: u32,
     /// The calls of the first walk that the memo answered for, one bit each.
     memo_hits: u128,
+    /// Bytes the SQL and HTML tokenisers may still read in this request (see
+    /// [`ScanState::tokenisers`]).
+    sql_budget: usize,
+    xss_budget: usize,
 }
 
 /// Which batched values a second walk inspects.
@@ -922,6 +941,8 @@ impl<'d> ScanState<'d> {
             batched_headers: Vec::new(),
             header_calls: 0,
             memo_hits: 0,
+            sql_budget: SQL_BUDGET_BASE,
+            xss_budget: XSS_BUDGET_BASE,
         }
     }
 
@@ -1028,10 +1049,7 @@ impl<'d> ScanState<'d> {
         }
         // An inert token (`https`, `keep-alive`) needs neither the memo nor a name (as in
         // `value_profiled`, which would return at once).
-        if self.custom.set.is_none()
-            && raw.len() <= self.max_value_len()
-            && is_inert(raw, normalize::classes(raw.as_bytes()))
-        {
+        if self.custom.set.is_none() && is_inert(raw, normalize::classes(raw.as_bytes())) {
             return;
         }
         // The memo answers for the first 128 headers of a request (one bit each, for the replay).
@@ -1046,7 +1064,7 @@ impl<'d> ScanState<'d> {
         let before = (
             self.scan.findings.len(),
             self.scan.score,
-            self.scan.truncated_bytes,
+            self.scan.truncated_bytes + u64::from(self.scan.tokeniser_skipped),
             self.batch.as_ref().map(Vec::len),
         );
         let name = extract::header_name(env_name);
@@ -1054,7 +1072,7 @@ impl<'d> ScanState<'d> {
         let after = (
             self.scan.findings.len(),
             self.scan.score,
-            self.scan.truncated_bytes,
+            self.scan.truncated_bytes + u64::from(self.scan.tokeniser_skipped),
             self.batch.as_ref().map(Vec::len),
         );
         // Remembered only when inspected (not an inert token) and clean; a value that went
@@ -1076,18 +1094,15 @@ impl<'d> ScanState<'d> {
     /// Inspects one value. `location` renders where it came from, only when something matched.
     pub fn value(&mut self, kind: Kind, name: &str, location: &dyn Fn() -> String, raw: &str) {
         if !self.saturated {
-            // A value over the limit is profiled piece by piece instead.
-            let profile = if raw.len() <= self.max_value_len() {
-                normalize::Profile::of(raw.as_bytes())
-            } else {
-                normalize::Profile::UNKNOWN
-            };
+            let profile = normalize::Profile::of(raw.as_bytes());
             self.value_profiled(kind, name, location, raw, profile);
         }
     }
 
     /// [`ScanState::value`] with the value's profile already known (the JSON walker computes
-    /// it while finding the string's end).
+    /// it while finding the string's end). Every byte of the value is inspected, whatever its
+    /// length: normalisation and the rule sets are linear in it, and the tokenisers run on
+    /// bounded spans (see [`ScanState::tokenisers`]).
     pub fn value_profiled(
         &mut self,
         kind: Kind,
@@ -1099,106 +1114,37 @@ impl<'d> ScanState<'d> {
         if self.saturated {
             return;
         }
-        let max = self.max_value_len();
-        if raw.len() <= max {
-            // The common case: one pass profiled the value, reused by every step.
-            if (is_inert(raw, profile.classes) && self.custom.set.is_none())
-                || self.excluded_param(kind, name)
-            {
-                return;
-            }
-            // A clean prose value can only match a prose rule (no decoding, no markup, no raw
-            // rule, no tokeniser): it waits for the batch, unless user rules need to see it.
-            let batchable = profile.clean()
-                && profile.classes & normalize::NOT_PROSE == 0
-                && self.custom.set.is_none();
-            if let Some(replay) = self.replay.as_mut() {
-                // The second walk: only the batched values that matched; the rest is done.
-                if batchable && replay.take() {
-                    self.piece(kind, name, location, raw, profile);
-                }
-                return;
-            }
-            self.scan.values += 1;
-            if batchable {
-                if let Some(batch) = self.batch.as_mut() {
-                    let start = batch.len();
-                    batch.extend_from_slice(raw.as_bytes());
-                    batch[start..].make_ascii_lowercase();
-                    self.batch_ends.push(batch.len());
-                    batch.push(prose::BARRIER);
-                    return;
-                }
-            }
-            self.piece(kind, name, location, raw, profile);
+        if (is_inert(raw, profile.classes) && self.custom.set.is_none())
+            || self.excluded_param(kind, name)
+        {
             return;
         }
-        if self.replay.is_some() {
-            return;
-        }
-        if self.excluded_param(kind, name) {
+        // A clean prose value can only match a prose rule (no decoding, no markup, no raw
+        // rule, no tokeniser): it waits for the batch, unless user rules need to see it.
+        let batchable = profile.clean()
+            && profile.classes & normalize::NOT_PROSE == 0
+            && self.custom.set.is_none();
+        if let Some(replay) = self.replay.as_mut() {
+            // The second walk: only the batched values that matched; the rest is done.
+            if batchable && replay.take() {
+                self.piece(kind, name, location, raw, profile);
+            }
             return;
         }
         self.scan.values += 1;
-        if kind == Kind::Body {
-            // A body inspected whole (XML, text, JSON that did not parse) is read in overlapping
-            // windows: a document can put its payload anywhere. Up to BODY_WINDOWS of them from
-            // the start, then the last one; a longer middle is counted, not read (the cost of a
-            // request stays bounded whatever the body limit).
-            let overlap = 256.min(max / 4);
-            let budget = floor_boundary(raw, raw.len().min(max.saturating_mul(BODY_WINDOWS)));
-            let mut start = 0;
-            let mut end = 0;
-            while start < budget && !self.saturated {
-                end = floor_boundary(raw, (start + max).min(budget));
-                if end <= start {
-                    end = budget;
-                }
-                let window = &raw[start..end];
-                self.piece(
-                    kind,
-                    name,
-                    location,
-                    window,
-                    normalize::Profile::of(window.as_bytes()),
-                );
-                if end == budget {
-                    break;
-                }
-                start = ceil_boundary(raw, end - overlap);
-            }
-            if end < raw.len() && !self.saturated {
-                let tail_start = ceil_boundary(raw, raw.len().saturating_sub(max).max(end));
-                self.truncated(location(), (tail_start - end) as u64);
-                let tail = &raw[tail_start..];
-                self.piece(
-                    kind,
-                    name,
-                    location,
-                    tail,
-                    normalize::Profile::of(tail.as_bytes()),
-                );
-            }
-        } else {
-            // Head and tail: padding one end does not push a payload out of view.
-            let half = max / 2;
-            let head_end = floor_boundary(raw, half);
-            let tail_start = ceil_boundary(raw, raw.len() - half);
-            self.truncated(location(), (tail_start - head_end) as u64);
-            for part in [&raw[..head_end], &raw[tail_start..]] {
-                self.piece(
-                    kind,
-                    name,
-                    location,
-                    part,
-                    normalize::Profile::of(part.as_bytes()),
-                );
+        self.sql_budget += raw.len() / SQL_BUDGET_DIVISOR;
+        self.xss_budget += raw.len() / XSS_BUDGET_DIVISOR;
+        if batchable {
+            if let Some(batch) = self.batch.as_mut() {
+                let start = batch.len();
+                batch.extend_from_slice(raw.as_bytes());
+                batch[start..].make_ascii_lowercase();
+                self.batch_ends.push(batch.len());
+                batch.push(prose::BARRIER);
+                return;
             }
         }
-    }
-
-    fn max_value_len(&self) -> usize {
-        self.detector.settings.max_value_len.max(16)
+        self.piece(kind, name, location, raw, profile);
     }
 
     /// Whether an exclusion switches inspection of this value off entirely.
@@ -1249,9 +1195,15 @@ impl<'d> ScanState<'d> {
             set.is_match(text)
         };
         let matched = any.then(|| set.matches(text));
-        let record = |hits: &mut Vec<Finding>, c: &Compiled, bytes: &[u8]| {
+        // Where the first SQL rule matched in the normal form: the SQL tokeniser reads a long
+        // value from there.
+        let mut sql_at: Option<usize> = None;
+        let mut record = |hits: &mut Vec<Finding>, c: &Compiled, bytes: &[u8], normal: bool| {
             if c.rule.kinds.contains(kind) {
                 let (start, end) = c.regex.find(bytes).map_or((0, 0), |m| (m.start(), m.end()));
+                if normal && c.rule.category == Category::Sqli {
+                    sql_at = Some(sql_at.map_or(start, |at| at.min(start)));
+                }
                 hits.push(finding(
                     c.rule.id,
                     c.rule.category,
@@ -1262,16 +1214,21 @@ impl<'d> ScanState<'d> {
             }
         };
         for i in matched.iter().flat_map(regex::bytes::SetMatches::iter) {
-            record(&mut hits, &d.normalized[map.map_or(i, |m| m[i])], text);
+            record(
+                &mut hits,
+                &d.normalized[map.map_or(i, |m| m[i])],
+                text,
+                true,
+            );
         }
         // Raw-form rules look for encodings and control characters: a clean value has none.
-        if !d.raw.is_empty() && !clean {
+        if !d.raw.is_empty() && !clean && d.raw_set.is_match(raw.as_bytes()) {
             for i in &d.raw_set.matches(raw.as_bytes()) {
-                record(&mut hits, &d.raw[i], raw.as_bytes());
+                record(&mut hits, &d.raw[i], raw.as_bytes(), false);
             }
         }
         self.traits(&norm, &mut hits, &excerpt_of);
-        self.tokenisers(raw, &norm, clean, &mut hits, &excerpt_of);
+        self.tokenisers(raw, &norm, clean, sql_at, &mut hits, &excerpt_of);
         if let Some(set) = &self.custom.set {
             for i in &set.matches(text) {
                 let r = &self.custom.rules[i];
@@ -1346,46 +1303,104 @@ impl<'d> ScanState<'d> {
     }
 
     /// libinjection's SQL and HTML tokenisers, on values that could hold either.
-    #[allow(clippy::unused_self)]
+    ///
+    /// Their cost per byte is far above the rule sets' (the SQL one looks every word up in its
+    /// keyword table: about 1 µs per byte of `<a>` repeated), so they never read a whole long
+    /// value. A value up to [`TOKEN_SPAN`] bytes is read whole, as libinjection expects; a
+    /// longer one in bounded spans: for SQL, its start and where the first SQL rule matched;
+    /// for markup, a span at each tag opening not yet read. Every span is paid for from the
+    /// request's budgets, which grow with the bytes inspected ([`SQL_BUDGET_BASE`],
+    /// [`XSS_BUDGET_BASE`] and their divisors), so their total cost stays linear in the request
+    /// whatever its shape. The rule sets still read every byte.
     fn tokenisers(
-        &self,
+        &mut self,
         raw: &str,
         norm: &Normalized,
         clean: bool,
+        sql_at: Option<usize>,
         hits: &mut Vec<Finding>,
         excerpt_of: &dyn Fn(&[u8], usize, usize) -> String,
     ) {
-        // The SQL tokeniser is costly (several passes per value) and only ever corroborates:
-        // its verdict scores below the threshold. So it runs only on values another rule
-        // already found suspicious.
+        // The SQL tokeniser only ever corroborates: its verdict scores below the threshold. So
+        // it runs only on values another rule already found suspicious.
         let sql_candidate = !hits.is_empty();
         let changed = !clean && (norm.traits.layers > 0 || !raw.eq_ignore_ascii_case(&norm.text));
-        let candidates: [Option<&str>; 2] = [Some(raw), changed.then_some(norm.text.as_str())];
-        for s in candidates.into_iter().flatten() {
+        let candidates: [(Option<&str>, Option<usize>); 2] = [
+            (Some(raw), None),
+            (changed.then_some(norm.text.as_str()), sql_at),
+        ];
+        for (s, at) in candidates {
+            let Some(s) = s else { continue };
             let b = s.as_bytes();
             if sql_candidate && !hits.iter().any(|h| h.rule == 1100) {
-                if let Some(fp) = injection::sqli(b) {
-                    hits.push(finding(
-                        1100,
-                        Category::Sqli,
-                        rules::ERROR,
-                        format!("SQL token sequence {fp}"),
-                        excerpt_of(b, 0, b.len()),
-                    ));
+                for (start, end) in sql_spans(s, at) {
+                    let span = &b[start..end];
+                    if !self.spend(Budget::Sql, span.len()) {
+                        break;
+                    }
+                    if let Some(fp) = injection::sqli(span) {
+                        hits.push(finding(
+                            1100,
+                            Category::Sqli,
+                            rules::ERROR,
+                            format!("SQL token sequence {fp}"),
+                            excerpt_of(span, 0, span.len()),
+                        ));
+                        break;
+                    }
                 }
             }
             // An XML document is markup by design; the element rules still apply to it.
             let xml = b.trim_ascii_start().starts_with(b"<?xml");
-            if !xml && opens_tag(b) && !hits.iter().any(|h| h.rule == 1200) && injection::xss(b) {
-                hits.push(finding(
-                    1200,
-                    Category::Xss,
-                    rules::CRITICAL,
-                    "HTML/JavaScript tokeniser: executable markup".to_owned(),
-                    excerpt_of(b, 0, b.len()),
-                ));
+            if xml || hits.iter().any(|h| h.rule == 1200) {
+                continue;
+            }
+            let mut read_to = 0;
+            while let Some(open) = next_tag_opening(b, read_to) {
+                let (start, end) = if b.len() <= TOKEN_SPAN {
+                    (0, b.len())
+                } else {
+                    (
+                        ceil_boundary(s, open.saturating_sub(TOKEN_LEAD)),
+                        floor_boundary(s, (open + TOKEN_SPAN).min(b.len())),
+                    )
+                };
+                let span = &b[start..end];
+                if !self.spend(Budget::Xss, span.len()) {
+                    break;
+                }
+                if injection::xss(span) {
+                    hits.push(finding(
+                        1200,
+                        Category::Xss,
+                        rules::CRITICAL,
+                        "HTML/JavaScript tokeniser: executable markup".to_owned(),
+                        excerpt_of(span, 0, span.len()),
+                    ));
+                    break;
+                }
+                if end == b.len() {
+                    break;
+                }
+                // A tag cut at the span's end is read again by the next span.
+                read_to = end.saturating_sub(TOKEN_OVERLAP).max(open + 1);
             }
         }
+    }
+
+    /// Takes `bytes` from a tokeniser budget; `false` (and nothing taken) when it has not got
+    /// that much left, which is counted.
+    fn spend(&mut self, budget: Budget, bytes: usize) -> bool {
+        let left = match budget {
+            Budget::Sql => &mut self.sql_budget,
+            Budget::Xss => &mut self.xss_budget,
+        };
+        if *left < bytes {
+            self.scan.tokeniser_skipped += 1;
+            return false;
+        }
+        *left -= bytes;
+        true
     }
 
     fn finish(mut self) -> Scan {
@@ -1445,12 +1460,45 @@ fn finding(
     }
 }
 
-/// Whether `b` has a `<` that can start markup (`<a`, `</`, `<!`, `<?`), not `<3` or `a < b`.
-fn opens_tag(b: &[u8]) -> bool {
-    memchr::memchr_iter(b'<', b).any(|i| {
-        b.get(i + 1)
-            .is_some_and(|&c| c.is_ascii_alphabetic() || matches!(c, b'/' | b'!' | b'?'))
-    })
+/// The first `<` at or after `from` that can start markup (`<a`, `</`, `<!`, `<?`), not `<3`
+/// or `a < b`. A plain loop: a flood of `<` makes a `memchr` per hit slower than looking at
+/// every byte.
+fn next_tag_opening(b: &[u8], from: usize) -> Option<usize> {
+    b.get(from..)?
+        .windows(2)
+        .position(|w| {
+            w[0] == b'<' && (w[1].is_ascii_alphabetic() || matches!(w[1], b'/' | b'!' | b'?'))
+        })
+        .map(|i| from + i)
+}
+
+/// The spans of `s` the SQL tokeniser reads: all of it when short; else its start, and the
+/// span from a little before `at` (where a SQL rule matched) when that is further on.
+fn sql_spans(s: &str, at: Option<usize>) -> impl Iterator<Item = (usize, usize)> {
+    let len = s.len();
+    let whole = len <= TOKEN_SPAN;
+    let head = (
+        0,
+        if whole {
+            len
+        } else {
+            floor_boundary(s, TOKEN_SPAN)
+        },
+    );
+    let from = at
+        .filter(|&at| !whole && at.saturating_sub(TOKEN_LEAD) + TOKEN_OVERLAP > head.1)
+        .map(|at| {
+            let start = ceil_boundary(s, at.saturating_sub(TOKEN_LEAD).min(len));
+            (start, floor_boundary(s, (start + TOKEN_SPAN).min(len)))
+        });
+    std::iter::once(head).chain(from)
+}
+
+/// Which tokeniser budget a span is paid from.
+#[derive(Clone, Copy)]
+enum Budget {
+    Sql,
+    Xss,
 }
 
 fn floor_boundary(s: &str, mut i: usize) -> usize {

@@ -7,6 +7,19 @@ use serde_json::Value;
 use super::{validate_pattern, Category, Detector, Exclusion, RuleSelector, Settings};
 use crate::config::{describe, Reader};
 
+/// `detection_uninspectable`: what a body the engine cannot inspect as the application will
+/// read it (over `detection_max_body_size`, malformed, ambiguous) leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UninspectablePolicy {
+    /// Refuse it: 413 for a body too large, 400 for one malformed or ambiguous (the default, as
+    /// `ModSecurity`'s `SecRequestBodyLimitAction Reject`).
+    Block,
+    /// Let it through with a WARNING event.
+    Log,
+    /// Let it through with an INFO `noted` event.
+    Allow,
+}
+
 /// What a detected attack leads to.
 #[derive(Debug, Clone)]
 pub struct DetectPolicy {
@@ -18,6 +31,9 @@ pub struct DetectPolicy {
     pub status: u16,
     /// Body bytes read for inspection; the rest is counted, not read.
     pub max_body_bytes: usize,
+    /// What a body that cannot be inspected as the application will read it leads to
+    /// (`detection_uninspectable`).
+    pub uninspectable: UninspectablePolicy,
     /// Whether an attack counts toward the automatic ban.
     pub auto_ban: bool,
     /// When detection is off: the settings a route that switches it on builds its detector
@@ -55,6 +71,18 @@ impl DetectPolicy {
         let status = r.uint("detection_status_code", 403, 400, 499);
         let max_body = r.uint("detection_max_body_size", 1 << 20, 0, 1 << 30);
         let auto_ban = r.bool("detection_auto_ban", true);
+        let uninspectable = match r.opt_string("detection_uninspectable").as_deref() {
+            None | Some("block") => UninspectablePolicy::Block,
+            Some("log") => UninspectablePolicy::Log,
+            Some("allow") => UninspectablePolicy::Allow,
+            Some(other) => {
+                r.err(
+                    "detection_uninspectable",
+                    format!("must be 'block', 'log' or 'allow', not '{other}'"),
+                );
+                UninspectablePolicy::Block
+            }
+        };
         let mut exclusions = Vec::new();
         let rules = selectors(r, "detection_exclude_rules");
         let params = r.string_list("detection_exclude_params", &[]);
@@ -125,6 +153,7 @@ impl DetectPolicy {
             log_only,
             status: u16::try_from(status).unwrap_or(403),
             max_body_bytes: usize::try_from(max_body).unwrap_or(1 << 20),
+            uninspectable,
             auto_ban,
             dormant,
         }

@@ -138,13 +138,80 @@ fn exclusions_by_rule_param_and_path() {
     assert!(!d.skips_path("/cmsx"));
 }
 
+/// Every byte of a long value is read: a payload padded on both sides is found wherever it
+/// sits, in every kind of value, and the finding's excerpt is the payload itself.
 #[test]
-fn long_values_are_inspected_at_both_ends_and_counted() {
+fn long_values_are_inspected_whole() {
     let d = detector();
-    let tail = format!("{}<script>alert(1)</script>", "a".repeat(50_000));
-    let s = d.scan_text(&tail, Kind::Json, "q");
-    assert!(s.attack);
-    assert!(s.truncated_bytes > 30_000);
+    let payloads = [
+        ("' union select secret from users --", "union select"),
+        ("<script>alert(1)</script>", "<script"),
+        ("; cat /etc/passwd", "passwd"),
+    ];
+    for (payload, key) in payloads {
+        for pad in [5_000_usize, 50_000, 400_000] {
+            for at in [0.0, 0.37, 0.5, 0.99, 1.0] {
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    clippy::cast_precision_loss
+                )]
+                let before = (pad as f64 * at) as usize;
+                let text = format!(
+                    "{}{payload}{}",
+                    "lorem ipsum ".repeat(before / 12),
+                    "dolor sit. ".repeat((pad - before) / 11)
+                );
+                for kind in [
+                    Kind::Query,
+                    Kind::Json,
+                    Kind::Header,
+                    Kind::Body,
+                    Kind::Form,
+                ] {
+                    let s = d.scan_text(&text, kind, "q");
+                    assert!(s.attack, "{payload} at {at} of {pad} in {kind:?}");
+                    assert_eq!(s.truncated_bytes, 0);
+                    assert!(
+                        s.findings.iter().any(|f| f.excerpt.contains(key)),
+                        "excerpt names the payload: {:?}",
+                        s.findings
+                    );
+                }
+            }
+        }
+    }
+    // Its benign twin, as long: nothing.
+    let text = format!(
+        "{}O'Brien's <b>bold</b> cat, 3 < 4{}",
+        "lorem ipsum ".repeat(30_000),
+        "dolor sit. ".repeat(30_000)
+    );
+    for kind in [Kind::Query, Kind::Json, Kind::Body] {
+        let s = d.scan_text(&text, kind, "q");
+        assert!(!s.attack, "{kind:?}: {:?}", s.findings);
+    }
+}
+
+/// Floods that the tokenisers would read slowly are read in bounded spans: an attack after the
+/// flood is still found by the rules (and a short value's tokenisers still run whole).
+#[test]
+fn tokeniser_floods_are_bounded() {
+    let d = detector();
+    for unit in ["<a>", "<a ", "<a b=", "' or ", "<ab>"] {
+        let flood = unit.repeat(1_000_000 / unit.len());
+        let s = d.scan_text(&flood, Kind::Body, "");
+        assert!(
+            s.tokeniser_skipped <= 1_000,
+            "{unit}: {}",
+            s.tokeniser_skipped
+        );
+        let attack = format!("{flood}<svg/onload=alert(1)>");
+        assert!(d.scan_text(&attack, Kind::Body, "").attack, "{unit}");
+    }
+    // libinjection alone (no rule knows this spelling) still reads a short value whole.
+    let s = d.scan_text("<svg><a xlink:href=\"javascript:x\">", Kind::Query, "q");
+    assert!(s.attack, "{:?}", s.findings);
 }
 
 fn with_header<'a>(path: &'a str, headers: &'a [(&'a str, &'a str)]) -> RequestView<'a> {

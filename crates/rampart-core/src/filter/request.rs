@@ -279,7 +279,7 @@ pub fn honeypot_field<'t>(traps: &'t [String], content_type: &str, body: &[u8]) 
                 filled.then_some(trap.as_str())
             })
         }
-        BodyKind::Text => None,
+        BodyKind::Text | BodyKind::Sniff | BodyKind::Binary => None,
     }
 }
 
