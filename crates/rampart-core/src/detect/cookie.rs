@@ -207,7 +207,14 @@ mod tests {
 
     #[test]
     fn quoting_round_trips() {
-        for v in ["", "plain", "a b;c,d", "\"\\", "é\u{1}\u{7f}", "' OR 1=1 --"] {
+        for v in [
+            "",
+            "plain",
+            "a b;c,d",
+            "\"\\",
+            "é\u{1}\u{7f}",
+            "' OR 1=1 --",
+        ] {
             assert_eq!(all(&format!("k={}", quote(v))), pairs(&[("k", v)]), "{v:?}");
         }
     }

@@ -359,7 +359,14 @@ pub fn decode(body: &[u8]) -> Cow<'_, str> {
         [0xfe, 0xff, ..] => (Enc::Utf16(true), 2),
         [0xff, 0xfe, ..] => (Enc::Utf16(false), 2),
         [0xef, 0xbb, 0xbf, ..] => (Enc::Utf8, 3),
-        [0, b1, _, _, ..] => (if *b1 != 0 { Enc::Utf16(true) } else { Enc::Utf32(true) }, 0),
+        [0, b1, _, _, ..] => (
+            if *b1 != 0 {
+                Enc::Utf16(true)
+            } else {
+                Enc::Utf32(true)
+            },
+            0,
+        ),
         [_, 0, b2, b3, ..] => (
             if *b2 != 0 || *b3 != 0 {
                 Enc::Utf16(false)
@@ -506,11 +513,7 @@ mod tests {
     fn any_depth_without_recursion() {
         let deep = "[".repeat(100_000);
         assert_eq!(items(&deep), Err(Error::Syntax));
-        let ok = format!(
-            "{}\"x\"{}",
-            "[{\"k\":".repeat(50_000),
-            "}]".repeat(50_000)
-        );
+        let ok = format!("{}\"x\"{}", "[{\"k\":".repeat(50_000), "}]".repeat(50_000));
         // (Rendering every path would cost the depth each time: only the last key is read.)
         let mut seen = 0;
         let mut last = None;
@@ -546,8 +549,14 @@ mod tests {
         let text = "{\"a\": \"\u{e9}\u{1F600}\"}";
         let utf16le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
         let utf16be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
-        let utf32le: Vec<u8> = text.chars().flat_map(|c| u32::from(c).to_le_bytes()).collect();
-        let utf32be: Vec<u8> = text.chars().flat_map(|c| u32::from(c).to_be_bytes()).collect();
+        let utf32le: Vec<u8> = text
+            .chars()
+            .flat_map(|c| u32::from(c).to_le_bytes())
+            .collect();
+        let utf32be: Vec<u8> = text
+            .chars()
+            .flat_map(|c| u32::from(c).to_be_bytes())
+            .collect();
         for (bom, body) in [
             (&[][..], &utf16le),
             (&[0xff, 0xfe][..], &utf16le),

@@ -53,7 +53,13 @@ impl Charset {
                 _ => Cow::Owned(
                     bytes
                         .iter()
-                        .map(|&b| if b.is_ascii() { char::from(b) } else { '\u{fffd}' })
+                        .map(|&b| {
+                            if b.is_ascii() {
+                                char::from(b)
+                            } else {
+                                '\u{fffd}'
+                            }
+                        })
                         .collect(),
                 ),
             },
@@ -337,7 +343,10 @@ pub struct Boundary {
 pub fn boundary(content_type: &str) -> Boundary {
     let o = options(content_type);
     Boundary {
-        value: o.get("boundary").filter(|b| !b.is_empty()).map(str::to_owned),
+        value: o
+            .get("boundary")
+            .filter(|b| !b.is_empty())
+            .map(str::to_owned),
         ambiguous: o.conflicting("boundary"),
     }
 }
@@ -541,7 +550,9 @@ pub fn each_part(
                 .unwrap_or(Charset::Utf8)
         };
         let next = find_delimiter(body, dash_boundary, &finder, headers_end, true);
-        let content_end = next.as_ref().map_or(body.len(), |d| d.start.max(data_start));
+        let content_end = next
+            .as_ref()
+            .map_or(body.len(), |d| d.start.max(data_start));
         let part = Part {
             name: disposition.get("name").unwrap_or(""),
             filename: disposition.get("filename"),
@@ -569,7 +580,10 @@ pub fn each_part(
 mod tests {
     use super::*;
 
-    fn parts(body: &[u8], boundary: &str) -> (Vec<(String, Option<String>, String)>, Option<String>) {
+    fn parts(
+        body: &[u8],
+        boundary: &str,
+    ) -> (Vec<(String, Option<String>, String)>, Option<String>) {
         let mut out = Vec::new();
         let why = each_part(body, boundary, |p| {
             out.push((
@@ -660,9 +674,15 @@ mod tests {
 
     #[test]
     fn missing_end_and_empty_parts() {
-        let (got, _) = parts(b"--B\r\nContent-Disposition: form-data; name=a\r\n\r\nrest", "B");
+        let (got, _) = parts(
+            b"--B\r\nContent-Disposition: form-data; name=a\r\n\r\nrest",
+            "B",
+        );
         assert_eq!(got, [("a".to_owned(), None, "rest".to_owned())]);
-        let (got, _) = parts(b"--B--\r\n--B\r\nContent-Disposition: form-data; name=a\r\n\r\nx", "B");
+        let (got, _) = parts(
+            b"--B--\r\n--B\r\nContent-Disposition: form-data; name=a\r\n\r\nx",
+            "B",
+        );
         assert!(got.is_empty());
         let (got, _) = parts(
             b"--B\r\nContent-Disposition: form-data; name=a\r\n\r\n\r\n--B--",
