@@ -1506,7 +1506,7 @@ fn inspected_values(
     max_body_bytes: usize,
 ) -> PyResult<(Vec<(String, String)>, Option<(&'static str, String)>)> {
     if environ.get_item(BODY_KEY)?.is_none() {
-        buffer_body(py, environ, max_body_bytes)?;
+        buffer_body(py, environ, max_body_bytes, u64::MAX)?;
     }
     let ip_key = PyString::new(py, "HTTP_X_FORWARDED_FOR").unbind();
     let needs = Needs {
