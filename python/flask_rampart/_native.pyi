@@ -7,6 +7,9 @@ VERSION: str
 
 def config_defaults() -> str: ...
 def field_names() -> list[str]: ...
+def inspected_values(
+    environ: dict[str, Any], max_body_bytes: int = 1048576
+) -> tuple[list[tuple[str, str]], tuple[str, str] | None]: ...
 def build_country_db(
     networks: list[tuple[str, str | tuple[str, int]]],
     layout: str = "maxmind",

@@ -1491,6 +1491,35 @@ fn config_defaults() -> String {
     defaults_json()
 }
 
+/// Every value penetration detection would inspect in the request in `environ`, as
+/// `[(location, value)]` (`query:q`, `multipart:f.filename`, `json:$.a`, ...), skipping none,
+/// and the first reason part of it cannot be inspected as the application reads it
+/// (`("body_ambiguous", "multipart: two boundary parameters")`) or `None`. The body is read
+/// from `wsgi.input` (up to `max_body_bytes`, replayed for the application) unless already
+/// buffered. For differential tests against Werkzeug.
+#[pyfunction]
+#[pyo3(signature = (environ, max_body_bytes=1 << 20))]
+#[allow(clippy::type_complexity)]
+fn inspected_values(
+    py: Python<'_>,
+    environ: &Bound<'_, PyDict>,
+    max_body_bytes: usize,
+) -> PyResult<(Vec<(String, String)>, Option<(&'static str, String)>)> {
+    if environ.get_item(BODY_KEY)?.is_none() {
+        buffer_body(py, environ, max_body_bytes, u64::MAX)?;
+    }
+    let ip_key = PyString::new(py, "HTTP_X_FORWARDED_FOR").unbind();
+    let needs = Needs {
+        detection: true,
+        body: true,
+        ..Needs::default()
+    };
+    let (values, why) = with_view(py, needs, &ip_key, &[], environ, |view| {
+        rampart_core::detect::extract::values(view)
+    });
+    Ok((values, why.map(|(reason, why)| (reason.as_str(), why))))
+}
+
 /// Every configuration field name.
 #[pyfunction]
 fn field_names() -> Vec<&'static str> {
@@ -1505,6 +1534,8 @@ mod _native {
     use super::config_defaults;
     #[pymodule_export]
     use super::field_names;
+    #[pymodule_export]
+    use super::inspected_values;
     #[pymodule_export]
     use super::Decision;
     #[pymodule_export]

@@ -21,9 +21,16 @@ fn skip_spaces(b: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// A quoted value that was found invalid: opened at `.0`, failed at `.1` (the end, or an escaped
+/// line feed, or the closing quote when something but `;` followed it). A quote inside that
+/// span is an escaped one of the failed value, and a value opened there fails at the same place
+/// (its escapes pair up the same way): it is refused without another scan, which keeps a header
+/// like `a="x;a="x;a="x…` linear.
+type Failed = Option<(usize, usize)>;
+
 /// Where the pair starting at `pos` ends (after its `;`), its name and its raw value (quotes
 /// included); `None` when it is not a valid pair.
-fn pair(s: &str, pos: usize) -> Option<(usize, &str, &str)> {
+fn pair<'s>(s: &'s str, pos: usize, failed: &mut Failed) -> Option<(usize, &'s str, &'s str)> {
     let b = s.as_bytes();
     let start = skip_spaces(b, pos);
     let name_end = start
@@ -50,22 +57,32 @@ fn pair(s: &str, pos: usize) -> Option<(usize, &str, &str)> {
     }
     let v = skip_spaces(b, after_name + 1);
     if b.get(v) == Some(&b'"') {
-        let mut i = v + 1;
-        loop {
-            match b.get(i)? {
-                b'"' => break,
-                // `\` and any character but a line feed.
-                b'\\' => match b.get(i + 1)? {
-                    b'\n' => return None,
-                    _ => i += 2,
-                },
-                _ => i += 1,
-            }
+        if failed.is_some_and(|(from, to)| from < v && v < to) {
+            return None;
         }
+        let mut i = v + 1;
+        let closed = loop {
+            match (b.get(i), b.get(i + 1)) {
+                (Some(b'"'), _) => break true,
+                // `\` and any character but a line feed.
+                (Some(b'\\'), Some(b'\n')) | (Some(b'\\') | None, None) => break false,
+                (Some(b'\\'), Some(_)) => i += 2,
+                (Some(_), _) => i += 1,
+                (None, Some(_)) => break false,
+            }
+        };
         // `i` is the closing quote; a backslash escape may have skipped into a multi-byte
         // character, which `get` refuses.
-        let raw = s.get(v..=i)?;
-        return ends_at(i + 1).map(|end| (end, name, raw));
+        let found = if closed {
+            s.get(v..=i)
+                .and_then(|raw| ends_at(i + 1).map(|end| (end, name, raw)))
+        } else {
+            None
+        };
+        if found.is_none() {
+            *failed = Some((v, i.min(b.len())));
+        }
+        return found;
     }
     let token_end = v + b[v..]
         .iter()
@@ -114,8 +131,9 @@ pub fn unquote(raw: &str) -> Cow<'_, str> {
 /// `;`), in order, until it returns `false`.
 pub fn each(header: &str, mut f: impl FnMut(&str, Cow<'_, str>) -> bool) {
     let mut pos = 0;
+    let mut failed: Failed = None;
     while pos < header.len() {
-        match pair(header, pos) {
+        match pair(header, pos, &mut failed) {
             Some((end, name, raw)) => {
                 pos = end;
                 let value = if raw.len() >= 2 && raw.starts_with('"') && raw.ends_with('"') {
@@ -203,6 +221,18 @@ mod tests {
         assert_eq!(all("=1; \"q\"=2; c=3"), pairs(&[("c", "3")]));
         assert_eq!(all(";;; ;"), pairs(&[]));
         assert_eq!(all("a=\"x\"y; b=1"), pairs(&[("b", "1")]));
+    }
+
+    #[test]
+    fn unterminated_quotes_stay_linear() {
+        let header = "a=\"x;".repeat(200_000);
+        let t = std::time::Instant::now();
+        assert_eq!(all(&header), pairs(&[]));
+        assert!(t.elapsed().as_secs() < 5, "{:?}", t.elapsed());
+        let header = "a=\"x;b=1;".repeat(100_000);
+        let got = all(&header);
+        assert_eq!(got.len(), 100_000);
+        assert!(got.iter().all(|(n, v)| n == "b" && v == "1"));
     }
 
     #[test]

@@ -289,10 +289,10 @@ pub fn walk<S: Sink>(req: &RequestView<'_>, state: &mut S) {
             &|| "body".to_owned(),
             &String::from_utf8_lossy(req.body),
         ),
-        BodyKind::Sniff => sniffed(&String::from_utf8_lossy(req.body), state),
+        BodyKind::Sniff => sniffed(req.body, state),
         // A file is not text, and nothing reads it as such.
         BodyKind::Binary if binary => {}
-        BodyKind::Binary => sniffed(&String::from_utf8_lossy(req.body), state),
+        BodyKind::Binary => sniffed(req.body, state),
     }
 }
 
@@ -388,16 +388,20 @@ fn is_text(body: &[u8]) -> bool {
 
 /// A body of a media type the engine has no parser for: as JSON when it is JSON; otherwise
 /// whole, and also field by field when it reads as a urlencoded form.
-fn sniffed<S: Sink>(body: &str, state: &mut S) {
-    let t = body.trim_ascii_start();
-    let jsonish = t.starts_with(['{', '[', '"']);
-    if jsonish && json::walk_profiled(body, &mut |_, _, _, _| true).is_ok() {
-        json_body(body, state);
+fn sniffed<S: Sink>(raw: &[u8], state: &mut S) {
+    // `get_json(force=True)` reads UTF-16 and UTF-32 too.
+    let decoded = json::decode(raw);
+    let t = decoded.trim_ascii_start();
+    if t.starts_with(['{', '[', '"'])
+        && json::walk_profiled(&decoded, &mut |_, _, _, _| true).is_ok()
+    {
+        json_body(&decoded, state);
         return;
     }
-    state.value(Kind::Body, "", &|| "body".to_owned(), body);
+    let body = String::from_utf8_lossy(raw);
+    state.value(Kind::Body, "", &|| "body".to_owned(), &body);
     if body.contains('=') && !body.contains(['\n', '\r']) {
-        pairs(body, "form", Kind::Form, state);
+        pairs(&body, "form", Kind::Form, state);
     }
 }
 
