@@ -4,7 +4,11 @@
 //! shapes stay linear. The comparison with Werkzeug itself is in
 //! `tests/test_parsers_differential.py`; the deep end (coverage-guided fuzzing) in `fuzz/`.
 
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::format_collect,
+    clippy::format_push_string
+)]
 
 use std::time::{Duration, Instant};
 

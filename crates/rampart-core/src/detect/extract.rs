@@ -141,10 +141,13 @@ impl Sink for Collect {
     }
 }
 
+/// `(location, value)` pairs.
+pub type Values = Vec<(String, String)>;
+
 /// Every value the extractor yields for `req`, with its location, and the first report of a
 /// part that cannot be inspected as the application reads it.
 #[must_use]
-pub fn values(req: &RequestView<'_>) -> (Vec<(String, String)>, Option<(Uninspectable, String)>) {
+pub fn values(req: &RequestView<'_>) -> (Values, Option<(Uninspectable, String)>) {
     let mut sink = Collect::default();
     walk(req, &mut sink);
     (sink.values, sink.uninspectable)
