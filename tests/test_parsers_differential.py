@@ -353,6 +353,23 @@ def test_multipart_two_dispositions_is_ambiguous() -> None:
     assert why is not None and why[0] == "body_ambiguous" and "Content-Disposition" in why[1]
 
 
+def test_multipart_padding_where_a_chunk_ends_is_ambiguous() -> None:
+    first = b"--B\r\nContent-Disposition: form-data; name=a\r\n\r\n"
+    filler = b"x" * (65536 - len(first) - len(b"\r\n--B") - 2)
+    body = (
+        first
+        + filler
+        + b"\r\n--B    \r\nContent-Disposition: form-data; name=f; filename=p.png\r\n\r\n"
+        + SQLI.encode()
+        + b"\r\n--B--\r\n"
+    )
+    env = environ(content_type="multipart/form-data; boundary=B", body=body)
+    _, why = _native.inspected_values(env)
+    assert why is not None and why[0] == "body_ambiguous" and "white space" in why[1]
+    # Werkzeug reads one text field, the "file" at its end.
+    assert Request(env).form["a"].endswith(SQLI)
+
+
 def test_multipart_latin1_part_and_rfc2231_filename() -> None:
     body = (
         b"--B\r\nContent-Disposition: form-data; name=t\r\n"
