@@ -134,10 +134,13 @@ impl Sink for Collect {
     }
 }
 
+/// What [`values`] lists: `(location, value)` pairs, and the first uninspectable report.
+pub type Listed = (Vec<(String, String)>, Option<(Uninspectable, String)>);
+
 /// Every value the extractor yields for `req`, with its location, and the first report of a
 /// part that cannot be inspected as the application reads it.
 #[must_use]
-pub fn values(req: &RequestView<'_>) -> (Vec<(String, String)>, Option<(Uninspectable, String)>) {
+pub fn values(req: &RequestView<'_>) -> Listed {
     let mut sink = Collect::default();
     walk(req, &mut sink);
     (sink.values, sink.uninspectable)
@@ -210,7 +213,8 @@ pub(super) fn header_name(env_name: &str) -> String {
 pub fn walk<S: Sink>(req: &RequestView<'_>, state: &mut S) {
     if !req.path.is_empty() && req.path != "/" {
         let path = req.path.strip_prefix('/').unwrap_or(req.path);
-        state.value(Kind::Path, "", &|| "path".to_owned(), path);
+        // Werkzeug reads `PATH_INFO`'s bytes as UTF-8 too.
+        state.value(Kind::Path, "", &|| "path".to_owned(), &wsgi_text(path));
     }
     if !req.query.is_empty() {
         pairs(&wsgi_text(req.query), "query", Kind::Query, state);

@@ -410,7 +410,7 @@ fn find_delimiter(
         at = q + 1;
         let start = if q >= 2 && body[q - 2] == b'\r' && body[q - 1] == b'\n' && q - 2 >= from {
             q - 2
-        } else if q >= 1 && matches!(body[q - 1], b'\r' | b'\n') && q - 1 >= from {
+        } else if q > from && matches!(body[q - 1], b'\r' | b'\n') {
             q - 1
         } else if needs_break {
             continue;
@@ -518,12 +518,9 @@ pub fn each_part(
         return ambiguous;
     }
     let mut pos = first.end;
-    loop {
-        let Some((blank_start, blank_end)) = blank_line(body, pos) else {
-            break;
-        };
+    while let Some((blank_start, blank_end)) = blank_line(body, pos) {
         let lines = header_lines(&body[pos..blank_start]);
-        let headers_end = (blank_start + blank_end) / 2;
+        let headers_end = usize::midpoint(blank_start, blank_end);
         let data_start = headers_end + line_break(body, headers_end);
         let mut dispositions = lines
             .iter()
@@ -581,10 +578,9 @@ pub fn each_part(
 mod tests {
     use super::*;
 
-    fn parts(
-        body: &[u8],
-        boundary: &str,
-    ) -> (Vec<(String, Option<String>, String)>, Option<String>) {
+    type Parsed = (Vec<(String, Option<String>, String)>, Option<String>);
+
+    fn parts(body: &[u8], boundary: &str) -> Parsed {
         let mut out = Vec::new();
         let why = each_part(body, boundary, |p| {
             out.push((
