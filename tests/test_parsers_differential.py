@@ -147,7 +147,7 @@ def param_value(draw: st.DrawFn) -> str:
     """A Content-Disposition parameter: token, quoted with `;`, `\\"`, `%22`, or RFC 2231."""
     inner = draw(
         st.lists(
-            st.sampled_from(["a", "x", ";", "\\\"", "%22", "\\\\", "filename=f", " ", "é", "="]),
+            st.sampled_from(["a", "x", ";", '\\"', "%22", "\\\\", "filename=f", " ", "é", "="]),
             min_size=1,
             max_size=6,
         )
@@ -184,7 +184,24 @@ def multipart_body(draw: st.DrawFn) -> tuple[str, bytes]:
         if draw(st.booleans()):
             fv = draw(param_value())
             disp += "; filename" + (fv if fv.startswith("*") else "=" + fv)
-        hname = draw(st.sampled_from(["Content-Disposition", "content-disposition", "CONTENT-DISPOSITION"]))
+        if draw(st.integers(0, 3)) == 0:
+            disp += draw(
+                st.sampled_from(
+                    [
+                        '; name ="q;filename=y"',
+                        '; x="open; filename=z',
+                        "; filename*0*=utf-8''a%20; filename*1=b",
+                        "; name*=utf-8''%C3%A9t%C3%A9",
+                        "; name*=iso-8859-1''caf%E9",
+                        '; filename=""',
+                        ";;; =; x",
+                        "; FILENAME=Upper.txt",
+                    ]
+                )
+            )
+        hname = draw(
+            st.sampled_from(["Content-Disposition", "content-disposition", "CONTENT-DISPOSITION"])
+        )
         headers.append(f"{hname}: {disp}".encode())
         if twice:
             twice = False
@@ -201,7 +218,17 @@ def multipart_body(draw: st.DrawFn) -> tuple[str, bytes]:
         content = draw(
             st.lists(
                 st.sampled_from(
-                    [b"x", b"1' OR '1'='1", b"\r\n", b"\n", b"\xe9", b"\xc3\xa9", b"--", b"-" + b, b"\r"]
+                    [
+                        b"x",
+                        b"1' OR '1'='1",
+                        b"\r\n",
+                        b"\n",
+                        b"\xe9",
+                        b"\xc3\xa9",
+                        b"--",
+                        b"-" + b,
+                        b"\r",
+                    ]
                 ),
                 max_size=6,
             )
@@ -247,7 +274,9 @@ def json_values(depth: int = 3) -> st.SearchStrategy[str]:
     return st.recursive(scalars, containers, max_leaves=12)
 
 
-ENCODINGS = ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"]  # fmt: skip
+ENCODINGS = [
+    "utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be",
+]  # fmt: skip
 
 
 # --------------------------------------------------------------------------- properties
@@ -292,7 +321,7 @@ def test_json_documents(doc: str, encoding: str) -> None:
 @given(st.integers(1000, 3000), st.sampled_from(["[", '{"k":']), st.sampled_from(ENCODINGS))
 def test_deep_json(depth: int, opener: str, encoding: str) -> None:
     closer = "]" if opener == "[" else "}"
-    doc = opener * depth + '"1\' OR \'1\'=\'1"' + closer * depth
+    doc = opener * depth + "\"1' OR '1'='1\"" + closer * depth
     values, why = check(environ(content_type="application/json", body=doc.encode(encoding)))
     assert why is None
     assert "1' OR '1'='1" in {v for _, v in values}
@@ -311,9 +340,7 @@ SQLI = "1' OR '1'='1"
 
 
 def test_multipart_lf_only_part_is_inspected() -> None:
-    body = (
-        b"--B\nContent-Disposition: form-data; name=\"q\"\n\n" + SQLI.encode() + b"\n--B--\n"
-    )
+    body = b'--B\nContent-Disposition: form-data; name="q"\n\n' + SQLI.encode() + b"\n--B--\n"
     assert SQLI in inspected(environ(content_type="multipart/form-data; boundary=B", body=body))
 
 

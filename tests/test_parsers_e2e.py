@@ -72,7 +72,9 @@ class Server:
     def send(self, headers: dict[str, str], body: bytes = b"") -> tuple[int, str]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
-            conn.request("POST", "/", body=body, headers={"Content-Length": str(len(body)), **headers})
+            conn.request(
+                "POST", "/", body=body, headers={"Content-Length": str(len(body)), **headers}
+            )
             resp = conn.getresponse()
             return resp.status, resp.read().decode("utf-8", "replace")
         finally:
@@ -125,9 +127,7 @@ def two_boundaries(value: str) -> tuple[dict[str, str], bytes]:
     # The first boundary frames a harmless part; Werkzeug reads the body with the second.
     body = (
         b"--A\r\nContent-Disposition: form-data; name=decoy\r\n\r\nhello\r\n--A--\r\n"
-        b"--Z\r\nContent-Disposition: form-data; name=q\r\n\r\n"
-        + value.encode()
-        + b"\r\n--Z--\r\n"
+        b"--Z\r\nContent-Disposition: form-data; name=q\r\n\r\n" + value.encode() + b"\r\n--Z--\r\n"
     )
     return multipart("multipart/form-data; boundary=A; boundary=Z", body)
 
@@ -181,7 +181,13 @@ def test_attack_is_refused(case: str, guarded: Server) -> None:
     assert SECRET not in text
 
 
-@pytest.mark.parametrize("case", sorted(c for c, (_, want) in CASES.items() if want == 403))
+# (Two boundaries are refused whatever the body: their twin is below.)
+TWINNED = sorted(
+    c for c, (_, want) in CASES.items() if want == 403 and c != "multipart_two_boundaries"
+)
+
+
+@pytest.mark.parametrize("case", TWINNED)
 def test_benign_twin_passes(case: str, guarded: Server) -> None:
     build, _ = CASES[case]
     status, text = guarded.send(*build(BENIGN))
