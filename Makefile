@@ -8,12 +8,14 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 TOOLS := $(VENV)/.tools-installed
 
-.PHONY: help demo test test-rust test-python build bench detect-eval lint fmt clean redis-server chromium
+.PHONY: help demo test test-rust test-python test-differential fuzz build bench detect-eval lint fmt clean redis-server chromium
 
 help:
 	@echo "make demo   - build (release) and serve examples/demo.py on 127.0.0.1:5000"
 	@echo "make test   - cargo test --workspace, then pytest against a fresh build"
 	@echo "make build  - build the extension and install it into $(VENV)"
+	@echo "make test-differential - the parser tests against Werkzeug, long (DIFF_EXAMPLES=20000)"
+	@echo "make fuzz   - cargo-fuzz each parser for FUZZ_SECONDS (needs cargo-fuzz)"
 	@echo "make bench  - side-by-side benchmark against bare Flask and peer extensions"
 	@echo "make detect-eval [CORPUS=path.jsonl] - detection TPR/FPR through a real Flask app"
 	@echo "make lint   - cargo fmt --check, clippy -D warnings, ruff"
@@ -39,6 +41,20 @@ test-rust: redis-server
 
 test-python: build redis-server chromium
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The differential tests against Werkzeug, long: many more examples per property.
+DIFF_EXAMPLES ?= 20000
+test-differential: build
+	RAMPART_DIFF_EXAMPLES=$(DIFF_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider tests/test_parsers_differential.py
+
+# Coverage-guided fuzzing of the parsers (fuzz/README.md), FUZZ_SECONDS per target, on stable
+# through RUSTC_BOOTSTRAP (cargo install cargo-fuzz once).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= multipart cookie pairs json request
+fuzz:
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		RUSTC_BOOTSTRAP=1 cargo fuzz run -O $$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096 || exit 1; \
+	done
 
 # The Redis tests start their own redis-server on a free loopback port (and make a TLS
 # certificate with openssl); install what is missing.

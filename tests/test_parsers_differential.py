@@ -184,6 +184,21 @@ def multipart_body(draw: st.DrawFn) -> tuple[str, bytes]:
         if draw(st.booleans()):
             fv = draw(param_value())
             disp += "; filename" + (fv if fv.startswith("*") else "=" + fv)
+        if draw(st.integers(0, 3)) == 0:
+            disp += draw(
+                st.sampled_from(
+                    [
+                        '; name ="q;filename=y"',
+                        '; x="open; filename=z',
+                        "; filename*0*=utf-8''a%20; filename*1=b",
+                        "; name*=utf-8''%C3%A9t%C3%A9",
+                        "; name*=iso-8859-1''caf%E9",
+                        '; filename=""',
+                        ";;; =; x",
+                        "; FILENAME=Upper.txt",
+                    ]
+                )
+            )
         hname = draw(
             st.sampled_from(["Content-Disposition", "content-disposition", "CONTENT-DISPOSITION"])
         )
@@ -260,15 +275,8 @@ def json_values(depth: int = 3) -> st.SearchStrategy[str]:
 
 
 ENCODINGS = [
-    "utf-8",
-    "utf-8-sig",
-    "utf-16",
-    "utf-16-le",
-    "utf-16-be",
-    "utf-32",
-    "utf-32-le",
-    "utf-32-be",
-]
+    "utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be",
+]  # fmt: skip
 
 
 # --------------------------------------------------------------------------- properties
@@ -370,6 +378,23 @@ def test_multipart_two_dispositions_is_ambiguous() -> None:
         environ(content_type="multipart/form-data; boundary=B", body=body)
     )
     assert why is not None and why[0] == "body_ambiguous" and "Content-Disposition" in why[1]
+
+
+def test_multipart_padding_where_a_chunk_ends_is_ambiguous() -> None:
+    first = b"--B\r\nContent-Disposition: form-data; name=a\r\n\r\n"
+    filler = b"x" * (65536 - len(first) - len(b"\r\n--B") - 2)
+    body = (
+        first
+        + filler
+        + b"\r\n--B    \r\nContent-Disposition: form-data; name=f; filename=p.png\r\n\r\n"
+        + SQLI.encode()
+        + b"\r\n--B--\r\n"
+    )
+    env = environ(content_type="multipart/form-data; boundary=B", body=body)
+    _, why = _native.inspected_values(env)
+    assert why is not None and why[0] == "body_ambiguous" and "white space" in why[1]
+    # Werkzeug reads one text field, the "file" at its end.
+    assert Request(env).form["a"].endswith(SQLI)
 
 
 def test_multipart_latin1_part_and_rfc2231_filename() -> None:

@@ -48,16 +48,9 @@ pub trait Sink {
     fn uninspectable(&mut self, reason: Uninspectable, why: String);
     /// Whether JSON values need their path as their name (exclusions name parameters).
     fn names_json_paths(&self) -> bool;
-    /// The most bytes of multipart text parts a request may hold (`0`: no limit).
-    fn body_limit(&self) -> usize {
-        0
-    }
 }
 
 impl Sink for ScanState<'_> {
-    fn body_limit(&self) -> usize {
-        ScanState::body_limit(self)
-    }
     #[inline]
     fn value(&mut self, kind: Kind, name: &str, location: &dyn Fn() -> String, raw: &str) {
         ScanState::value(self, kind, name, location, raw);
@@ -141,13 +134,13 @@ impl Sink for Collect {
     }
 }
 
-/// `(location, value)` pairs.
-pub type Values = Vec<(String, String)>;
+/// What [`values`] lists: `(location, value)` pairs, and the first uninspectable report.
+pub type Listed = (Vec<(String, String)>, Option<(Uninspectable, String)>);
 
 /// Every value the extractor yields for `req`, with its location, and the first report of a
 /// part that cannot be inspected as the application reads it.
 #[must_use]
-pub fn values(req: &RequestView<'_>) -> (Values, Option<(Uninspectable, String)>) {
+pub fn values(req: &RequestView<'_>) -> Listed {
     let mut sink = Collect::default();
     walk(req, &mut sink);
     (sink.values, sink.uninspectable)
@@ -220,7 +213,8 @@ pub(super) fn header_name(env_name: &str) -> String {
 pub fn walk<S: Sink>(req: &RequestView<'_>, state: &mut S) {
     if !req.path.is_empty() && req.path != "/" {
         let path = req.path.strip_prefix('/').unwrap_or(req.path);
-        state.value(Kind::Path, "", &|| "path".to_owned(), path);
+        // Werkzeug reads `PATH_INFO`'s bytes as UTF-8 too.
+        state.value(Kind::Path, "", &|| "path".to_owned(), &wsgi_text(path));
     }
     if !req.query.is_empty() {
         pairs(&wsgi_text(req.query), "query", Kind::Query, state);
@@ -542,8 +536,6 @@ fn json_body<S: Sink>(body: &str, state: &mut S) {
 /// Multipart text parts (and every part's file name). File contents are not inspected, but for
 /// text-like media types.
 fn multipart_body<S: Sink>(body: &[u8], boundary: &str, state: &mut S) {
-    // Text read from the parts; file contents do not count toward the limit.
-    let mut text_bytes = 0usize;
     let ambiguous = multipart::each_part(body, boundary, |part| {
         if !state.wants_more() {
             return false;
@@ -562,7 +554,6 @@ fn multipart_body<S: Sink>(body: &[u8], boundary: &str, state: &mut S) {
         let texty =
             ct.is_empty() || ct.starts_with("text/") || ct.contains("json") || ct.contains("xml");
         if part.filename.is_none() || (texty && !ct.is_empty()) {
-            text_bytes = text_bytes.saturating_add(part.content.len());
             state.value(
                 Kind::Form,
                 name,
@@ -574,13 +565,6 @@ fn multipart_body<S: Sink>(body: &[u8], boundary: &str, state: &mut S) {
     });
     if let Some(why) = ambiguous {
         state.uninspectable(Uninspectable::Ambiguous, why);
-    }
-    let limit = state.body_limit();
-    if limit > 0 && text_bytes > limit {
-        state.uninspectable(
-            Uninspectable::TooLarge,
-            format!("multipart: {text_bytes} bytes of text fields, over detection_max_body_size"),
-        );
     }
 }
 

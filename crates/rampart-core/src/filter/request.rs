@@ -388,5 +388,11 @@ mod tests {
         let empty = b"--XX\r\nContent-Disposition: form-data; name=\"fax\"\r\n\r\n\r\n--XX--\r\n";
         assert_eq!(honeypot_field(&traps, mp, empty), None);
         assert_eq!(honeypot_field(&traps, "image/png", b"website=1"), None);
+        // Parts as Werkzeug reads them: LF line breaks, a quoted `;` in another field's name.
+        let lf = b"--XX\nContent-Disposition: form-data; name=\"fax\"\n\n123\n--XX--\n";
+        assert_eq!(honeypot_field(&traps, mp, lf), Some("fax"));
+        let quoted =
+            b"--XX\r\nContent-Disposition: form-data; name=\"fax;filename=x\"\r\n\r\n1\r\n--XX--";
+        assert_eq!(honeypot_field(&traps, mp, quoted), None);
     }
 }
