@@ -48,9 +48,16 @@ pub trait Sink {
     fn uninspectable(&mut self, reason: Uninspectable, why: String);
     /// Whether JSON values need their path as their name (exclusions name parameters).
     fn names_json_paths(&self) -> bool;
+    /// The most bytes of multipart text parts a request may hold (`0`: no limit).
+    fn body_limit(&self) -> usize {
+        0
+    }
 }
 
 impl Sink for ScanState<'_> {
+    fn body_limit(&self) -> usize {
+        ScanState::body_limit(self)
+    }
     #[inline]
     fn value(&mut self, kind: Kind, name: &str, location: &dyn Fn() -> String, raw: &str) {
         ScanState::value(self, kind, name, location, raw);
@@ -536,6 +543,8 @@ fn json_body<S: Sink>(body: &str, state: &mut S) {
 /// Multipart text parts (and every part's file name). File contents are not inspected, but for
 /// text-like media types.
 fn multipart_body<S: Sink>(body: &[u8], boundary: &str, state: &mut S) {
+    // Text read from the parts; file contents do not count toward the limit.
+    let mut text_bytes = 0usize;
     let ambiguous = multipart::each_part(body, boundary, |part| {
         if !state.wants_more() {
             return false;
@@ -554,6 +563,7 @@ fn multipart_body<S: Sink>(body: &[u8], boundary: &str, state: &mut S) {
         let texty =
             ct.is_empty() || ct.starts_with("text/") || ct.contains("json") || ct.contains("xml");
         if part.filename.is_none() || (texty && !ct.is_empty()) {
+            text_bytes = text_bytes.saturating_add(part.content.len());
             state.value(
                 Kind::Form,
                 name,
@@ -565,6 +575,13 @@ fn multipart_body<S: Sink>(body: &[u8], boundary: &str, state: &mut S) {
     });
     if let Some(why) = ambiguous {
         state.uninspectable(Uninspectable::Ambiguous, why);
+    }
+    let limit = state.body_limit();
+    if limit > 0 && text_bytes > limit {
+        state.uninspectable(
+            Uninspectable::TooLarge,
+            format!("multipart: {text_bytes} bytes of text fields, over detection_max_body_size"),
+        );
     }
 }
 
