@@ -277,6 +277,14 @@ fn hex_at(s: &[u8], i: usize, n: usize) -> Option<u32> {
 /// One round of percent-decoding (`%XX` and `%uXXXX`), or `None` when there was nothing to do.
 fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
     let first = memchr_percent(s)?;
+    // Most `%` signs in text are not escapes: when none is, nothing is copied.
+    let escape = |w: &[u8]| {
+        w[0] == b'%'
+            && ((w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit()) || w[1] | 0x20 == b'u')
+    };
+    if !s[first..].windows(3).any(escape) {
+        return None;
+    }
     let mut out = Vec::with_capacity(s.len());
     out.extend_from_slice(&s[..first]);
     let mut i = first;
@@ -543,6 +551,13 @@ fn entity_at(s: &[u8]) -> Option<(char, usize)> {
 fn decode_js_escapes(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let first = memchr::memchr(b'\\', b)?;
+    // Most backslashes are not `\x`/`\u` escapes: when none is, nothing is copied.
+    if !b[first..]
+        .windows(2)
+        .any(|w| w[0] == b'\\' && matches!(w[1], b'x' | b'u'))
+    {
+        return None;
+    }
     let mut out: Vec<u8> = Vec::with_capacity(b.len());
     out.extend_from_slice(&b[..first]);
     let mut i = first;
