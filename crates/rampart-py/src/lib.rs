@@ -202,6 +202,11 @@ const TRUNCATED_KEY: &str = "rampart.body_truncated";
 /// bytes left unread counted in `environ[TRUNCATED_KEY]`. A body without `Content-Length` is
 /// read only when the server says the stream ends (`wsgi.input_terminated`). A stream that
 /// fails (a client gone away) leaves nothing to inspect; the application sees the same error.
+///
+/// A multipart body over `limit` is read whole instead, up to `spool_cap` (the application's
+/// `MAX_CONTENT_LENGTH`), into a temporary file (`flask_rampart.detection._spool`): a text
+/// field may come after a file of any size. The file is both the application's `wsgi.input`
+/// and `environ[BODY_KEY]`, which the engine maps read-only ([`mapped::Body`]).
 fn buffer_body<'py>(
     py: Python<'py>,
     env: &Bound<'py, PyDict>,

@@ -1335,8 +1335,10 @@ impl<'d> ScanState<'d> {
         // it runs only on values another rule already found suspicious.
         let sql_candidate = !hits.is_empty();
         let changed = !clean && (norm.traits.layers > 0 || !raw.eq_ignore_ascii_case(&norm.text));
+        // `sql_at` is a position in the normal form: in the raw value too when the two differ
+        // only in case.
         let candidates: [(Option<&str>, Option<usize>); 2] = [
-            (Some(raw), None),
+            (Some(raw), sql_at.filter(|_| !changed)),
             (changed.then_some(norm.text.as_str()), sql_at),
         ];
         for (s, at) in candidates {
