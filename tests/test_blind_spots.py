@@ -308,6 +308,13 @@ def test_body_over_the_limit_passes_under_allow(kind: str, rampart_log: RampartL
     assert any(mentions(e, "body_too_large") for e in notes), rampart_log.event_dicts
 
 
+def test_over_size_body_is_only_logged_in_passive_mode(rampart_log: RampartLog) -> None:
+    app = make_app(detection_max_body_size=SMALL_BODY_LIMIT, passive_mode=True)
+    rampart_log.clear()
+    assert_served(send(app, "/raw", data=padded(BENIGN), content_type="text/plain"))
+    assert noted(rampart_log, "passive"), rampart_log.event_dicts
+
+
 def test_big_file_upload_is_not_refused_as_an_over_size_body() -> None:
     app = make_app(detection_max_body_size=SMALL_BODY_LIMIT)
     data = {

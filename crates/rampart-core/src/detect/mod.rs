@@ -473,6 +473,10 @@ pub struct Detector {
     settings: Settings,
     normalized: Vec<Compiled>,
     normalized_set: RegexSet,
+    /// `normalized_set`'s patterns, as indexes into `normalized` (all but the solo rules).
+    in_set: Vec<usize>,
+    /// Rules matched on their own ([`rules::SOLO_RULES`]), as indexes into `normalized`.
+    solo: Vec<usize>,
     /// The rules that can match prose, as indexes into `normalized`, and their set.
     prose: Vec<usize>,
     prose_set: RegexSet,
@@ -567,7 +571,7 @@ impl Detector {
                         && !e.rules.is_empty()
                 })
         };
-        let pick = |target: Target| -> Result<(Vec<Compiled>, RegexSet), String> {
+        let pick = |target: Target| -> Result<(Vec<Compiled>, RegexSet, Vec<usize>), String> {
             let rules: Vec<&'static Rule> = RULES
                 .iter()
                 .filter(|r| r.target == target)
@@ -581,10 +585,16 @@ impl Detector {
                         .map_err(|e| format!("rule {}: {e}", r.id))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let set = builder_set(rules.iter().map(|r| r.pattern))?;
-            Ok((compiled, set))
+            let in_set: Vec<usize> = (0..rules.len())
+                .filter(|&i| !rules::SOLO_RULES.contains(&rules[i].id))
+                .collect();
+            let set = builder_set(in_set.iter().map(|&i| rules[i].pattern))?;
+            Ok((compiled, set, in_set))
         };
-        let (normalized, normalized_set) = pick(Target::Normalized)?;
+        let (normalized, normalized_set, in_set) = pick(Target::Normalized)?;
+        let solo: Vec<usize> = (0..normalized.len())
+            .filter(|&i| rules::SOLO_RULES.contains(&normalized[i].rule.id))
+            .collect();
         let prose: Vec<usize> = (0..normalized.len())
             .filter(|&i| rules::PROSE_RULES.contains(&normalized[i].rule.id))
             .collect();
@@ -594,11 +604,16 @@ impl Detector {
             NFA_SIZE,
             DFA_CACHE,
         )?;
-        let (raw, raw_set) = pick(Target::Raw)?;
+        let (raw, raw_set, raw_in_set) = pick(Target::Raw)?;
+        if raw_in_set.len() != raw.len() {
+            return Err("a solo rule must read the normal form".to_owned());
+        }
         Ok(Detector {
             settings,
             normalized,
             normalized_set,
+            in_set,
+            solo,
             prose,
             prose_set,
             prose_gate,
@@ -1195,7 +1210,7 @@ impl<'d> ScanState<'d> {
         let (set, map): (&RegexSet, Option<&[usize]>) = if prose {
             (&d.prose_set, Some(&d.prose))
         } else {
-            (&d.normalized_set, None)
+            (&d.normalized_set, Some(&d.in_set))
         };
         // Most values match nothing: `is_match` stops at the first match and skips the
         // bookkeeping of which rules matched.
@@ -1230,6 +1245,24 @@ impl<'d> ScanState<'d> {
                 text,
                 true,
             );
+        }
+        // The solo rules start with `<` (a test checks it): prose has none.
+        if !prose && memchr::memchr(b'<', text).is_some() {
+            for &j in &d.solo {
+                let c = &d.normalized[j];
+                if !c.rule.kinds.contains(kind) {
+                    continue;
+                }
+                if let Some(m) = c.regex.find(text) {
+                    hits.push(finding(
+                        c.rule.id,
+                        c.rule.category,
+                        c.rule.score,
+                        c.rule.description.to_owned(),
+                        excerpt_of(text, m.start(), m.end()),
+                    ));
+                }
+            }
         }
         // Raw-form rules look for encodings and control characters: a clean value has none.
         if !d.raw.is_empty() && !clean && d.raw_set.is_match(raw.as_bytes()) {

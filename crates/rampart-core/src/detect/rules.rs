@@ -122,6 +122,11 @@ pub const PROSE_RULES: &[u32] = &[
     1412, 1414, 1416, 1917, 1413, 1119, 1215, 1810, 1811, 1912, 1913, 1914, 2011, 2012, 2112, 2210,
 ];
 
+/// Rules that ordinary markup matches every few bytes (every HTML tag): in the rule set, a
+/// megabyte of `<a>` would make the set report a match per tag. They are matched on their own,
+/// with a search that stops at the first match, on values holding a `<`.
+pub const SOLO_RULES: &[u32] = &[1216, 1218];
+
 /// Ids of the rules that are not patterns: the SQL (1100) and HTML (1200) tokenisers, overlong
 /// UTF-8 (1420), null bytes (1421). Not available to user rules.
 pub const RESERVED_IDS: &[u32] = &[1100, 1200, 1420, 1421];

@@ -530,3 +530,26 @@ proptest::proptest! {
         );
     }
 }
+
+/// Solo rules are matched only on values holding a `<`: each must start with one, read the
+/// normal form, and not be a prose rule.
+#[test]
+fn solo_rules_start_with_a_tag_opening() {
+    for id in rules::SOLO_RULES {
+        let rule = rules::RULES
+            .iter()
+            .find(|r| r.id == *id)
+            .expect("solo rule exists");
+        assert!(rule.pattern.starts_with('<'), "{id}");
+        assert!(rule.target == rules::Target::Normalized, "{id}");
+        assert!(!rules::PROSE_RULES.contains(id), "{id}");
+    }
+    // And they still match where they did.
+    let d = detector();
+    let s = d.scan_text("see <a href=x>here</a>", Kind::Query, "q");
+    assert!(
+        s.findings.iter().any(|f| f.rule == 1216),
+        "{:?}",
+        s.findings
+    );
+}
