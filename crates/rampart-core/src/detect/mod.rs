@@ -475,8 +475,10 @@ pub struct Detector {
     normalized_set: RegexSet,
     /// `normalized_set`'s patterns, as indexes into `normalized` (all but the solo rules).
     in_set: Vec<usize>,
-    /// Rules matched on their own ([`rules::SOLO_RULES`]), as indexes into `normalized`.
-    solo: Vec<usize>,
+    /// Rules matched on their own ([`rules::SOLO_RULES`]): indexes into `normalized`, each with
+    /// its pattern compiled without a prefilter (a flood of the `<` they start with would make
+    /// a prefilter stop at every byte).
+    solo: Vec<(usize, regex_automata::meta::Regex)>,
     /// The rules that can match prose, as indexes into `normalized`, and their set.
     prose: Vec<usize>,
     prose_set: RegexSet,
@@ -503,6 +505,27 @@ fn builder_set<I: IntoIterator<Item = S>, S: AsRef<str>>(patterns: I) -> Result<
         .size_limit(NFA_SIZE)
         .dfa_size_limit(DFA_CACHE)
         .build()
+        .map_err(|e| e.to_string())
+}
+
+/// A solo rule's pattern: as [`builder_one`] compiles it, without a prefilter.
+fn solo_regex(pattern: &str) -> Result<regex_automata::meta::Regex, String> {
+    use regex_automata::meta;
+    meta::Builder::new()
+        .configure(
+            meta::Config::new()
+                .auto_prefilter(false)
+                .utf8_empty(false)
+                .nfa_size_limit(Some(NFA_SIZE))
+                .hybrid_cache_capacity(1 << 20),
+        )
+        .syntax(
+            regex_automata::util::syntax::Config::new()
+                .unicode(false)
+                .utf8(false)
+                .case_insensitive(true),
+        )
+        .build(pattern)
         .map_err(|e| e.to_string())
 }
 
@@ -592,9 +615,10 @@ impl Detector {
             Ok((compiled, set, in_set))
         };
         let (normalized, normalized_set, in_set) = pick(Target::Normalized)?;
-        let solo: Vec<usize> = (0..normalized.len())
+        let solo = (0..normalized.len())
             .filter(|&i| rules::SOLO_RULES.contains(&normalized[i].rule.id))
-            .collect();
+            .map(|i| solo_regex(normalized[i].rule.pattern).map(|re| (i, re)))
+            .collect::<Result<Vec<_>, _>>()?;
         let prose: Vec<usize> = (0..normalized.len())
             .filter(|&i| rules::PROSE_RULES.contains(&normalized[i].rule.id))
             .collect();
@@ -1246,14 +1270,19 @@ impl<'d> ScanState<'d> {
                 true,
             );
         }
-        // The solo rules start with `<` (a test checks it): prose has none.
-        if !prose && memchr::memchr(b'<', text).is_some() {
-            for &j in &d.solo {
-                let c = &d.normalized[j];
+        // The solo rules start with `<` then a tag name, maybe after white space or `/` (a
+        // test checks it): prose has none, nor a flood of `<` or `<!--`.
+        let names_a_tag = |w: &[u8]| {
+            w[0] == b'<'
+                && (w[1].is_ascii_alphabetic() || w[1] == b'/' || w[1].is_ascii_whitespace())
+        };
+        if !prose && memchr::memchr(b'<', text).is_some() && text.windows(2).any(names_a_tag) {
+            for (j, re) in &d.solo {
+                let c = &d.normalized[*j];
                 if !c.rule.kinds.contains(kind) {
                     continue;
                 }
-                if let Some(m) = c.regex.find(text) {
+                if let Some(m) = re.find(text) {
                     hits.push(finding(
                         c.rule.id,
                         c.rule.category,

@@ -124,7 +124,7 @@ pub const PROSE_RULES: &[u32] = &[
 
 /// Rules that ordinary markup matches every few bytes (every HTML tag): in the rule set, a
 /// megabyte of `<a>` would make the set report a match per tag. They are matched on their own,
-/// with a search that stops at the first match, on values holding a `<`.
+/// with a search that stops at the first match, on values where a `<` opens a tag name.
 pub const SOLO_RULES: &[u32] = &[1216, 1218];
 
 /// Ids of the rules that are not patterns: the SQL (1100) and HTML (1200) tokenisers, overlong

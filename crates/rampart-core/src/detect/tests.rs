@@ -540,7 +540,12 @@ fn solo_rules_start_with_a_tag_opening() {
             .iter()
             .find(|r| r.id == *id)
             .expect("solo rule exists");
-        assert!(rule.pattern.starts_with('<'), "{id}");
+        // `<`, then a letter, `/` or white space (`\s*` and `/?` may start it): the gate.
+        let after = &rule.pattern[1..];
+        assert!(
+            after.starts_with("(?:") || after.starts_with("\\s*") || after.starts_with('['),
+            "{id}: {after}"
+        );
         assert!(rule.target == rules::Target::Normalized, "{id}");
         assert!(!rules::PROSE_RULES.contains(id), "{id}");
     }
