@@ -1283,12 +1283,16 @@ impl<'d> ScanState<'d> {
                     continue;
                 }
                 if let Some(m) = re.find(text) {
+                    // The excerpt shows the tag up to its `>` (the rule stops at its name).
+                    let window = &text[m.end()..text.len().min(m.end() + 4 * EXCERPT_CHARS)];
+                    let end =
+                        m.end() + memchr::memchr(b'>', window).map_or(window.len(), |i| i + 1);
                     hits.push(finding(
                         c.rule.id,
                         c.rule.category,
                         c.rule.score,
                         c.rule.description.to_owned(),
-                        excerpt_of(text, m.start(), m.end()),
+                        excerpt_of(text, m.start(), end),
                     ));
                 }
             }
@@ -1395,7 +1399,9 @@ impl<'d> ScanState<'d> {
     ) {
         // The SQL tokeniser only ever corroborates: its verdict scores below the threshold. So
         // it runs only on values another rule already found suspicious.
-        let sql_candidate = !hits.is_empty();
+        // Markup alone (a tag, an event handler) is no reason to read a value as SQL: a flood of
+        // tags would otherwise pay the SQL tokeniser for nothing.
+        let sql_candidate = hits.iter().any(|h| h.category != Category::Xss);
         let changed = !clean && (norm.traits.layers > 0 || !raw.eq_ignore_ascii_case(&norm.text));
         // `sql_at` is a position in the normal form: in the raw value too when the two differ
         // only in case.

@@ -838,7 +838,10 @@ mod tests {
     fn every_named_reference_decodes_in_any_case() {
         for (name, c) in NAMED {
             let name = std::str::from_utf8(name).unwrap_or_default();
-            for spelled in [format!("&{name};"), format!("&{};", name.to_ascii_uppercase())] {
+            for spelled in [
+                format!("&{name};"),
+                format!("&{};", name.to_ascii_uppercase()),
+            ] {
                 assert_eq!(decode_entities(&spelled), Some(c.to_string()), "{spelled}");
             }
         }

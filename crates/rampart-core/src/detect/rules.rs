@@ -332,7 +332,7 @@ pub const RULES: &[Rule] = &[
         1216,
         Xss,
         ERROR,
-        r"<(?:img|image|video|audio|body|input|form|button|details|textarea|keygen|select|source|html|head|table|td|div|a|p|span|b|i|u|br|h[1-6]|ul|li|font|center|sub|sup|strong|em|picture|track|area|map|option|dialog|summary|canvas|input)\b[^>]*(?:>|$)",
+        r"<(?:img|image|video|audio|body|input|form|button|details|textarea|keygen|select|source|html|head|table|td|div|a|p|span|b|i|u|br|h[1-6]|ul|li|font|center|sub|sup|strong|em|picture|track|area|map|option|dialog|summary|canvas|input)\b",
         "HTML element in input",
     ),
     rule(
