@@ -93,6 +93,8 @@ static CLASSES: [u8; 256] = {
 
 static DOUBLE_SPACE: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"  "));
+static COMMENT_CLOSE: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"*/"));
 static COMMENT_OPEN: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"/*"));
 
@@ -616,14 +618,14 @@ fn decode_js_escapes(s: &str) -> Option<String> {
 /// it).
 /// `None` when there is no comment.
 fn strip_comments(s: &str) -> Option<String> {
-    let first = s.find("/*")?;
+    let first = COMMENT_OPEN.find(s.as_bytes())?;
     let mut out = String::with_capacity(s.len());
     out.push_str(&s[..first]);
     let mut rest = &s[first..];
-    while let Some(pos) = rest.find("/*") {
+    while let Some(pos) = COMMENT_OPEN.find(rest.as_bytes()) {
         out.push_str(&rest[..pos]);
         let body = &rest[pos + 2..];
-        let (inner, after) = match body.find("*/") {
+        let (inner, after) = match COMMENT_CLOSE.find(body.as_bytes()) {
             Some(e) => (&body[..e], &body[e + 2..]),
             None => (body, ""),
         };
