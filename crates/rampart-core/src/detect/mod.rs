@@ -413,10 +413,6 @@ pub struct Settings {
     pub threshold: u32,
     /// 1 to 4: rules above this level are left out.
     pub paranoia: u8,
-    /// `detection_max_content_length`: accepted and validated for compatibility. Values are
-    /// inspected whole whatever their length (the rule sets are linear; the tokenisers read
-    /// bounded spans).
-    pub max_value_len: usize,
     /// `detection_max_body_size`: the most bytes of multipart text parts a request may hold
     /// (file contents are not counted); more is reported [`Uninspectable::TooLarge`].
     pub max_body_bytes: usize,
@@ -428,7 +424,6 @@ impl Default for Settings {
         Settings {
             threshold: 5,
             paranoia: 1,
-            max_value_len: 10_000,
             max_body_bytes: 1 << 20,
             exclusions: Vec::new(),
         }

@@ -47,7 +47,8 @@ impl DetectPolicy {
         let enabled = r.bool("enable_penetration_detection", true);
         // The reference's knobs: validated to its ranges; what each means here is documented.
         r.float("detection_compiler_timeout", 2.0, 0.1, 10.0);
-        let max_len = r.uint("detection_max_content_length", 10_000, 1000, 100_000);
+        // Validated for compatibility; every value is inspected whole whatever its length.
+        r.uint("detection_max_content_length", 10_000, 1000, 100_000);
         r.bool("detection_preserve_attack_patterns", true);
         r.float("detection_semantic_threshold", 0.7, 0.0, 1.0);
         r.float("detection_anomaly_threshold", 3.0, 1.0, 10.0);
@@ -116,7 +117,6 @@ impl DetectPolicy {
         let settings = Settings {
             threshold: u32::try_from(threshold).unwrap_or(5),
             paranoia: u8::try_from(paranoia).unwrap_or(1),
-            max_value_len: usize::try_from(max_len).unwrap_or(10_000),
             max_body_bytes: usize::try_from(max_body).unwrap_or(1 << 20),
             exclusions,
         };
