@@ -1267,11 +1267,8 @@ impl<'d> ScanState<'d> {
         }
         // The solo rules start with `<` then a tag name, maybe after white space or `/` (a
         // test checks it): prose has none, nor a flood of `<` or `<!--`.
-        let names_a_tag = |w: &[u8]| {
-            w[0] == b'<'
-                && (w[1].is_ascii_alphabetic() || w[1] == b'/' || w[1].is_ascii_whitespace())
-        };
-        if !prose && memchr::memchr(b'<', text).is_some() && text.windows(2).any(names_a_tag) {
+        let names_a_tag = |c: u8| c.is_ascii_alphabetic() || c == b'/' || c.is_ascii_whitespace();
+        if !prose && next_lt(text, 0, names_a_tag).is_some() {
             for (j, re) in &d.solo {
                 let c = &d.normalized[*j];
                 if !c.rule.kinds.contains(kind) {
@@ -1535,16 +1532,23 @@ fn finding(
     }
 }
 
-/// The first `<` at or after `from` that can start markup (`<a`, `</`, `<!`, `<?`), not `<3`
-/// or `a < b`. A plain loop: a flood of `<` makes a `memchr` per hit slower than looking at
+/// The first `<` at or after `from` that `next` accepts the byte after. One `memchr` to the
+/// first `<`, then a plain loop: a flood of `<` makes a `memchr` per hit slower than looking at
 /// every byte.
-fn next_tag_opening(b: &[u8], from: usize) -> Option<usize> {
-    b.get(from..)?
+fn next_lt(b: &[u8], from: usize, next: impl Fn(u8) -> bool) -> Option<usize> {
+    let first = from + memchr::memchr(b'<', b.get(from..)?)?;
+    b[first..]
         .windows(2)
-        .position(|w| {
-            w[0] == b'<' && (w[1].is_ascii_alphabetic() || matches!(w[1], b'/' | b'!' | b'?'))
-        })
-        .map(|i| from + i)
+        .position(|w| w[0] == b'<' && next(w[1]))
+        .map(|i| first + i)
+}
+
+/// The first `<` at or after `from` that can start markup (`<a`, `</`, `<!`, `<?`), not `<3`
+/// or `a < b`.
+fn next_tag_opening(b: &[u8], from: usize) -> Option<usize> {
+    next_lt(b, from, |c| {
+        c.is_ascii_alphabetic() || matches!(c, b'/' | b'!' | b'?')
+    })
 }
 
 /// The spans of `s` the SQL tokeniser reads: all of it when short; else its start, and the
