@@ -91,19 +91,28 @@ fn pair<'s>(s: &'s str, pos: usize, failed: &mut Failed) -> Option<(usize, &'s s
     ends_at(token_end).map(|end| (end, name, &s[v..token_end]))
 }
 
-/// A quoted value's text: quotes removed, escapes decoded.
-#[must_use]
-pub fn unquote(raw: &str) -> Cow<'_, str> {
-    let Some(inner) = raw
+/// What is inside the double quotes around `raw`: `Ok` when there is nothing left to decode
+/// (`raw` is not quoted, or its inside has no backslash), `Err` with the inside when its
+/// escapes remain to be decoded. Cookie values and header parameters decode them differently.
+pub(super) fn quoted_inner(raw: &str) -> Result<&str, &str> {
+    match raw
         .strip_prefix('"')
         .and_then(|r| r.strip_suffix('"'))
         .filter(|_| raw.len() >= 2)
-    else {
-        return Cow::Borrowed(raw);
-    };
-    if !inner.contains('\\') {
-        return Cow::Borrowed(inner);
+    {
+        None => Ok(raw),
+        Some(inner) if !inner.contains('\\') => Ok(inner),
+        Some(inner) => Err(inner),
     }
+}
+
+/// A quoted value's text: quotes removed, escapes decoded.
+#[must_use]
+pub fn unquote(raw: &str) -> Cow<'_, str> {
+    let inner = match quoted_inner(raw) {
+        Ok(plain) => return Cow::Borrowed(plain),
+        Err(inner) => inner,
+    };
     let b = inner.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -260,16 +260,10 @@ fn charset_value(raw: &str) -> Option<(&str, &str)> {
 
 /// Removes the quotes around a quoted value and the backslashes of its escapes.
 fn unquote_header_value(raw: &str) -> Cow<'_, str> {
-    let Some(inner) = raw
-        .strip_prefix('"')
-        .and_then(|r| r.strip_suffix('"'))
-        .filter(|_| raw.len() >= 2)
-    else {
-        return Cow::Borrowed(raw);
+    let inner = match super::cookie::quoted_inner(raw) {
+        Ok(plain) => return Cow::Borrowed(plain),
+        Err(inner) => inner,
     };
-    if !inner.contains('\\') {
-        return Cow::Borrowed(inner);
-    }
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
