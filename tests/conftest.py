@@ -7,6 +7,7 @@ through ``app.test_client()``. Nothing of Rampart is mocked.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -218,3 +219,20 @@ def redis(redis_server: RedisServer) -> RedisServer:
     redis_server.command("FLUSHALL")
     redis_server.command("CONFIG", "RESETSTAT")
     return redis_server
+
+
+def vulnerable_lookup(value: str, secret: str) -> str:
+    """A deliberately vulnerable query for the blind-spot tests: ``value`` is pasted into the
+    SQL string run against an in-memory table holding ``secret``; ``rows:…`` or ``query
+    failed: …``."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.execute("CREATE TABLE users (name TEXT, secret TEXT)")
+        db.execute("INSERT INTO users VALUES ('admin', ?)", (secret,))
+        try:
+            rows = db.execute("SELECT secret FROM users WHERE name = '" + value + "'").fetchall()
+        except sqlite3.Error as exc:
+            return f"query failed: {type(exc).__name__}"
+        return "rows:" + ",".join(str(r[0]) for r in rows)
+    finally:
+        db.close()

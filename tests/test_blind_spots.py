@@ -21,13 +21,12 @@ from __future__ import annotations
 import io
 import json
 import random
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, quote
 
 import pytest
-from conftest import CLIENT_IP, RampartLog
+from conftest import CLIENT_IP, RampartLog, vulnerable_lookup
 from flask import Flask, request
 from flask_rampart import Rampart, SecurityConfig
 from flask_rampart.utils import detect_penetration_attempt
@@ -50,17 +49,7 @@ def padded(core: str) -> str:
 
 def lookup(value: str) -> str:
     """The vulnerable query: ``value`` is pasted into the SQL string."""
-    db = sqlite3.connect(":memory:")
-    try:
-        db.execute("CREATE TABLE users (name TEXT, secret TEXT)")
-        db.execute("INSERT INTO users VALUES ('admin', ?)", (SECRET,))
-        try:
-            rows = db.execute("SELECT secret FROM users WHERE name = '" + value + "'").fetchall()
-        except sqlite3.Error as exc:
-            return f"query failed: {type(exc).__name__}"
-        return "rows:" + ",".join(str(r[0]) for r in rows)
-    finally:
-        db.close()
+    return vulnerable_lookup(value, SECRET)
 
 
 def find_q(doc: Any) -> str:

@@ -19,11 +19,11 @@ space where Werkzeug's 64 KiB read ends was a delimiter to the engine and conten
 from __future__ import annotations
 
 import http.client
-import sqlite3
 import threading
 from collections.abc import Iterator
 
 import pytest
+from conftest import vulnerable_lookup
 from flask import Flask, request
 from flask_rampart import Rampart, SecurityConfig, _native
 from werkzeug.serving import make_server
@@ -34,17 +34,7 @@ BENIGN = "Mary O'Brien"
 
 
 def lookup(value: str) -> str:
-    db = sqlite3.connect(":memory:")
-    try:
-        db.execute("CREATE TABLE users (name TEXT, secret TEXT)")
-        db.execute("INSERT INTO users VALUES ('admin', ?)", (SECRET,))
-        try:
-            rows = db.execute("SELECT secret FROM users WHERE name = '" + value + "'").fetchall()
-        except sqlite3.Error as exc:
-            return f"query failed: {type(exc).__name__};"
-        return "rows:" + ",".join(str(r[0]) for r in rows) + ";"
-    finally:
-        db.close()
+    return vulnerable_lookup(value, SECRET) + ";"
 
 
 def make_app(protected: bool) -> Flask:
