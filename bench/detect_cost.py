@@ -73,30 +73,28 @@ def _repeat(unit: bytes) -> Callable[[int], bytes]:
     return lambda n: unit * (n // len(unit))
 
 
+def _numbered(template: bytes, sep: bytes, room: int, n: int) -> bytes:
+    """``template % 0``, ``template % 1``, … joined by ``sep``, as many as fit in ``n`` bytes
+    with ``room`` bytes left for the brackets around them."""
+    out, size, i = [], room, 0
+    while True:
+        item = template % i
+        if size + len(item) + len(sep) > n:
+            break
+        out.append(item)
+        size += len(item) + len(sep)
+        i += 1
+    return sep.join(out)
+
+
 def _many_pairs(n: int) -> bytes:
     """``k0=v&k1=v&...`` up to ``n`` bytes (100k pairs make about 1 MB)."""
-    out, size, i = [], 0, 0
-    while True:
-        pair = b"k%d=v" % i
-        if size + len(pair) + 1 > n:
-            break
-        out.append(pair)
-        size += len(pair) + 1
-        i += 1
-    return b"&".join(out)
+    return _numbered(b"k%d=v", b"&", 0, n)
 
 
 def _many_keys(n: int) -> bytes:
     """``{"k0":1,"k1":1,...}`` up to ``n`` bytes."""
-    out, size, i = [], 2, 0
-    while True:
-        item = b'"k%d":1' % i
-        if size + len(item) + 1 > n:
-            break
-        out.append(item)
-        size += len(item) + 1
-        i += 1
-    return b"{" + b",".join(out) + b"}"
+    return b"{" + _numbered(b'"k%d":1', b",", 2, n) + b"}"
 
 
 _PROSE = b"the quick brown fox jumps over the lazy dog "
