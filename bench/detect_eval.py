@@ -73,6 +73,7 @@ def evaluate(path: Path, show_misses: bool) -> list[str]:
     client = make_app().test_client()
     per_cat: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     per_loc: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    per_src: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     misses: list[str] = []
     cases = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     started = time.perf_counter()
@@ -81,7 +82,12 @@ def evaluate(path: Path, show_misses: bool) -> list[str]:
         if status not in (200, 403, 404, 405):
             raise SystemExit(f"unexpected status {status} for {case!r}")
         blocked = status == 403
-        for table, key in ((per_cat, case["category"]), (per_loc, case["location"])):
+        keys = (
+            (per_cat, case["category"]),
+            (per_loc, case["location"]),
+            (per_src, case.get("source", "unnamed")),
+        )
+        for table, key in keys:
             entry = table[(case["label"], key)]
             entry[0] += 1
             entry[1] += blocked
@@ -92,7 +98,7 @@ def evaluate(path: Path, show_misses: bool) -> list[str]:
     elapsed = time.perf_counter() - started
     lines = [f"## {path.name} ({len(cases)} cases, {elapsed:.1f} s through Flask)", ""]
     totals = {"attack": [0, 0], "benign": [0, 0]}
-    for title, table in (("category", per_cat), ("location", per_loc)):
+    for title, table in (("category", per_cat), ("location", per_loc), ("source", per_src)):
         lines += [f"| label | {title} | cases | blocked | rate |", "|---|---|---:|---:|---:|"]
         for (label, key), (n, hit) in sorted(table.items()):
             what = "TPR" if label == "attack" else "FPR"
